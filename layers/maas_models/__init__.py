@@ -1,0 +1,1 @@
+"""The model-loading layer shared by every function and the training job."""

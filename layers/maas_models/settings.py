@@ -1,0 +1,60 @@
+"""Every environment variable the model layer reads, named in one place.
+
+Each setting is also a constructor argument somewhere (Powertools style): an explicit argument wins,
+then the environment variable, then the default written here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+MODELS_BUCKET = "MAAS_MODELS_BUCKET"
+MODELS_PREFIX = "MAAS_MODELS_PREFIX"
+CACHE_DIR = "MAAS_CACHE_DIR"
+CACHE_MAX_MB = "MAAS_CACHE_MAX_MB"
+MEMORY_BUDGET_MB = "MAAS_MEMORY_BUDGET_MB"
+ALIAS_TTL_SECONDS = "MAAS_ALIAS_TTL_SECONDS"
+LITERT_THREADS = "MAAS_LITERT_THREADS"
+PRELOAD = "MAAS_PRELOAD"
+MAX_ARTIFACT_MB = "MAAS_MAX_ARTIFACT_MB"
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be a number, got {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class LayerSettings:
+    """Settings of the model layer, read from the environment once."""
+
+    models_bucket: str | None = field(default_factory=lambda: env_str(MODELS_BUCKET))
+    models_prefix: str = field(default_factory=lambda: env_str(MODELS_PREFIX, "models/") or "models/")
+    cache_dir: str = field(default_factory=lambda: env_str(CACHE_DIR, "/tmp/maas-models") or "")  # noqa: S108
+    cache_max_mb: int = field(default_factory=lambda: env_int(CACHE_MAX_MB, 400))
+    memory_budget_mb: int = field(default_factory=lambda: env_int(MEMORY_BUDGET_MB, 512))
+    alias_ttl_seconds: float = field(default_factory=lambda: env_float(ALIAS_TTL_SECONDS, 60.0))
+    litert_threads: int = field(default_factory=lambda: env_int(LITERT_THREADS, 1))
+    preload: str = field(default_factory=lambda: env_str(PRELOAD, "") or "")
+    max_artifact_mb: int = field(default_factory=lambda: env_int(MAX_ARTIFACT_MB, 250))

@@ -1,0 +1,5 @@
+import sys
+
+from maas.cli import main
+
+sys.exit(main())

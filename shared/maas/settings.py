@@ -1,0 +1,40 @@
+"""Every environment variable the application reads, named in one place.
+
+The model layer's own variables live in `maas_models.settings`; they are re-exported here so that
+this module is the one page to read for configuration.
+"""
+
+from __future__ import annotations
+
+from maas_models.settings import (  # noqa: F401  (re-exported for one-page configuration)
+    ALIAS_TTL_SECONDS,
+    CACHE_DIR,
+    CACHE_MAX_MB,
+    LITERT_THREADS,
+    MAX_ARTIFACT_MB,
+    MEMORY_BUDGET_MB,
+    MODELS_BUCKET,
+    MODELS_PREFIX,
+    PRELOAD,
+    env_float,
+    env_int,
+    env_str,
+)
+
+STAGE = "MAAS_STAGE"
+INGEST_BUCKET = "MAAS_INGEST_BUCKET"
+RESULTS_BUCKET = "MAAS_RESULTS_BUCKET"
+AUDIT_BUCKET = "MAAS_AUDIT_BUCKET"
+RESULTS_QUEUE_URL = "MAAS_RESULTS_QUEUE_URL"
+CHUNK_QUEUE_URL = "MAAS_CHUNK_QUEUE_URL"
+MAX_ROWS = "MAAS_MAX_ROWS"
+MAX_BODY_BYTES = "MAAS_MAX_BODY_BYTES"
+FANOUT_THRESHOLD_MB = "MAAS_FANOUT_THRESHOLD_MB"
+CHUNK_MB = "MAAS_CHUNK_MB"
+TRAINING_JOB_QUEUE = "MAAS_TRAINING_JOB_QUEUE"
+TRAINING_JOB_DEFINITION = "MAAS_TRAINING_JOB_DEFINITION"
+
+DEFAULT_MAX_ROWS = 10_000
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+DEFAULT_FANOUT_THRESHOLD_MB = 64
+DEFAULT_CHUNK_MB = 32
