@@ -1,0 +1,460 @@
+"""The model loader: cache on local disk and in memory, verify, and run models.
+
+    loader = ModelLoader()                       # registry, cache dir, budgets and TTL from settings
+    model = loader.get("ref", "production")      # LoadedModel; predict(np.ndarray) -> np.ndarray
+
+* Disk: artifacts go to MAAS_CACHE_DIR/<name>/<version>/ through a temp file that is sha256- and
+  size-checked while it streams, then renamed into place (atomic). Free space is checked first, each
+  artifact is capped at MAAS_MAX_ARTIFACT_MB, and the least recently used versions (any model) are
+  evicted to stay under MAAS_CACHE_MAX_MB.
+* Memory: loaded models stay in memory across warm invocations; the least recently used are dropped
+  when their estimated footprint passes MAAS_MEMORY_BUDGET_MB (the one just asked for always stays).
+* Aliases ("production", "latest", ...) are re-resolved at most every MAAS_ALIAS_TTL_SECONDS, so a
+  promotion takes effect without a redeploy. When the new target cannot be loaded (corrupt, missing,
+  storage down) the version already loaded keeps serving, a metric is emitted, and the load is
+  retried after the next TTL.
+* Thread-safe: one lock per model version and per alias, so concurrent first requests download once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maas_models import metrics
+from maas_models.backends import Backend, open_backend
+from maas_models.errors import (
+    InvalidInput,
+    ModelCorrupt,
+    ModelError,
+    ModelNotFound,
+    ModelUnavailable,
+)
+from maas_models.manifest import Manifest, ModelRef
+from maas_models.naming import LATEST, parse_spec, validate_name, validate_relpath
+from maas_models.settings import LayerSettings
+
+log = logging.getLogger("maas_models.loader")
+
+MB = 1024 * 1024
+FREE_SPACE_MARGIN = 8 * MB
+NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64}
+
+
+@dataclass
+class LoadedModel:
+    """A model version ready to predict, with its manifest (signature metadata)."""
+
+    ref: ModelRef
+    manifest: Manifest
+    backend: Backend = field(repr=False)
+    path: Path
+    loaded_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        spec = self.manifest.input_spec
+        self._n_features = self.manifest.n_features
+        self._dtype = np.dtype(spec.get("dtype", "float32"))
+        self._input_name = str(spec.get("name", "input"))
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def version(self) -> int:
+        return self.ref.version
+
+    @property
+    def runtime(self) -> str:
+        return self.backend.runtime
+
+    @property
+    def input_spec(self) -> dict[str, Any]:
+        return self.manifest.input_spec
+
+    @property
+    def output_spec(self) -> dict[str, Any]:
+        return self.manifest.output_spec
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.manifest.feature_names
+
+    @property
+    def class_labels(self) -> list[str]:
+        return self.manifest.class_labels
+
+    @property
+    def n_features(self) -> int:
+        return self._n_features
+
+    def memory_bytes(self) -> int:
+        return self.backend.memory_bytes()
+
+    def check_input(self, x: Any) -> np.ndarray:
+        """x when it is a [N, F] array of the model dtype; else InvalidInput (expected vs received)."""
+        expected = f"shape [N, {self._n_features}] dtype {self._dtype}"
+        if not isinstance(x, np.ndarray):
+            raise InvalidInput(
+                f"input {self._input_name!r}: expected an array of {expected}, received {type(x).__name__}"
+            )
+        if x.ndim != 2 or x.shape[1] != self._n_features:
+            raise InvalidInput(
+                f"input {self._input_name!r}: expected {expected}, "
+                f"received shape {list(x.shape)} dtype {x.dtype}"
+            )
+        if x.dtype != self._dtype:
+            raise InvalidInput(f"input {self._input_name!r}: expected {expected}, received dtype {x.dtype}")
+        return x
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs [N, C] for inputs [N, F]; InvalidInput names expected vs received shape/dtype."""
+        return self.backend.predict(self.check_input(x))
+
+
+@dataclass
+class _AliasEntry:
+    version: int
+    checked_at: float
+
+
+class ModelLoader:
+    """Loads model versions from a Registry into memory, through a verified local disk cache."""
+
+    def __init__(
+        self,
+        registry: Any = None,
+        *,
+        cache_dir: str | Path | None = None,
+        cache_max_mb: int | None = None,
+        memory_budget_mb: int | None = None,
+        alias_ttl_seconds: float | None = None,
+        litert_threads: int | None = None,
+        max_artifact_mb: int | None = None,
+        settings: LayerSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        s = settings or LayerSettings()
+        self._registry = registry
+        self.cache_dir = Path(cache_dir or s.cache_dir)
+        self.cache_max_bytes = int((s.cache_max_mb if cache_max_mb is None else cache_max_mb) * MB)
+        self.memory_budget_bytes = int(
+            (s.memory_budget_mb if memory_budget_mb is None else memory_budget_mb) * MB
+        )
+        self.alias_ttl = float(s.alias_ttl_seconds if alias_ttl_seconds is None else alias_ttl_seconds)
+        self.litert_threads = int(s.litert_threads if litert_threads is None else litert_threads)
+        self.max_artifact_bytes = int(
+            (s.max_artifact_mb if max_artifact_mb is None else max_artifact_mb) * MB
+        )
+        self._preload_spec = s.preload
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._aliases: dict[tuple[str, str], _AliasEntry] = {}
+        self._busy_dirs: set[Path] = set()
+
+    # ---- public -----------------------------------------------------------------------------------
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            from maas_models.registry import Registry
+
+            self._registry = Registry()
+        return self._registry
+
+    def get(self, name: str, spec: int | str | None = None) -> LoadedModel:
+        """The model for a version, an alias or None/"latest" (aliases re-resolved after the TTL)."""
+        name = validate_name(name)
+        parsed = parse_spec(spec)
+        if isinstance(parsed, int):
+            return self._load_version(name, parsed)
+        key = (name, parsed)
+        with self._lock:
+            entry = self._aliases.get(key)
+            if entry is not None and self._clock() - entry.checked_at < self.alias_ttl:
+                model = self._models.get((name, entry.version))
+                if model is not None:
+                    self._models.move_to_end((name, entry.version))
+                    return model
+        with self._key_lock(("alias", *key)):
+            with self._lock:
+                entry = self._aliases.get(key)
+            now = self._clock()
+            if entry is not None and now - entry.checked_at < self.alias_ttl:
+                return self._load_version(name, entry.version)
+            try:
+                version = self.registry.resolve(name, parsed).version
+            except (ModelNotFound, ModelUnavailable, ModelCorrupt) as exc:
+                if entry is None:
+                    raise
+                return self._keep_serving(name, parsed, entry, exc, now)
+            if entry is not None and version != entry.version:
+                try:
+                    model = self._load_version(name, version)
+                except ModelError as exc:
+                    return self._keep_serving(name, parsed, entry, exc, now, wanted=version)
+            else:
+                model = self._load_version(name, version)
+            with self._lock:
+                self._aliases[key] = _AliasEntry(version, now)
+            return model
+
+    def load(self, ref: ModelRef) -> LoadedModel:
+        """The model for an already resolved ModelRef."""
+        return self._load_version(validate_name(ref.name), int(ref.version))
+
+    def preload(self, spec: str | Iterable[str]) -> dict[str, LoadedModel | ModelError]:
+        """Load each "name[:alias|:version]"; errors are logged and returned, never raised."""
+        items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+        out: dict[str, LoadedModel | ModelError] = {}
+        for item in items:
+            name, _, which = item.partition(":")
+            try:
+                out[item] = self.get(name.strip(), which.strip() or None)
+            except ModelError as exc:
+                log.warning("preload of %s failed: %s: %s", item, type(exc).__name__, exc)
+                out[item] = exc
+        return out
+
+    def preload_from_env(self) -> dict[str, LoadedModel | ModelError]:
+        """Preload MAAS_PRELOAD=name[:alias|:version],... (read when the loader was created)."""
+        return self.preload(self._preload_spec) if self._preload_spec else {}
+
+    def loaded(self) -> list[ModelRef]:
+        with self._lock:
+            return [m.ref for m in self._models.values()]
+
+    def memory_bytes(self) -> int:
+        with self._lock:
+            return sum(m.memory_bytes() for m in self._models.values())
+
+    def evict(self, name: str, version: int | None = None) -> None:
+        """Drop a model (all versions when version is None) from memory."""
+        with self._lock:
+            for key in [k for k in self._models if k[0] == name and (version is None or k[1] == version)]:
+                self._models.pop(key).backend.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            for m in self._models.values():
+                m.backend.close()
+            self._models.clear()
+            self._aliases.clear()
+
+    # ---- internals --------------------------------------------------------------------------------
+    def _key_lock(self, key: tuple[Any, ...]) -> threading.Lock:
+        with self._lock:
+            lock = self._key_locks.get(key)
+            if lock is None:
+                lock = self._key_locks[key] = threading.Lock()
+            return lock
+
+    def _keep_serving(
+        self,
+        name: str,
+        alias: str,
+        entry: _AliasEntry,
+        exc: ModelError,
+        now: float,
+        wanted: int | None = None,
+    ) -> LoadedModel:
+        """The alias's new target failed: keep the version already serving, retry after the TTL."""
+        metrics.emit("ModelFallback", model=name, alias=alias, error=type(exc).__name__)
+        log.warning(
+            "%s@%s: cannot switch to %s (%s: %s); version %s keeps serving",
+            name,
+            alias,
+            wanted if wanted is not None else "its new target",
+            type(exc).__name__,
+            exc,
+            entry.version,
+        )
+        model = self._load_version(name, entry.version)
+        with self._lock:
+            self._aliases[(name, alias)] = _AliasEntry(entry.version, now)
+        return model
+
+    def _load_version(self, name: str, version: int) -> LoadedModel:
+        key = (name, version)
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+                return model
+        with self._key_lock(("version", *key)):
+            with self._lock:
+                model = self._models.get(key)
+                if model is not None:
+                    self._models.move_to_end(key)
+                    return model
+            started = time.perf_counter()
+            manifest = self.registry.manifest(name, version)
+            vdir = self._ensure_local(manifest)
+            options = {"num_threads": self.litert_threads}
+            try:
+                backend = open_backend(manifest.runtime, vdir, manifest.raw, **options)
+            except ModelCorrupt:
+                shutil.rmtree(vdir, ignore_errors=True)
+                metrics.emit("ModelCorrupt", model=name, version=str(version))
+                raise
+            model = LoadedModel(ModelRef(name, version), manifest, backend, vdir)
+            with self._lock:
+                self._models[key] = model
+                self._evict_memory(keep=key)
+            metrics.emit(
+                "ModelLoadTime",
+                (time.perf_counter() - started) * 1000.0,
+                "Milliseconds",
+                model=name,
+                runtime=manifest.runtime,
+            )
+            return model
+
+    def _evict_memory(self, keep: tuple[str, int]) -> None:
+        total = sum(m.memory_bytes() for m in self._models.values())
+        for key in list(self._models):
+            if total <= self.memory_budget_bytes:
+                break
+            if key == keep:
+                continue
+            dropped = self._models.pop(key)
+            total -= dropped.memory_bytes()
+            dropped.backend.close()
+            log.info("evicted %s from memory (budget %d MB)", dropped.ref, self.memory_budget_bytes // MB)
+
+    def _needed_files(self, manifest: Manifest) -> list[tuple[str, dict[str, Any]]]:
+        files = manifest.files
+        if manifest.runtime == "litert":
+            wanted = [r for r in files if r == "model.tflite"]
+        elif manifest.runtime == "savedmodel":
+            wanted = [r for r in files if r.startswith("saved_model/")]
+        else:
+            wanted = list(files)
+        if not wanted:
+            raise ModelCorrupt(f"{manifest.ref}: manifest lists no artifact for runtime {manifest.runtime!r}")
+        return [(validate_relpath(r), files[r]) for r in sorted(wanted)]
+
+    def _ensure_local(self, manifest: Manifest) -> Path:
+        """The version directory with every needed artifact present and verified."""
+        ref = manifest.ref
+        vdir = self.cache_dir / ref.name / str(ref.version)
+        needed = self._needed_files(manifest)
+        for rel, info in needed:
+            if int(info["size"]) > self.max_artifact_bytes:
+                raise ModelUnavailable(
+                    f"{ref}: artifact {rel} is {int(info['size']) / MB:.1f} MB, above the "
+                    f"{self.max_artifact_bytes / MB:.0f} MB limit (MAAS_MAX_ARTIFACT_MB)"
+                )
+        with self._lock:
+            self._busy_dirs.add(vdir)
+        try:
+            missing = []
+            for rel, info in needed:
+                path = vdir / rel
+                if path.is_file():
+                    if path.stat().st_size == int(info["size"]) and _sha256(path) == info["sha256"]:
+                        continue
+                    log.warning("%s: cached %s does not match its manifest; downloading it again", ref, rel)
+                    path.unlink()
+                missing.append((rel, info))
+            if missing:
+                self._make_room(sum(int(i["size"]) for _, i in missing), protect=vdir)
+                for rel, info in missing:
+                    self._download(ref, rel, info, vdir / rel)
+            with contextlib.suppress(OSError):
+                os.utime(vdir)  # last used, for LRU eviction across models
+            return vdir
+        finally:
+            with self._lock:
+                self._busy_dirs.discard(vdir)
+
+    def _download(self, ref: ModelRef, rel: str, info: dict[str, Any], dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
+        size = int(info["size"])
+        try:
+            digest, got = self.registry.download(ref, rel, tmp, max_bytes=size)
+            if got != size:
+                raise ModelCorrupt(f"{ref}: {rel} is {got} bytes, the manifest says {size} (truncated?)")
+            if digest != info["sha256"]:
+                raise ModelCorrupt(
+                    f"{ref}: {rel} sha256 {digest[:12]}... does not match the manifest "
+                    f"{str(info['sha256'])[:12]}..."
+                )
+            os.replace(tmp, dest)
+        except ModelCorrupt:
+            tmp.unlink(missing_ok=True)
+            dest.unlink(missing_ok=True)
+            metrics.emit("ModelCorrupt", model=ref.name, version=str(ref.version))
+            log.error("%s: corrupt artifact %s deleted", ref, rel)
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _cached_versions(self) -> list[tuple[float, int, Path]]:
+        """(last used, bytes, dir) of each cached version directory, least recently used first."""
+        out: list[tuple[float, int, Path]] = []
+        if not self.cache_dir.is_dir():
+            return out
+        for model_dir in self.cache_dir.iterdir():
+            if not model_dir.is_dir():
+                continue
+            for vdir in model_dir.iterdir():
+                if vdir.is_dir():
+                    size = sum(f.stat().st_size for f in vdir.rglob("*") if f.is_file())
+                    out.append((vdir.stat().st_mtime, size, vdir))
+        out.sort(key=lambda t: t[0])
+        return out
+
+    def _make_room(self, need: int, *, protect: Path) -> None:
+        if need > self.cache_max_bytes:
+            raise ModelUnavailable(
+                f"model needs {need / MB:.1f} MB, above the cache limit {self.cache_max_bytes / MB:.0f} MB "
+                "(MAAS_CACHE_MAX_MB)"
+            )
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            cached = self._cached_versions()
+            used = sum(size for _, size, _ in cached)
+            free = shutil.disk_usage(self.cache_dir).free
+            for _, size, vdir in cached:
+                if used + need <= self.cache_max_bytes and free >= need + FREE_SPACE_MARGIN:
+                    break
+                if vdir == protect or vdir in self._busy_dirs:
+                    continue
+                shutil.rmtree(vdir, ignore_errors=True)
+                used -= size
+                free = shutil.disk_usage(self.cache_dir).free
+                log.info("evicted %s from the disk cache", vdir)
+            if free < need + FREE_SPACE_MARGIN:
+                raise ModelUnavailable(
+                    f"not enough space in {self.cache_dir}: need {need / MB:.1f} MB, "
+                    f"{free / MB:.1f} MB free after evicting the cache"
+                )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+__all__ = ["LATEST", "LoadedModel", "ModelLoader"]

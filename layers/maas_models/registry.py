@@ -1,0 +1,544 @@
+"""The model registry: versions, aliases and manifests in the models bucket.
+
+Layout (prefix defaults to "models/"):
+
+    models/<name>/<version>/model.tflite, saved_model/..., model.keras?, card.*?
+    models/<name>/<version>/_claim.json      the version-number claim (written first, kept forever)
+    models/<name>/<version>/manifest.json    written last: its presence means "version complete"
+    models/<name>/aliases/<alias>.json       {"version": N, "updated_at", "by", "reason"}
+
+Version allocation is safe for concurrent publishers: a publisher takes number N by creating
+`<N>/_claim.json` with `If-None-Match: *` (an S3 conditional write: exactly one writer wins; the
+losers get 412 and try N+1) *before* uploading anything, so two publishers never write into the same
+version directory. The manifest is then written with `If-None-Match: *` as well. Claims are kept
+when a version is deleted, so a version number is never reused (caches keyed by name/version stay
+valid). `latest` is the highest version that has a manifest.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from maas_models.errors import (
+    ExportMismatch,
+    InvalidModelName,
+    ModelCorrupt,
+    ModelError,
+    ModelNotFound,
+    ModelUnavailable,
+    PromotionRefused,
+    VersionConflict,
+)
+from maas_models.manifest import MANIFEST_FILE, SCHEMA_VERSION, Manifest, ModelRef
+from maas_models.naming import (
+    LATEST,
+    parse_spec,
+    validate_alias,
+    validate_name,
+    validate_relpath,
+    validate_version,
+)
+from maas_models.s3 import NOT_FOUND_CODES, PRECONDITION_CODES, error_code, s3_client
+from maas_models.settings import LayerSettings
+
+CLAIM_FILE = "_claim.json"
+METADATA_FILE = "metadata.json"
+ALIASES_DIR = "aliases"
+PRODUCTION = "production"
+AUDIT_PREFIX = "audit/promotions/"
+MAX_CLAIM_ATTEMPTS = 1000
+DEFAULT_ATOL = 1e-5
+
+AuditHook = Callable[[dict[str, Any]], None]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("MAAS_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _local_files(local_dir: Path) -> Iterator[tuple[str, Path]]:
+    for path in sorted(local_dir.rglob("*")):
+        if path.is_symlink():
+            raise InvalidModelName(f"refusing to publish symlink {path}")
+        if not path.is_file():
+            continue
+        rel = path.relative_to(local_dir).as_posix()
+        if rel in (METADATA_FILE, MANIFEST_FILE, CLAIM_FILE):
+            continue
+        yield validate_relpath(rel), path
+
+
+def check_gates(manifest: Manifest) -> list[str]:
+    """Reasons the version fails its promotion gates (empty when it passes or declares none)."""
+    failures: list[str] = []
+    fairness = manifest.fairness or {}
+    gates = dict(fairness.get("gates") or {})
+    min_acc = gates.get("min_accuracy")
+    if min_acc is not None:
+        acc = manifest.metrics.get("accuracy")
+        if acc is None:
+            failures.append(f"min_accuracy {min_acc} declared but no accuracy recorded")
+        elif float(acc) < float(min_acc):
+            failures.append(f"accuracy {float(acc):.4g} < min_accuracy {float(min_acc):.4g}")
+    max_gap = gates.get("max_fairness_gap")
+    if max_gap is not None:
+        gaps = fairness.get("gaps")
+        if not isinstance(gaps, dict) or not gaps:
+            failures.append(f"max_fairness_gap {max_gap} declared but no fairness gaps recorded")
+        else:
+            for gap_name, value in sorted(gaps.items()):
+                if value is None:
+                    continue
+                if float(value) > float(max_gap):
+                    failures.append(f"{gap_name} {float(value):.4g} > max_fairness_gap {float(max_gap):.4g}")
+    return failures
+
+
+class Registry:
+    """Publish, find, promote and delete model versions in the models bucket."""
+
+    def __init__(
+        self,
+        bucket: str | None = None,
+        prefix: str | None = None,
+        s3: Any = None,
+        *,
+        audit: AuditHook | None = None,
+        settings: LayerSettings | None = None,
+    ) -> None:
+        settings = settings or LayerSettings()
+        self.bucket = bucket or settings.models_bucket
+        if not self.bucket:
+            raise ModelUnavailable("no models bucket: pass bucket= or set MAAS_MODELS_BUCKET")
+        prefix = settings.models_prefix if prefix is None else prefix
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        self.prefix = prefix
+        self._s3 = s3
+        self._audit = audit
+        self._manifests: dict[tuple[str, int], Manifest] = {}
+
+    # ---- plumbing -------------------------------------------------------------------------------
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = s3_client()
+        return self._s3
+
+    def key(self, name: str, *parts: str | int) -> str:
+        return self.prefix + "/".join([name, *(str(p) for p in parts)])
+
+    def _unavailable(self, exc: BaseException, what: str) -> ModelUnavailable:
+        return ModelUnavailable(f"model storage unavailable while {what}: {type(exc).__name__}: {exc}")
+
+    def _get_bytes(self, key: str, what: str) -> bytes | None:
+        """Object bytes, or None when it does not exist. Storage errors become ModelUnavailable."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return body
+        except ClientError as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
+                return None
+            raise self._unavailable(exc, what) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(exc, what) from exc
+
+    def _put_if_absent(self, key: str, body: bytes, what: str) -> bool:
+        """Create key only if it does not exist (If-None-Match: *). False when someone else has it."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/json"
+            )
+            return True
+        except ClientError as exc:
+            if error_code(exc) in PRECONDITION_CODES:
+                return False
+            raise self._unavailable(exc, what) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(exc, what) from exc
+
+    def _list(self, prefix: str, delimiter: str | None = None) -> tuple[list[str], list[str]]:
+        """(keys, common prefixes) under prefix, all pages."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        keys: list[str] = []
+        prefixes: list[str] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
+                keys.extend(o["Key"] for o in page.get("Contents", ()))
+                prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable(exc, f"listing {prefix}") from exc
+        return keys, prefixes
+
+    def _version_numbers(self, name: str) -> list[int]:
+        """Every claimed version number (complete or not), ascending."""
+        _, prefixes = self._list(self.key(name) + "/", "/")
+        out = []
+        for p in prefixes:
+            last = p[:-1].rsplit("/", 1)[-1]
+            if last.isdigit() and not last.startswith("0"):
+                out.append(int(last))
+        return sorted(out)
+
+    # ---- reading --------------------------------------------------------------------------------
+    def manifest(self, ref_or_name: ModelRef | str, version: int | str | None = None) -> Manifest:
+        """The manifest of one complete version (cached: manifests never change). ModelNotFound if absent."""
+        if isinstance(ref_or_name, ModelRef):
+            name, ver = ref_or_name.name, ref_or_name.version
+        else:
+            name = validate_name(ref_or_name)
+            if version is None:
+                return self.manifest(self.resolve(name, None))
+            ver = validate_version(version)
+        cached = self._manifests.get((name, ver))
+        if cached is not None:
+            return cached
+        data = self._get_bytes(self.key(name, ver, MANIFEST_FILE), f"reading manifest {name}:{ver}")
+        if data is None:
+            raise ModelNotFound(f"model {name!r} has no version {ver}")
+        manifest = Manifest.from_bytes(data, where=f"{name}:{ver}/manifest.json")
+        if manifest.name != name or manifest.version != ver:
+            raise ModelCorrupt(f"manifest at {name}:{ver} describes {manifest.name}:{manifest.version}")
+        self._manifests[(name, ver)] = manifest
+        return manifest
+
+    def versions(self, name: str) -> list[int]:
+        """Complete versions of a model, ascending."""
+        name = validate_name(name)
+        keys, _ = self._list(self.key(name) + "/")
+        base = self.key(name) + "/"
+        out = []
+        for k in keys:
+            rest = k[len(base) :].split("/")
+            if len(rest) == 2 and rest[1] == MANIFEST_FILE and rest[0].isdigit():
+                out.append(int(rest[0]))
+        return sorted(out)
+
+    def latest(self, name: str) -> int:
+        """The highest complete version (ModelNotFound when there is none)."""
+        name = validate_name(name)
+        for ver in reversed(self._version_numbers(name)):
+            try:
+                self.manifest(name, ver)
+                return ver
+            except ModelNotFound:
+                continue
+        raise ModelNotFound(f"model {name!r} has no published version")
+
+    def alias_record(self, name: str, alias: str) -> dict[str, Any] | None:
+        name, alias = validate_name(name), validate_alias(alias)
+        data = self._get_bytes(self.key(name, ALIASES_DIR, f"{alias}.json"), f"reading alias {name}@{alias}")
+        if data is None:
+            return None
+        try:
+            record = orjson.loads(data)
+            validate_version(record["version"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, InvalidModelName) as exc:
+            raise ModelCorrupt(f"alias {name}@{alias} is not a valid pointer: {exc}") from exc
+        if not isinstance(record, dict):
+            raise ModelCorrupt(f"alias {name}@{alias} is not a JSON object")
+        return record
+
+    def aliases(self, name: str) -> dict[str, int]:
+        name = validate_name(name)
+        keys, _ = self._list(self.key(name, ALIASES_DIR) + "/")
+        out: dict[str, int] = {}
+        for k in keys:
+            alias = k.rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                record = self.alias_record(name, alias)
+            except (InvalidModelName, ModelCorrupt):
+                continue
+            if record is not None:
+                out[alias] = int(record["version"])
+        return dict(sorted(out.items()))
+
+    def resolve(self, name: str, spec: int | str | None = None) -> ModelRef:
+        """A version number, an alias, or None/"latest" -> ModelRef of a complete version."""
+        name = validate_name(name)
+        parsed = parse_spec(spec)
+        if isinstance(parsed, int):
+            self.manifest(name, parsed)
+            return ModelRef(name, parsed)
+        if parsed == LATEST:
+            return ModelRef(name, self.latest(name), LATEST)
+        record = self.alias_record(name, parsed)
+        if record is None:
+            raise ModelNotFound(f"model {name!r} has no alias {parsed!r}")
+        ver = int(record["version"])
+        try:
+            self.manifest(name, ver)
+        except ModelNotFound:
+            raise ModelNotFound(f"alias {name}@{parsed} points to missing version {ver}") from None
+        return ModelRef(name, ver, parsed)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """[{"name", "versions": [...complete...], "aliases": {alias: version}}] for every model."""
+        _, prefixes = self._list(self.prefix, "/")
+        out = []
+        for p in prefixes:
+            name = p[len(self.prefix) :].rstrip("/")
+            try:
+                validate_name(name)
+            except InvalidModelName:
+                continue
+            versions = self.versions(name)
+            aliases = self.aliases(name)
+            if versions or aliases:
+                out.append({"name": name, "versions": versions, "aliases": aliases})
+        return out
+
+    def download(
+        self, ref: ModelRef, relpath: str, dest: Path, *, max_bytes: int | None = None
+    ) -> tuple[str, int]:
+        """Stream one artifact to dest; returns (sha256 hex, bytes written).
+
+        Stops with ModelCorrupt as soon as more than max_bytes arrive (never fills the disk); the
+        caller verifies digest and size against the manifest.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        relpath = validate_relpath(relpath)
+        key = self.key(ref.name, ref.version, relpath)
+        digest = hashlib.sha256()
+        written = 0
+        try:
+            resp = self.s3.get_object(Bucket=self.bucket, Key=key)
+            with open(dest, "wb") as fh:
+                for block in resp["Body"].iter_chunks(1 << 20):
+                    written += len(block)
+                    if max_bytes is not None and written > max_bytes:
+                        raise ModelCorrupt(
+                            f"{ref}: {relpath} is larger than the {max_bytes} bytes in its manifest"
+                        )
+                    digest.update(block)
+                    fh.write(block)
+        except ClientError as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
+                raise ModelCorrupt(f"{ref}: artifact {relpath} listed in the manifest is missing") from exc
+            raise self._unavailable(exc, f"downloading {ref} {relpath}") from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(exc, f"downloading {ref} {relpath}") from exc
+        return digest.hexdigest(), written
+
+    # ---- writing --------------------------------------------------------------------------------
+    def publish(
+        self,
+        local_dir: str | Path,
+        name: str,
+        *,
+        verify: bool = True,
+        source: str = "auto",
+        atol: float = DEFAULT_ATOL,
+        actor: str | None = None,
+    ) -> int:
+        """Publish an export_keras() directory as the next version of name; returns the version.
+
+        Verifies first (ExportMismatch on NaN or on outputs that differ from the source model), then
+        claims a version number, uploads the artifacts and writes manifest.json last.
+        source picks what the .tflite is compared with (see maas_models.verify.verify_export).
+        """
+        name = validate_name(name)
+        src = Path(local_dir)
+        meta_path = src / METADATA_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{src} has no {METADATA_FILE}: is it an export_keras() output?")
+        metadata: dict[str, Any] = orjson.loads(meta_path.read_bytes())
+        files = {rel: {"sha256": sha256_file(p), "size": p.stat().st_size} for rel, p in _local_files(src)}
+        runtime = str(metadata.get("runtime") or ("litert" if "model.tflite" in files else "savedmodel"))
+        if runtime == "litert" and "model.tflite" not in files:
+            raise FileNotFoundError(f"{src}: runtime litert needs model.tflite")
+        if runtime == "savedmodel" and "saved_model/saved_model.pb" not in files:
+            raise FileNotFoundError(f"{src}: runtime savedmodel needs saved_model/saved_model.pb")
+        check = dict(metadata.get("export_check") or {})
+        if verify and "model.tflite" in files:
+            from maas_models.verify import verify_export
+
+            check.update(verify_export(src, metadata, atol=atol, source=source))
+        check.pop("expected", None)
+        card = metadata.get("model_card")
+        if card is not None and card not in files:
+            raise FileNotFoundError(f"{src}: model_card {card!r} is not among the files")
+
+        claim = orjson.dumps({"by": actor or default_actor(), "at": utc_now(), "token": uuid.uuid4().hex})
+        numbers = self._version_numbers(name)
+        version = (numbers[-1] if numbers else 0) + 1
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            if self._put_if_absent(self.key(name, version, CLAIM_FILE), claim, f"claiming {name}:{version}"):
+                break
+            version += 1
+        else:
+            raise VersionConflict(f"could not claim a version of {name!r} after {MAX_CLAIM_ATTEMPTS} tries")
+
+        manifest = {
+            k: v
+            for k, v in metadata.items()
+            if k not in ("export_check", "schema_version", "name", "version", "files", "created_at")
+        }
+        manifest.update(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "name": name,
+                "version": version,
+                "created_at": utc_now(),
+                "runtime": runtime,
+                "files": files,
+                "model_card": card,
+                "export_check": check,
+                "published_by": actor or default_actor(),
+            }
+        )
+        Manifest.from_dict(manifest)  # validate before anything is visible
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            for rel, path in _local_files(src):
+                self.s3.upload_file(str(path), self.bucket, self.key(name, version, rel))
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise self._unavailable(exc, f"uploading {name}:{version}") from exc
+        body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        if not self._put_if_absent(self.key(name, version, MANIFEST_FILE), body, f"writing {name}:{version}"):
+            raise VersionConflict(f"{name}:{version} already has a manifest (claim was bypassed?)")
+        return version
+
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str,
+        *,
+        override: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+        audit: AuditHook | None = None,
+    ) -> dict[str, Any]:
+        """Point alias at version. For "production" the manifest's gates apply (PromotionRefused),
+        unless override=True with a non-empty reason; every production promotion and every override
+        is recorded through the audit hook. Returns the alias record."""
+        name, ver, alias = validate_name(name), validate_version(version), validate_alias(alias)
+        manifest = self.manifest(name, ver)
+        who = actor or default_actor()
+        failures = check_gates(manifest) if alias == PRODUCTION else []
+        if override and not (reason and reason.strip()):
+            raise PromotionRefused("an override needs a non-empty reason")
+        if failures and not override:
+            raise PromotionRefused(
+                f"{name}:{ver} may not become {alias}: "
+                + "; ".join(failures)
+                + " (override with a reason to promote anyway)"
+            )
+        previous = self.alias_record(name, alias)
+        record = {"version": ver, "updated_at": utc_now(), "by": who, "reason": reason}
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=self.key(name, ALIASES_DIR, f"{alias}.json"),
+                Body=orjson.dumps(record),
+                ContentType="application/json",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable(exc, f"promoting {name}:{ver} to {alias}") from exc
+        if alias == PRODUCTION or override:
+            event = {
+                "time": record["updated_at"],
+                "event": "promotion_override" if failures else "promotion",
+                "model": name,
+                "version": ver,
+                "alias": alias,
+                "previous_version": previous["version"] if previous else None,
+                "actor": who,
+                "override": bool(failures),
+                "reason": reason,
+                "gate_failures": failures,
+            }
+            (audit or self._audit or self._s3_audit)(event)
+        return record
+
+    def _s3_audit(self, event: dict[str, Any]) -> None:
+        """Default audit sink: one JSON-lines object per record under audit/promotions/ (models bucket)."""
+        now = datetime.now(UTC)
+        key = (
+            f"{AUDIT_PREFIX}{now:%Y/%m/%d}/{now:%H%M%S%f}-{event['model']}-{event['alias']}-"
+            f"{uuid.uuid4().hex[:8]}.jsonl"
+        )
+        self.s3.put_object(
+            Bucket=self.bucket, Key=key, Body=orjson.dumps(event) + b"\n", ContentType="application/x-ndjson"
+        )
+
+    def delete(self, name: str, version: int | str, *, force: bool = False) -> None:
+        """Delete a version: manifest first (it stops being complete at once), then its artifacts.
+
+        The version's claim is kept so the number is never reused. Refuses (VersionConflict) while
+        an alias points at it, unless force=True, which deletes those aliases too.
+        """
+        name, ver = validate_name(name), validate_version(version)
+        self.manifest(name, ver)  # ModelNotFound if absent
+        pointing = [a for a, v in self.aliases(name).items() if v == ver]
+        if pointing and not force:
+            raise VersionConflict(f"{name}:{ver} is the target of alias(es) {pointing}; move them or force")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            for alias in pointing:
+                self.s3.delete_object(Bucket=self.bucket, Key=self.key(name, ALIASES_DIR, f"{alias}.json"))
+            self.s3.delete_object(Bucket=self.bucket, Key=self.key(name, ver, MANIFEST_FILE))
+            self._manifests.pop((name, ver), None)
+            keys, _ = self._list(self.key(name, ver) + "/")
+            doomed = [k for k in keys if not k.endswith("/" + CLAIM_FILE)]
+            for i in range(0, len(doomed), 1000):
+                self.s3.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in doomed[i : i + 1000]], "Quiet": True},
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable(exc, f"deleting {name}:{ver}") from exc
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        name, alias = validate_name(name), validate_alias(alias)
+        if self.alias_record(name, alias) is None:
+            raise ModelNotFound(f"model {name!r} has no alias {alias!r}")
+        self.s3.delete_object(Bucket=self.bucket, Key=self.key(name, ALIASES_DIR, f"{alias}.json"))
+
+
+__all__ = [
+    "ExportMismatch",
+    "ModelError",
+    "Registry",
+    "check_gates",
+    "sha256_file",
+    "utc_now",
+]
