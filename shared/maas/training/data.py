@@ -1,0 +1,197 @@
+"""Dataset loading with pyarrow: CSV or Parquet, local or on S3, one or many files, into numpy arrays."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from maas.training import storage
+from maas.training.spec import Dataset
+
+
+class DataError(ValueError):
+    """The dataset does not match the spec (missing column, nulls, unknown label, ...)."""
+
+
+@dataclass
+class LoadedData:
+    x: np.ndarray  # float32 (N, F)
+    y: np.ndarray  # int32 (N,) indices into class_labels
+    feature_names: list[str]
+    class_labels: list[str]
+    sensitive: dict[str, np.ndarray]  # column -> str array (N,)
+    sources: list[str]
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # row indices
+    held_out: np.ndarray
+
+
+def _format_of(uri: str, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    name = uri.lower().removesuffix(".gz")
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".txt")):
+        return "csv"
+    raise DataError(f"dataset.format: cannot tell the format of {uri!r} from its name; set csv or parquet")
+
+
+def expand_uris(uris: tuple[str, ...] | list[str]) -> list[str]:
+    """A URI ending in '/' stands for every file under it (a Parquet dataset written by Spark, say)."""
+    out: list[str] = []
+    for uri in uris:
+        if uri.endswith("/"):
+            found = [
+                u
+                for u in storage.list_files(uri)
+                if not Path(u).name.startswith(("_", ".")) and not u.endswith("/")
+            ]
+            if not found:
+                raise DataError(f"dataset.uris: nothing under {uri!r}")
+            out.extend(found)
+        else:
+            out.append(uri)
+    return out
+
+
+def read_table(uri: str, fmt: str = "auto") -> pa.Table:
+    kind = _format_of(uri, fmt)
+    with tempfile.TemporaryDirectory(prefix="maas-data-") as tmp:
+        if storage.is_s3(uri):
+            try:
+                path = storage.download(uri, Path(tmp) / Path(storage.split_s3(uri)[1]).name)
+            except Exception as exc:
+                raise DataError(f"dataset.uris: cannot read {uri}: {exc}") from exc
+        else:
+            path = storage.local_path(uri)
+            if not path.is_file():
+                raise DataError(f"dataset.uris: no such file {uri!r}")
+        if kind == "parquet":
+            return pq.read_table(path)
+        return pacsv.read_csv(path)
+
+
+def load_dataset(ds: Dataset) -> LoadedData:
+    uris = expand_uris(ds.uris)
+    tables = [read_table(u, ds.format) for u in uris]
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"dataset.uris: files have incompatible schemas: {exc}") from exc
+    columns = table.column_names
+    if ds.label_column not in columns:
+        raise DataError(
+            f"dataset.label_column: column {ds.label_column!r} not in the data "
+            f"(columns: {', '.join(columns[:20])}{' ...' if len(columns) > 20 else ''})"
+        )
+    for col in ds.sensitive_columns:
+        if col not in columns:
+            raise DataError(f"dataset.sensitive_columns: column {col!r} not in the data")
+    if ds.feature_columns is not None:
+        missing = [c for c in ds.feature_columns if c not in columns]
+        if missing:
+            raise DataError(f"dataset.feature_columns: not in the data: {', '.join(missing[:10])}")
+        features = list(ds.feature_columns)
+    else:
+        excluded = {ds.label_column, *ds.sensitive_columns}
+        features = [c for c in columns if c not in excluded]
+    if not features:
+        raise DataError("dataset.feature_columns: no feature columns left")
+    if table.num_rows == 0:
+        raise DataError("dataset.uris: the dataset has no rows")
+
+    x = np.empty((table.num_rows, len(features)), dtype=np.float32)
+    for j, col in enumerate(features):
+        arr = table.column(col)
+        if arr.null_count:
+            raise DataError(f"dataset.feature_columns: column {col!r} has {arr.null_count} null values")
+        if not (
+            pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)
+        ):
+            raise DataError(f"dataset.feature_columns: column {col!r} is {arr.type}, not numeric")
+        x[:, j] = arr.to_numpy().astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        bad = [features[j] for j in np.where(~np.isfinite(x).all(axis=0))[0][:5]]
+        raise DataError(f"dataset.feature_columns: non-finite values in {', '.join(bad)}")
+
+    label_col = table.column(ds.label_column)
+    if label_col.null_count:
+        raise DataError(f"dataset.label_column: {label_col.null_count} rows have no label")
+    raw_labels = np.array([_label_str(v) for v in label_col.to_pylist()])
+    if ds.class_labels is not None:
+        class_labels = list(ds.class_labels)
+    else:
+        distinct = set(raw_labels.tolist())
+        class_labels = sorted(distinct, key=_label_sort_key)
+    index = {label: i for i, label in enumerate(class_labels)}
+    unknown = sorted(set(raw_labels.tolist()) - set(index))
+    if unknown:
+        raise DataError(f"dataset.class_labels: labels not listed: {', '.join(unknown[:10])}")
+    if len(class_labels) < 2:
+        raise DataError("dataset.label_column: needs at least 2 distinct classes")
+    y = np.array([index[v] for v in raw_labels.tolist()], dtype=np.int32)
+
+    sensitive = {
+        col: np.array([_label_str(v) for v in table.column(col).to_pylist()]) for col in ds.sensitive_columns
+    }
+    return LoadedData(
+        x=x, y=y, feature_names=features, class_labels=class_labels, sensitive=sensitive, sources=uris
+    )
+
+
+def _label_str(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _label_sort_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)  # numeric labels in numeric order: "2" before "10"
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def split(n: int, validation_split: float, seed: int) -> Split:
+    """A seeded shuffle split: the same spec always gives the same rows (a resumed run too)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_held = max(1, round(n * validation_split))
+    if n_held >= n:
+        raise DataError("training.validation_split: leaves no training rows")
+    return Split(train=np.sort(order[n_held:]), held_out=np.sort(order[:n_held]))
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """'balanced' weights: n / (k * count_c); classes absent from y get weight 0."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes, dtype=np.float64)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+def oversample(rows: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Row indices resampled (with replacement) so every class present has as many rows as the largest one."""
+    labels = y[rows]
+    classes, counts = np.unique(labels, return_counts=True)
+    target = counts.max()
+    rng = np.random.default_rng(seed + 1)
+    parts = []
+    for cls, count in zip(classes, counts, strict=True):
+        members = rows[labels == cls]
+        parts.append(members)
+        if count < target:
+            parts.append(rng.choice(members, size=target - count, replace=True))
+    return np.sort(np.concatenate(parts))

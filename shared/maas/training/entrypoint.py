@@ -1,0 +1,79 @@
+"""`maas-train --spec <file | s3://... | inline JSON>`: the training container's entrypoint.
+
+Exit codes: 0 done (published, or already published by an earlier attempt), 2 invalid spec or dataset,
+143 stopped by SIGTERM after saving a checkpoint (AWS Batch retries the job on a spot reclaim and the
+next attempt resumes), 1 anything else. The last stdout line is the run summary as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from maas.training.spec import SpecError, load_spec
+
+log = logging.getLogger("maas.training")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("maas")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maas-train",
+        description="Run one training job from a spec (see maas.training.spec for the schema).",
+    )
+    parser.add_argument("--spec", required=True, help="spec: a local JSON file, an s3:// URI or inline JSON")
+    parser.add_argument("--work-dir", help="local scratch dir (default: a new temp dir)")
+    parser.add_argument("--validate-only", action="store_true", help="validate the spec and exit")
+    parser.add_argument("--log-level", default=os.environ.get("MAAS_LOG_LEVEL", "INFO"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as exc:
+        log.error("%s", exc)
+        print(orjson.dumps({"status": "invalid_spec", "errors": exc.errors}).decode(), flush=True)
+        return 2
+    if args.validate_only:
+        print(orjson.dumps({"status": "valid", "spec": spec.to_dict()}).decode(), flush=True)
+        return 0
+
+    from pathlib import Path
+
+    from maas.training.data import DataError
+    from maas.training.trainer import EXIT_INTERRUPTED, run
+
+    try:
+        result = run(spec, work_dir=Path(args.work_dir) if args.work_dir else None)
+    except DataError as exc:
+        log.error("dataset does not match the spec: %s", exc)
+        print(orjson.dumps({"status": "invalid_data", "errors": [str(exc)]}).decode(), flush=True)
+        return 2
+    except Exception:
+        log.exception("training failed")
+        return 1
+    print(orjson.dumps(result.as_dict()).decode(), flush=True)
+    return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Distribution strategy and mixed precision (imports TensorFlow).
+
+- One instance (the usual Batch job): `tf.distribute.MirroredStrategy` over every local GPU; with no GPU it
+  mirrors onto the one CPU device, so the same code path runs on a laptop, in CI and on g5/p4d instances.
+- AWS Batch multi-node parallel jobs: set TF_CONFIG in every node (see `tf_config_from_batch_env`) and
+  `MultiWorkerMirroredStrategy` is selected: synchronous all-reduce data parallelism across nodes, each node
+  using all its GPUs. Worker 0 is the chief: only it uploads checkpoints and publishes the model.
+- Mixed precision (`mixed_float16`) only when a GPU is present (spec training.mixed_precision "auto"); on CPU
+  float16 is slower and less precise, so it stays float32. The output layer is always float32.
+
+The strategy must be created before any other TensorFlow op runs (MultiWorkerMirroredStrategy requires it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("maas.training")
+
+
+@dataclass
+class StrategyInfo:
+    strategy: Any
+    kind: str  # "mirrored" | "multi_worker_mirrored"
+    replicas: int
+    gpus: int
+    is_chief: bool
+    worker_index: int
+    mixed_precision: bool
+
+
+def tf_config_worker() -> tuple[int, int, bool] | None:
+    """(index, number of workers, is_chief) from TF_CONFIG, or None when TF_CONFIG is unset."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    cfg = json.loads(raw)
+    cluster = cfg.get("cluster", {})
+    task = cfg.get("task", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    is_chief = kind == "chief" or (kind == "worker" and index == 0 and not cluster.get("chief"))
+    return index, workers, is_chief
+
+
+def select_strategy(mixed_precision: str = "auto") -> StrategyInfo:
+    import keras
+    import tensorflow as tf
+
+    worker = tf_config_worker()
+    if worker is not None:
+        # Collective ops over gRPC between the nodes; NCCL between GPUs when there are GPUs.
+        strategy: Any = tf.distribute.MultiWorkerMirroredStrategy()
+        kind = "multi_worker_mirrored"
+        index, _, is_chief = worker
+    else:
+        strategy = tf.distribute.MirroredStrategy()
+        kind, index, is_chief = "mirrored", 0, True
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    use_mp = mixed_precision == "auto" and gpus > 0
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
+    info = StrategyInfo(
+        strategy=strategy,
+        kind=kind,
+        replicas=int(strategy.num_replicas_in_sync),
+        gpus=gpus,
+        is_chief=is_chief,
+        worker_index=index,
+        mixed_precision=use_mp,
+    )
+    log.info(
+        "strategy=%s replicas=%d gpus=%d mixed_precision=%s chief=%s",
+        kind,
+        info.replicas,
+        gpus,
+        use_mp,
+        is_chief,
+    )
+    return info
+
+
+def tf_config_from_batch_env(port: int = 12345, addresses: list[str] | None = None) -> dict[str, Any] | None:
+    """TF_CONFIG for an AWS Batch multi-node parallel job, or None outside one.
+
+    Batch gives every node AWS_BATCH_JOB_NODE_INDEX, AWS_BATCH_JOB_NUM_NODES and
+    AWS_BATCH_JOB_MAIN_NODE_INDEX / AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS, but not the addresses of
+    the other child nodes, so `addresses` (node index order) must come from a rendezvous: e.g. each node
+    writes its private IP to s3://<checkpoint prefix>/rendezvous/<AWS_BATCH_JOB_ID>/<index> and waits
+    for all of them.
+    The main node is worker 0 (the chief).
+    """
+    if "AWS_BATCH_JOB_NUM_NODES" not in os.environ or addresses is None:
+        return None
+    index = int(os.environ["AWS_BATCH_JOB_NODE_INDEX"])
+    main = int(os.environ.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0"))
+    order = [main] + [i for i in range(len(addresses)) if i != main]
+    workers = [f"{addresses[i]}:{port}" for i in order]
+    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": order.index(index)}}
