@@ -1,0 +1,18 @@
+"""Placeholder train_launcher handler (foundation): logs how many records it received.
+
+The area owning this function replaces this file with the real handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    records = event.get("Records") or []
+    logger.info("train_launcher placeholder received %d record(s)", len(records))
+    return {"function": "train_launcher", "records": len(records), "batchItemFailures": []}

@@ -1,0 +1,95 @@
+"""`maas local up|down|status`: the embedded local AWS stack (LocalStack in host mode, no Docker)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "local",
+        help="run the AWS stack locally (LocalStack in host mode + template.yaml; no Docker needed)",
+        description=(
+            "Run template.yaml on LocalStack in host mode on 127.0.0.1 (MAAS_LOCAL_PORT, default 4566), with the "
+            "Lambda functions executed from functions/<name> by the AWS Lambda runtime client. State lives in "
+            "MAAS_LOCAL_DIR (default .localstack/)."
+        ),
+    )
+    actions = parser.add_subparsers(dest="local_command", metavar="ACTION")
+    actions.required = True
+
+    up = actions.add_parser("up", help="start LocalStack (creating its venv the first time) and deploy the stack",
+                            description="Idempotent: a second `up` changes nothing; a dead LocalStack is restarted.")
+    up.add_argument("--json", action="store_true", help="print the status as JSON")
+    up.add_argument("--existing", action="store_true",
+                    help="deploy into a LocalStack already listening on the port instead of starting one")
+    up.set_defaults(func=_up)
+
+    down = actions.add_parser("down", help="stop what `up` started (LocalStack and handler processes), remove state")
+    down.set_defaults(func=_down)
+
+    status = actions.add_parser("status", help="show whether the stack runs, its API URL, buckets and queues",
+                                description="Exit status 0 when running and deployed, 1 otherwise.")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=_status)
+
+
+def _print(info: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return
+    state = "running" if info["running"] else "not running"
+    print(f"LocalStack: {state} at {info['endpoint']} (region {info['region']}, stack {info['stack']})")
+    if info.get("problem"):
+        print(f"problem:    {info['problem']}")
+    if info.get("api_url"):
+        print(f"API:        {info['api_url']}")
+        print(f"            try: curl {info['api_url']}/v2/health/live")
+    for title, key in (("buckets", "buckets"), ("queues", "queues"), ("functions", "functions")):
+        items = info.get(key) or {}
+        if items:
+            print(f"{title}:")
+            for name, value in items.items():
+                print(f"  {name:<16} {value}")
+    if info["running"]:
+        print(f"logs:       {info['log_file']} (LocalStack), {info['handler_logs']}/ (handlers)")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from maas.local import LocalError, up
+
+    try:
+        info = up(existing=args.existing)
+    except LocalError as exc:
+        print(f"maas local up: {exc}", file=sys.stderr)
+        return 1
+    _print(info, args.json)
+    return 0 if info["running"] or args.existing else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    from maas.local import LocalConfig, LocalError, down
+
+    try:
+        cfg = LocalConfig.from_env()
+        stopped = down(cfg)
+    except LocalError as exc:
+        print(f"maas local down: {exc}", file=sys.stderr)
+        return 1
+    print(f"stopped LocalStack on port {cfg.port}" if stopped else f"nothing was running on port {cfg.port}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from maas.local import LocalError, status
+
+    try:
+        info = status()
+    except LocalError as exc:
+        print(f"maas local status: {exc}", file=sys.stderr)
+        return 1
+    _print(info, args.json)
+    return 0 if info["running"] and not info.get("problem") else 1
