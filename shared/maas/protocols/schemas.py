@@ -1,0 +1,69 @@
+"""JSON Schemas of the request bodies and errors, for the generated OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "What went wrong and how to fix it"}},
+}
+
+TFSERVING_PREDICT: dict[str, Any] = {
+    "type": "object",
+    "description": "Row format (`instances`) or columnar format (`inputs`), not both.",
+    "properties": {
+        "signature_name": {"type": "string", "default": "serving_default"},
+        "instances": {
+            "type": "array",
+            "description": "One entry per row: a list of values, or an object of named inputs / features",
+            "minItems": 1,
+        },
+        "inputs": {"description": "One tensor (nested list) or an object of input name -> tensor"},
+    },
+    "example": {"instances": [[0.1, 0.2, 0.3]]},
+}
+
+V2_TENSOR: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "shape", "datatype", "data"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {
+            "type": "string",
+            "enum": [
+                "BOOL",
+                "UINT8",
+                "UINT16",
+                "UINT32",
+                "UINT64",
+                "INT8",
+                "INT16",
+                "INT32",
+                "INT64",
+                "FP16",
+                "FP32",
+                "FP64",
+                "BYTES",
+            ],
+        },
+        "parameters": {"type": "object"},
+        "data": {"type": "array", "description": "Flat (row-major) or nested values"},
+    },
+}
+
+V2_INFER: dict[str, Any] = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {"type": "array", "items": V2_TENSOR, "minItems": 1},
+        "outputs": {
+            "type": "array",
+            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+        },
+    },
+}

@@ -1,0 +1,169 @@
+"""Tensor signatures and JSON-value -> numpy conversion shared by both protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from maas.protocols.errors import ProtocolError
+
+# numpy dtype names the model layer writes into manifests -> numpy dtypes.
+NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
+    "float16": np.dtype(np.float16),
+    "float32": np.dtype(np.float32),
+    "float64": np.dtype(np.float64),
+    "int8": np.dtype(np.int8),
+    "int16": np.dtype(np.int16),
+    "int32": np.dtype(np.int32),
+    "int64": np.dtype(np.int64),
+    "uint8": np.dtype(np.uint8),
+    "uint16": np.dtype(np.uint16),
+    "uint32": np.dtype(np.uint32),
+    "uint64": np.dtype(np.uint64),
+    "bool": np.dtype(np.bool_),
+    "string": np.dtype(object),
+    "bytes": np.dtype(object),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One input or output of a model signature (from the manifest)."""
+
+    name: str
+    dtype: str  # numpy name: "float32", "int64", "bool", "string", ...
+    shape: tuple[int, ...]  # -1 = variable (the batch dimension first)
+    feature_names: tuple[str, ...] = field(default=())
+    class_labels: tuple[str, ...] = field(default=())
+
+    @property
+    def np_dtype(self) -> np.dtype[Any]:
+        return NUMPY_DTYPES.get(self.dtype, np.dtype(np.float32))
+
+    @property
+    def is_floating(self) -> bool:
+        return self.dtype.startswith("float")
+
+    @property
+    def is_string(self) -> bool:
+        return self.dtype in ("string", "bytes")
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """The shape of one instance (every dimension after the batch dimension)."""
+        return self.shape[1:]
+
+    @classmethod
+    def from_manifest(cls, entry: Mapping[str, Any]) -> TensorSpec:
+        return cls(
+            name=str(entry.get("name", "")),
+            dtype=str(entry.get("dtype", "float32")),
+            shape=tuple(int(d) if d is not None else -1 for d in entry.get("shape", [-1])),
+            feature_names=tuple(entry.get("feature_names") or ()),
+            class_labels=tuple(entry.get("class_labels") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A model's serving signature: ordered inputs and outputs."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    name: str = "serving_default"
+
+    @classmethod
+    def from_manifest(cls, raw: Mapping[str, Any]) -> Signature:
+        return cls(
+            inputs=tuple(TensorSpec.from_manifest(e) for e in raw.get("inputs") or ()),
+            outputs=tuple(TensorSpec.from_manifest(e) for e in raw.get("outputs") or ()),
+        )
+
+    def input(self, name: str) -> TensorSpec | None:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        return None
+
+    def output(self, name: str) -> TensorSpec | None:
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        return None
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self.outputs]
+
+
+def shape_str(shape: Sequence[int]) -> str:
+    return "[" + ", ".join("None" if d < 0 else str(d) for d in shape) + "]"
+
+
+def to_array(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
+    """Convert a (nested) JSON list to an array of `spec`'s dtype; errors say what to fix."""
+    if spec.is_string:
+        arr = np.asarray(value, dtype=object)
+        return arr
+    try:
+        arr = np.asarray(value, dtype=spec.np_dtype)
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(_conversion_hint(value, spec, where, exc)) from None
+    except OverflowError:
+        raise ProtocolError(f"{where}: a value is out of range for {spec.dtype}") from None
+    if spec.is_floating and arr.size and not np.isfinite(arr).all():
+        raise ProtocolError(
+            f"{where}: NaN, Infinity or values out of {spec.dtype} range are not allowed; send finite numbers"
+        )
+    return arr
+
+
+def _conversion_hint(value: Any, spec: TensorSpec, where: str, exc: Exception) -> str:
+    text = str(exc)
+    if "inhomogeneous" in text or "sequence" in text:
+        return (
+            f"{where}: rows have different lengths or nesting; every row of input '{spec.name}' "
+            f"must have shape {shape_str(spec.row_shape)}"
+        )
+    sample = _first_scalar(value)
+    kind = type(sample).__name__ if sample is not None else "a non-numeric value"
+    if isinstance(sample, dict) and "b64" in sample:
+        return (
+            f"{where}: {{\"b64\": ...}} values apply to string/bytes inputs only; input '{spec.name}' "
+            f"is {spec.dtype}: send numbers"
+        )
+    return f"{where}: input '{spec.name}' expects {spec.dtype} numbers, got {kind}"
+
+
+def _first_scalar(value: Any) -> Any:
+    while isinstance(value, list) and value:
+        for item in value:
+            if not isinstance(item, int | float | bool) or isinstance(item, list):
+                value = item
+                break
+        else:
+            return None
+    if isinstance(value, list):
+        return None
+    return value
+
+
+def check_shape(arr: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    """Check a batched array against the spec's shape (-1 matches any size)."""
+    expected = spec.shape
+    if arr.ndim != len(expected) or any(e >= 0 and e != a for e, a in zip(expected, arr.shape, strict=True)):
+        hint = ""
+        if arr.ndim == len(expected) - 1 and arr.shape == tuple(d for d in spec.row_shape):
+            hint = "; this looks like one row without the batch dimension: wrap it in a list, [[...]]"
+        raise ProtocolError(
+            f"{where}: input '{spec.name}' must have shape {shape_str(expected)} "
+            f"(rows x {' x '.join(str(d) for d in spec.row_shape) or 'scalar'}), got {list(arr.shape)}{hint}"
+        )
+    return arr

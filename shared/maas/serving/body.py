@@ -1,0 +1,58 @@
+"""Read the JSON body of an API Gateway / Function URL event, with limits and helpful errors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from maas.protocols.errors import PayloadTooLarge, ProtocolError
+
+_NON_FINITE = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity|inf|nan)(?![\w\"])")
+
+
+def body_bytes(event: Mapping[str, Any], max_bytes: int) -> bytes | str:
+    """The raw body (str as delivered, or bytes when base64-encoded), after the size check."""
+    body = event.get("body")
+    if body is None or body == "":
+        raise ProtocolError('the request body is empty; send a JSON object, e.g. {"instances": [[...]]}')
+    if event.get("isBase64Encoded"):
+        if len(body) * 3 // 4 > max_bytes:
+            raise _too_large(len(body) * 3 // 4, max_bytes)
+        try:
+            body = base64.b64decode(body, validate=False)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("the request body is marked base64-encoded but is not valid base64") from None
+    if len(body) > max_bytes or (isinstance(body, str) and len(body) * 4 > max_bytes):
+        size = len(body) if isinstance(body, bytes) else len(body.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+    if not body or (isinstance(body, bytes | str) and not body.strip()):
+        raise ProtocolError('the request body is empty; send a JSON object, e.g. {"instances": [[...]]}')
+    return body
+
+
+def _too_large(size: int, max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is {size} bytes; the limit is {max_bytes} bytes (MAAS_MAX_BODY_BYTES): "
+        "send fewer rows per request or use the batch scoring API"
+    )
+
+
+def read_json(event: Mapping[str, Any], max_bytes: int) -> Any:
+    """Decode the body with orjson. NaN/Infinity tokens (accepted by TF Serving) are refused: say so."""
+    body = body_bytes(event, max_bytes)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
+        if _NON_FINITE.search(raw):
+            raise ProtocolError(
+                "NaN and Infinity are not allowed in inputs: replace them with finite numbers "
+                "(impute missing values before sending)"
+            ) from None
+        raise ProtocolError(f"the request body is not valid JSON: {exc}") from None

@@ -1,0 +1,193 @@
+"""One set of routes, three event shapes: API Gateway REST (payload 1.0), HTTP API (2.0), Function URL.
+
+`dispatch(event, context)` detects the event shape and hands it to the matching Powertools resolver;
+every resolver includes the same routers (`maas.serving.routes.ROUTERS`), serializes with orjson and
+answers every error as JSON `{"error": "..."}` with the status chosen by `maas.serving.errors`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    LambdaFunctionUrlResolver,
+    Response,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, BaseRouter
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.metrics import MetricUnit
+
+from maas.protocols.errors import MethodNotAllowed, RouteNotFound
+from maas.serving.errors import classify, error_body
+from maas.serving.observability import logger, metrics
+from maas.serving.routes import ROUTERS
+from maas.serving.routes.common import JSON, serialize
+
+REST = "rest"
+HTTP = "http"
+URL = "url"
+
+
+def _not_found(resolver: ApiGatewayResolver) -> Exception:
+    """404 for an unknown path, 405 (with the allowed methods) for a known path and the wrong method."""
+    event = BaseRouter.current_event
+    path = event.path
+    last = path.rsplit("/", 1)[-1]
+    if path.startswith("/v1/models/") and ":" in last and event.http_method != "GET":
+        verb = last.rsplit(":", 1)[-1]
+        return RouteNotFound(
+            f"no route for {event.http_method} {path}: ':{verb}' is not supported, use ':predict'"
+        )
+    allowed = sorted(
+        {r.method for r in resolver._static_routes + resolver._dynamic_routes if r.rule.match(path)}
+    )
+    if allowed:
+        exc: Exception = MethodNotAllowed(
+            f"method {event.http_method} is not allowed here; use {', '.join(allowed)}"
+        )
+        exc.allow = ", ".join(allowed)  # type: ignore[attr-defined]
+        return exc
+    return RouteNotFound(f"no route for {event.http_method} {path}")
+
+
+def _make_error_handler(resolver: ApiGatewayResolver) -> Any:
+    def handle(exc: Exception) -> Response:
+        if isinstance(exc, NotFoundError):
+            exc = _not_found(resolver)
+        status, message, headers = classify(exc)
+        if isinstance(exc, MethodNotAllowed) and hasattr(exc, "allow"):
+            headers = {**headers, "Allow": exc.allow}
+        if status >= 500:
+            if status == 500:
+                logger.exception("unhandled error", error_type=type(exc).__name__)
+            else:
+                logger.warning("model unavailable", status=status, error=message)
+            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        else:
+            logger.info("client error", status=status, error=message)
+            metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
+        return Response(status_code=status, content_type=JSON, body=error_body(message), headers=headers)
+
+    return handle
+
+
+def build_resolvers() -> dict[str, ApiGatewayResolver]:
+    """A resolver per event shape, each with every router of `maas.serving.routes` included."""
+    routers = [importlib.import_module(f"maas.serving.routes.{name}").router for name in ROUTERS]
+    resolvers: dict[str, ApiGatewayResolver] = {
+        REST: APIGatewayRestResolver(serializer=serialize, json_body_deserializer=orjson.loads),
+        HTTP: APIGatewayHttpResolver(serializer=serialize, json_body_deserializer=orjson.loads),
+        URL: LambdaFunctionUrlResolver(serializer=serialize, json_body_deserializer=orjson.loads),
+    }
+    for resolver in resolvers.values():
+        for router in routers:
+            resolver.include_router(router)
+        resolver.exception_handler(Exception)(_make_error_handler(resolver))
+    for router in routers:
+        # Routers read the current event from BaseRouter (set by whichever resolver runs), not from
+        # the last resolver they were included in.
+        router.api_resolver = None
+    return resolvers
+
+
+RESOLVERS = build_resolvers()
+
+
+def event_kind(event: Mapping[str, Any]) -> str | None:
+    """rest | http | url, from the event's shape; None for anything else."""
+    if "httpMethod" in event:
+        return REST
+    if event.get("version") == "2.0" and isinstance(event.get("requestContext"), dict):
+        domain = str(event["requestContext"].get("domainName") or "")
+        return URL if ".lambda-url." in domain else HTTP
+    return None
+
+
+def dispatch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    kind = event_kind(event)
+    if kind is None:
+        logger.warning(
+            "unsupported event shape", keys=sorted(event)[:10] if isinstance(event, Mapping) else None
+        )
+        return {
+            "statusCode": 400,
+            "headers": {"Content-Type": JSON},
+            "body": serialize(
+                error_body("unsupported event: expected an API Gateway or Function URL request")
+            ),
+            "isBase64Encoded": False,
+        }
+    if kind == REST:
+        path = event.get("path") or ""
+        if "%" in path:
+            event = {**event, "path": unquote(path)}
+    else:
+        raw = event.get("rawPath") or ""
+        if "%" in raw:
+            event = {**event, "rawPath": unquote(raw)}
+    return RESOLVERS[kind].resolve(event, context)
+
+
+_OPENAPI: dict[str, str] = {}
+_ERROR_STATUSES = {
+    "400": "Invalid request: the message says what to fix",
+    "404": "Unknown model, version, label or route",
+    "413": "Body over MAAS_MAX_BODY_BYTES or more rows than MAAS_MAX_ROWS",
+    "503": "Model corrupt or unavailable; retry after Retry-After seconds",
+}
+
+
+def openapi_document(version: str) -> str:
+    """The OpenAPI document generated from the routes (built once, on first request), with the
+    request-body and error schemas of both protocols added."""
+    doc = _OPENAPI.get(version)
+    if doc is not None:
+        return doc
+    from maas.protocols import schemas
+
+    schema = RESOLVERS[REST].get_openapi_schema(
+        title="maas prediction API",
+        version=version,
+        summary="TF Serving REST and Open Inference Protocol v2 over AWS Lambda",
+        description=(
+            "Serverless TensorFlow models. TF Serving REST (`/v1/models/{model}:predict`, status, "
+            "metadata) and Open Inference Protocol v2 (`/v2/...`). Errors are JSON "
+            '`{"error": "..."}`.'
+        ),
+    )
+    data: dict[str, Any] = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+    components = data.setdefault("components", {}).setdefault("schemas", {})
+    components.update(
+        Error=schemas.ERROR,
+        TFServingPredictRequest=schemas.TFSERVING_PREDICT,
+        V2InferRequest=schemas.V2_INFER,
+    )
+    for path, operations in data.get("paths", {}).items():
+        for method, operation in operations.items():
+            body = None
+            if method == "post" and path.endswith(":predict"):
+                body = "TFServingPredictRequest"
+            elif method == "post" and path.endswith("/infer"):
+                body = "V2InferRequest"
+            if body:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+                }
+            responses = operation.setdefault("responses", {})
+            for status, description in _ERROR_STATUSES.items():
+                responses.setdefault(
+                    status,
+                    {
+                        "description": description,
+                        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                )
+    doc = _OPENAPI[version] = orjson.dumps(data).decode()
+    return doc

@@ -1,0 +1,76 @@
+"""Helpers shared by the route modules: the process-wide ModelService, limits, JSON responses, metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+from aws_lambda_powertools.metrics import MetricUnit
+
+from maas import settings
+from maas.serving.body import read_json
+from maas.serving.observability import logger, metrics
+from maas.serving.service import ModelService
+
+JSON = "application/json"
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+class _State:
+    service: ModelService | None = None
+    max_rows: int = settings.DEFAULT_MAX_ROWS
+    max_body_bytes: int = settings.DEFAULT_MAX_BODY_BYTES
+
+
+STATE = _State()
+
+
+def configure(service: ModelService | None = None) -> ModelService:
+    """(Re)read limits from the environment and install the process-wide ModelService."""
+    STATE.max_rows = settings.env_int(settings.MAX_ROWS, settings.DEFAULT_MAX_ROWS)
+    STATE.max_body_bytes = settings.env_int(settings.MAX_BODY_BYTES, settings.DEFAULT_MAX_BODY_BYTES)
+    STATE.service = service or ModelService(default_label=settings.env_str(settings.DEFAULT_LABEL))
+    return STATE.service
+
+
+def service() -> ModelService:
+    return STATE.service or configure()
+
+
+def serialize(obj: Any) -> str:
+    """The resolvers' serializer: orjson, numpy arrays written directly (float32 stays short)."""
+    return orjson.dumps(obj, option=_OPTIONS).decode()
+
+
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=JSON, body=doc, headers=headers)
+
+
+def current_event() -> Any:
+    """The event being resolved (whichever of the three resolvers is handling it)."""
+    return BaseRouter.current_event
+
+
+def read_body() -> Any:
+    """The decoded JSON body of the current request, with size limit and error messages applied."""
+    return read_json(current_event().raw_event, STATE.max_body_bytes)
+
+
+def record_prediction(protocol: str, name: str, version: int, rows: int, started: float) -> float:
+    """EMF metrics and one log line (no payload) for a served prediction; returns latency in ms."""
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    metrics.add_dimension("model", name)
+    metrics.add_dimension("version", str(version))
+    metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
+    metrics.add_metric(name="Rows", unit=MetricUnit.Count, value=rows)
+    logger.debug(
+        "prediction", protocol=protocol, model=name, version=version, rows=rows, latency_ms=latency_ms
+    )
+    return latency_ms
+
+
+def model_headers(name: str, version: int) -> dict[str, str]:
+    return {"X-Maas-Model": name, "X-Maas-Model-Version": str(version)}

@@ -1,0 +1,104 @@
+"""Open Inference Protocol v2 routes: health, server/model metadata, readiness, infer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from maas import __version__
+from maas.protocols import v2
+from maas.protocols.v2.response import check_requested_outputs
+from maas.serving.routes.common import (
+    STATE,
+    json_response,
+    model_headers,
+    read_body,
+    record_prediction,
+    service,
+)
+
+router = Router()
+TAGS = ["Open Inference Protocol v2"]
+
+
+@router.get("/v2", summary="Server metadata", tags=TAGS)
+def server_metadata() -> Response[dict[str, Any]]:
+    return json_response(v2.server_metadata(__version__))
+
+
+@router.get("/v2/health/live", summary="Server liveness", tags=TAGS)
+def live() -> Response[dict[str, Any]]:
+    return json_response(v2.server_live())
+
+
+@router.get("/v2/health/ready", summary="Server readiness (preloaded models loaded)", tags=TAGS)
+def ready() -> Response[dict[str, Any]]:
+    svc = service()
+    if svc.ready:
+        return json_response(v2.server_ready(True))
+    return json_response(v2.server_ready(False), status=503, headers={"Retry-After": "5"})
+
+
+def _metadata(model: str, version: str | None = None) -> Response[dict[str, Any]]:
+    svc = service()
+    loaded = svc.get(model, version)
+    versions = svc.versions(model)
+    doc = v2.model_metadata(loaded.ref.name, versions, loaded.manifest.runtime, svc.signature(loaded))
+    return json_response(doc, headers=model_headers(loaded.ref.name, loaded.ref.version))
+
+
+@router.get("/v2/models/<model>", summary="Model metadata", tags=TAGS)
+def model_metadata(model: str) -> Response[dict[str, Any]]:
+    return _metadata(model)
+
+
+@router.get("/v2/models/<model>/versions/<version>", summary="Model metadata of a version", tags=TAGS)
+def model_metadata_version(model: str, version: str) -> Response[dict[str, Any]]:
+    return _metadata(model, version)
+
+
+def _ready(model: str, version: str | None = None) -> Response[dict[str, Any]]:
+    loaded = service().get(model, version)  # loads it: readiness doubles as a warm-up
+    return json_response(
+        v2.model_ready(loaded.ref.name, str(loaded.ref.version), True),
+        headers=model_headers(loaded.ref.name, loaded.ref.version),
+    )
+
+
+@router.get("/v2/models/<model>/ready", summary="Model readiness (loads the model)", tags=TAGS)
+def model_ready(model: str) -> Response[dict[str, Any]]:
+    return _ready(model)
+
+
+@router.get("/v2/models/<model>/versions/<version>/ready", summary="Readiness of a version", tags=TAGS)
+def model_ready_version(model: str, version: str) -> Response[dict[str, Any]]:
+    return _ready(model, version)
+
+
+def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
+    started = time.perf_counter()
+    request = v2.parse_infer_request(read_body())
+    svc = service()
+    loaded = svc.get(model, version)
+    signature = svc.signature(loaded)
+    check_requested_outputs(request, signature.output_names)
+    inputs = v2.bind_inputs(request, signature, STATE.max_rows)
+    outputs = svc.predict(loaded, inputs)
+    rows = len(next(iter(outputs.values())))
+    ref = loaded.ref
+    record_prediction("v2", ref.name, ref.version, rows, started)
+    response = v2.infer_response(request, ref.name, str(ref.version), outputs)
+    return json_response(response.to_dict(), headers=model_headers(ref.name, ref.version))
+
+
+@router.post("/v2/models/<model>/infer", summary="Inference", tags=TAGS)
+def infer(model: str) -> Response[dict[str, Any]]:
+    return _infer(model)
+
+
+@router.post("/v2/models/<model>/versions/<version>/infer", summary="Inference with a version", tags=TAGS)
+def infer_version(model: str, version: str) -> Response[dict[str, Any]]:
+    return _infer(model, version)
