@@ -35,6 +35,16 @@ TRAINING_JOB_QUEUE = "MAAS_TRAINING_JOB_QUEUE"
 TRAINING_JOB_DEFINITION = "MAAS_TRAINING_JOB_DEFINITION"
 # Synchronous predict API (maas.serving)
 DEFAULT_LABEL = "MAAS_DEFAULT_LABEL"  # label (alias) served when a request names no version; "" = latest
+# Responsible AI (maas.rai)
+AUDIT_PREFIX = "MAAS_AUDIT_PREFIX"  # default "audit/"
+AUDIT_LOG = "MAAS_AUDIT_LOG"  # "1" (default): also print each audit record as one log line
+EXPLAIN_MAX_ROWS = "MAAS_EXPLAIN_MAX_ROWS"
+EXPLAIN_SAMPLES = "MAAS_EXPLAIN_SAMPLES"  # coalitions per row; default 2 * F + 2048
+DRIFT_SAMPLE_SIZE = "MAAS_DRIFT_SAMPLE_SIZE"  # reservoir of online inputs per model version
+DRIFT_FLUSH_SECONDS = "MAAS_DRIFT_FLUSH_SECONDS"
+DEFAULT_EXPLAIN_MAX_ROWS = 16
+DEFAULT_DRIFT_SAMPLE_SIZE = 1000
+DEFAULT_DRIFT_FLUSH_SECONDS = 300.0
 
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024

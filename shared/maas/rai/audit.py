@@ -1,0 +1,320 @@
+"""Audit trail: one structured record per prediction request, batch file, queue message and promotion.
+
+A record holds the time, who called (taken from the request context, never from the body), the model
+name and version, the sha256 of the input bytes, the row count and the outcome -- never the payload.
+Fields a manifest declares sensitive are masked in anything extra a caller attaches.
+
+Records are buffered in memory for the invocation and written by ``flush()`` as ONE JSON-lines object
+per invocation to ``s3://$MAAS_AUDIT_BUCKET/audit/<yyyy>/<mm>/<dd>/<hh>/<uuid>.jsonl`` (Athena DDL in
+the README). Each record is also printed as one line prefixed by ``MAAS_AUDIT`` on stdout, so CloudWatch
+Logs keeps a copy even when S3 is unavailable (a metric filter / Logs Insights query on
+``"MAAS_AUDIT"`` finds them). Auditing never fails a request: a failed write logs a warning and emits
+the ``AuditWriteFailed`` metric (EMF).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+from maas import settings
+from maas.rai.mask import mask_fields
+
+logger = logging.getLogger(__name__)
+
+LOG_PREFIX = "MAAS_AUDIT "
+METRICS_NAMESPACE = "maas"
+SCHEMA_VERSION = 1
+
+KINDS = ("predict", "explain", "batch_file", "batch_chunk", "queue_message", "promotion", "card")
+
+
+def sha256_hex(data: bytes | bytearray | memoryview | str | None) -> str | None:
+    """sha256 of the raw input (the request body / object bytes / message body)."""
+    if data is None:
+        return None
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(key)
+    return d
+
+
+def caller_identity(event: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Who called, from an API Gateway (REST v1 or HTTP v2) event, an SQS record or an S3 record.
+
+    Priority: IAM principal ARN > Cognito/JWT ``sub`` > API key id > custom authorizer principal >
+    source IP. Returns ``{"type", "id", "source_ip"}`` (+ ``api_key_id`` when present); never
+    secrets (API key values, tokens) and nothing from the body.
+    """
+    if not isinstance(event, Mapping):
+        return {"type": "unknown", "id": None, "source_ip": None}
+    if event.get("eventSource") == "aws:sqs":
+        sender = _get(event, "attributes", "SenderId")
+        return {"type": "sqs_sender", "id": sender, "source_ip": None, "source": event.get("eventSourceARN")}
+    if event.get("eventSource") == "aws:s3":
+        return {
+            "type": "s3_principal",
+            "id": _get(event, "userIdentity", "principalId"),
+            "source_ip": _get(event, "requestParameters", "sourceIPAddress"),
+        }
+    rc = event.get("requestContext") or {}
+    identity = rc.get("identity") or {}
+    authorizer = rc.get("authorizer") or {}
+    source_ip = identity.get("sourceIp") or _get(rc, "http", "sourceIp")
+    api_key_id = identity.get("apiKeyId")
+    out: dict[str, Any]
+    iam_arn = identity.get("userArn") or _get(authorizer, "iam", "userArn")
+    sub = (
+        _get(authorizer, "claims", "sub")
+        or _get(authorizer, "jwt", "claims", "sub")
+        or identity.get("cognitoIdentityId")
+    )
+    if iam_arn:
+        out = {"type": "iam", "id": iam_arn}
+    elif sub:
+        out = {"type": "cognito", "id": sub}
+    elif api_key_id:
+        out = {"type": "api_key", "id": api_key_id}
+    elif authorizer.get("principalId"):
+        out = {"type": "authorizer", "id": authorizer.get("principalId")}
+    elif source_ip:
+        out = {"type": "source_ip", "id": source_ip}
+    else:
+        out = {"type": "anonymous", "id": None}
+    out["source_ip"] = source_ip
+    if api_key_id:
+        out["api_key_id"] = api_key_id
+    return out
+
+
+def outcome(status: int | None = None, error: BaseException | str | None = None) -> dict[str, Any]:
+    """``{"status", "ok", "error"}``: the error CLASS name only, never its message (it may quote input)."""
+    err: str | None
+    err = type(error).__name__ if isinstance(error, BaseException) else error
+    ok = error is None and (status is None or 200 <= status < 400)
+    return {"status": status, "ok": ok, "error": err}
+
+
+def _s3_key(prefix: str, now: datetime) -> str:
+    return f"{prefix.rstrip('/')}/{now:%Y/%m/%d/%H}/{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.jsonl"
+
+
+class AuditTrail:
+    """Per-invocation buffer of audit records. Create one per process; call ``flush()`` once per
+    invocation (in the handler's ``finally``)."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str | None = None,
+        prefix: str | None = None,
+        s3: Any = None,
+        log_stream: TextIO | None = None,
+        emit_log: bool | None = None,
+        sensitive: Iterable[str] = (),
+    ) -> None:
+        self.bucket = bucket if bucket is not None else settings.env_str(settings.AUDIT_BUCKET)
+        self.prefix = (
+            prefix if prefix is not None else (settings.env_str(settings.AUDIT_PREFIX, "audit/") or "audit/")
+        )
+        self._s3 = s3
+        self._stream = log_stream
+        self.emit_log = (
+            emit_log
+            if emit_log is not None
+            else settings.env_str(settings.AUDIT_LOG, "1") not in ("0", "false")
+        )
+        self.sensitive = set(sensitive)
+        self._buffer: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.failures = 0
+
+    # ---------------------------------------------------------------- records
+    def record(
+        self,
+        kind: str,
+        *,
+        caller: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+        model: str | None = None,
+        version: int | str | None = None,
+        alias: str | None = None,
+        input_sha256: str | None = None,
+        rows: int | None = None,
+        status: int | None = None,
+        error: BaseException | str | None = None,
+        request_id: str | None = None,
+        duration_ms: float | None = None,
+        sensitive: Iterable[str] = (),
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Buffer one record (and print its log copy). Never raises."""
+        try:
+            rec: dict[str, Any] = {
+                "schema_version": SCHEMA_VERSION,
+                "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "kind": kind,
+                "request_id": request_id,
+                "caller": dict(caller) if caller is not None else caller_identity(event),
+                "model": model,
+                "version": None
+                if version is None
+                else int(version)
+                if str(version).isdigit()
+                else str(version),
+                "alias": alias,
+                "input_sha256": input_sha256,
+                "rows": rows,
+                "outcome": outcome(status, error),
+                "duration_ms": None if duration_ms is None else round(float(duration_ms), 3),
+            }
+            if extra:
+                rec["extra"] = mask_fields(extra, self.sensitive | set(sensitive))
+            with self._lock:
+                self._buffer.append(rec)
+            if self.emit_log:
+                out = self._stream if self._stream is not None else sys.stdout
+                out.write(LOG_PREFIX + orjson.dumps(rec, default=str).decode() + "\n")
+            return rec
+        except Exception as exc:  # pragma: no cover - defensive: auditing never breaks a request
+            self._failed("record", exc)
+            return {}
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    # ---------------------------------------------------------------- storage
+    def _client(self) -> Any:
+        if self._s3 is None:
+            import boto3
+
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    def flush(self) -> str | None:
+        """Write the buffered records as one JSON-lines object; returns its key (None if nothing was
+        written). Never raises: on failure the records are dropped from the buffer (their log copy
+        remains), a warning is logged and the AuditWriteFailed metric emitted."""
+        with self._lock:
+            records, self._buffer = self._buffer, []
+        if not records or not self.bucket:
+            return None
+        key = _s3_key(self.prefix, datetime.now(UTC))
+        body = b"\n".join(orjson.dumps(r, default=str) for r in records) + b"\n"
+        try:
+            self._client().put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
+            )
+        except Exception as exc:
+            self._failed("flush", exc, count=len(records))
+            return None
+        return key
+
+    def _failed(self, stage: str, exc: BaseException, count: int = 1) -> None:
+        self.failures += 1
+        logger.warning(
+            "audit %s failed (%s); %d record(s) kept only in the log", stage, type(exc).__name__, count
+        )
+        doc = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": METRICS_NAMESPACE,
+                        "Dimensions": [["Stage"]],
+                        "Metrics": [{"Name": "AuditWriteFailed", "Unit": "Count"}],
+                    }
+                ],
+            },
+            "Stage": stage,
+            "AuditWriteFailed": count,
+        }
+        try:
+            out = self._stream if self._stream is not None else sys.stdout
+            out.write(orjson.dumps(doc).decode() + "\n")
+        except Exception:  # noqa: S110 - nothing left to report to
+            pass
+
+
+_default: AuditTrail | None = None
+
+
+def default_trail() -> AuditTrail:
+    """The process-wide trail (configured from the environment on first use)."""
+    global _default
+    if _default is None:
+        _default = AuditTrail()
+    return _default
+
+
+def reset_default_trail() -> None:
+    """Forget the process-wide trail (tests change the environment between cases)."""
+    global _default
+    _default = None
+
+
+def audit_promotion(
+    *,
+    model: str,
+    version: int,
+    alias: str,
+    actor: str | None,
+    override: bool,
+    reason: str | None,
+    violations: list[str] | None = None,
+    trail: AuditTrail | None = None,
+) -> dict[str, Any]:
+    """Record a promotion (an override of a failed gate in particular) and write it immediately.
+
+    Shaped to be passed as the registry's ``audit`` hook: ``Registry(audit=audit_promotion)``."""
+    t = trail or default_trail()
+    rec = t.record(
+        "promotion",
+        caller={"type": "actor", "id": actor, "source_ip": None},
+        model=model,
+        version=version,
+        alias=alias,
+        status=None,
+        override=override,
+        reason=reason,
+        violations=list(violations or []),
+    )
+    t.flush()
+    return rec
+
+
+def registry_audit_hook(trail: AuditTrail | None = None) -> Callable[[dict[str, Any]], None]:
+    """An ``audit`` hook for ``maas_models.Registry(audit=...)`` / ``promote(audit=...)``: the registry's
+    promotion event (model, version, alias, actor, override, reason, gate_failures) becomes an audit
+    record of kind ``promotion`` in the audit bucket, written immediately."""
+
+    def hook(event: dict[str, Any]) -> None:
+        audit_promotion(
+            model=str(event.get("model")),
+            version=int(event.get("version") or 0),
+            alias=str(event.get("alias")),
+            actor=event.get("actor"),
+            override=bool(event.get("override")),
+            reason=event.get("reason"),
+            violations=list(event.get("gate_failures") or []),
+            trail=trail,
+        )
+
+    return hook
