@@ -177,7 +177,7 @@ class _Checker:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.err(path, f"must be an object, got {type(value).__name__}")
+            self.err(path or "spec", f"must be an object, got {type(value).__name__}")
             return {}
         for key in sorted(set(value) - allowed):
             self.err(
