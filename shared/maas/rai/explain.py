@@ -320,6 +320,15 @@ def _plan(method: str, d: int, budget: int, seed: int) -> _Plan:
     return _Plan(masks=masks, ranks=ranks)
 
 
+def prepare(
+    n_features: int, *, method: Method = "kernel_shap", n_samples: int | None = None, seed: int = 0
+) -> int:
+    """Build (and cache) the coalition plan for ``n_features`` ahead of the first request, e.g. when a
+    model is loaded, so the first ``:explain`` does not pay for it. Returns the coalitions per row."""
+    budget = default_n_samples(n_features) if n_samples is None else int(n_samples)
+    return len(_plan(method, n_features, budget, seed).masks)
+
+
 def _as_predict_fn(model: Predictor | PredictFn) -> PredictFn:
     if isinstance(model, Predictor):
         return model.predict
@@ -379,6 +388,25 @@ def shapley_values(
 
     Returns ``(phi[N, F, C], fx[N, C], fb[C], n_evaluations)`` with ``phi.sum(axis=1) == fx - fb``.
     """
+    phi, fx, fb, n_eval, _ = _shapley(model, x, baseline, method, n_samples, seed, max_batch_rows, None)
+    return phi, fx, fb, n_eval
+
+
+ClassSelector = Callable[[np.ndarray], list[int]]
+
+
+def _shapley(
+    model: Predictor | PredictFn,
+    x: np.ndarray,
+    baseline: np.ndarray,
+    method: str,
+    n_samples: int | None,
+    seed: int,
+    max_batch_rows: int,
+    select: ClassSelector | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, list[int] | None]:
+    """Core estimator. With ``select`` (fx -> one class index per row) only those classes are
+    attributed: ``phi`` is ``[N, F, 1]`` and the chosen classes are returned; else ``[N, F, C]``."""
     if method not in METHODS:
         raise ValueError(f"unknown explanation method {method!r}; expected one of {METHODS}")
     fn = _as_predict_fn(model)
@@ -403,24 +431,36 @@ def shapley_values(
     batch[0] = b
     batch[1 : 1 + n] = xs
     if s:
-        coalitions = np.where(masks[None, :, :], xs[:, None, :], b[None, None, :])
-        batch[1 + n :] = coalitions.reshape(n * s, d)
+        coalitions = batch[1 + n :].reshape(n, s, d)  # a view: filled in place, no temporaries
+        coalitions[...] = b
+        np.copyto(coalitions, xs[:, None, :], where=masks[None, :, :])
     out, _ = _predict_batched(fn, batch, max_batch_rows)
     if out.ndim != 2 or out.shape[0] != len(batch):
         raise ValueError(f"model returned shape {list(out.shape)} for {len(batch)} rows")
-    c = out.shape[1]
-    fb = out[0]
-    fx = out[1 : 1 + n]
-    delta = fx - fb[None, :]  # (n, c)
+    fb_all = out[0]
+    fx_all = out[1 : 1 + n]
+    chosen: list[int] | None = None
+    if select is None:
+        fb = np.broadcast_to(fb_all, (n, fb_all.shape[0]))
+        fx = fx_all
+        fz = out[1 + n :].reshape(n, s, -1)
+    else:
+        # Only the explained class of each row: [n, s, 1]. Keeps the solve a matrix-vector product.
+        chosen = select(fx_all)
+        idx = np.asarray(chosen, dtype=np.intp)
+        fb = fb_all[idx][:, None]
+        fx = fx_all[np.arange(n), idx][:, None]
+        fz = out[1 + n :].reshape(n, s, -1)[np.arange(n), :, idx][:, :, None]
+    c = fx.shape[1]
+    delta = fx - fb  # (n, c)
     phi = np.zeros((n, d, c))
     if d == 1:
         phi[:, 0, :] = delta
-        return phi, fx, fb, len(batch)
-    fz = out[1 + n :].reshape(n, s, c)
+        return phi, fx_all, fb_all, len(batch), chosen
 
     if method == "kernel_shap":
         assert plan.proj is not None and plan.z_last is not None
-        y = (fz - fb[None, None, :]).transpose(1, 0, 2).reshape(s, n * c)
+        y = (fz - fb[:, None, :]).transpose(1, 0, 2).reshape(s, n * c)
         y_adj = y - plan.z_last[:, None] * delta.reshape(1, n * c)
         head = (plan.proj @ y_adj).reshape(d - 1, n, c).transpose(1, 0, 2)
         phi[:, :-1, :] = head
@@ -429,14 +469,14 @@ def shapley_values(
         assert plan.ranks is not None
         n_perms = len(plan.ranks)
         chain = np.empty((n, n_perms, d + 1, c))
-        chain[:, :, 0, :] = fb
+        chain[:, :, 0, :] = fb[:, None, :]
         chain[:, :, -1, :] = fx[:, None, :]
         chain[:, :, 1:-1, :] = fz.reshape(n, n_perms, d - 1, c)
         steps = np.diff(chain, axis=2)  # (n, P, d, c): step k is the contribution of perms[p, k]
         # Feature j's contribution in permutation p is the step at its rank ranks[p, j].
         by_feature = np.take_along_axis(steps, plan.ranks[None, :, :, None], axis=2)
         phi = by_feature.mean(axis=1)
-    return phi, fx, fb, len(batch)
+    return phi, fx_all, fb_all, len(batch), chosen
 
 
 def explain(
@@ -459,16 +499,21 @@ def explain(
     ``target`` is a class index, a class label, or one of those per row. Deterministic for a given
     ``seed``.
     """
-    phi, fx, fb, n_eval = shapley_values(
-        model, x, baseline, method=method, n_samples=n_samples, seed=seed, max_batch_rows=max_batch_rows
-    )
-    xs = np.asarray(x, dtype=np.float32).reshape(fx.shape[0], -1)
-    d = xs.shape[1]
+    labels = list(class_labels) if class_labels is not None else []
+    xs = np.asarray(x, dtype=np.float32)
+    xs = xs[None, :] if xs.ndim == 1 else xs
+    d = xs.shape[-1]
     names = list(feature_names) if feature_names is not None else [f"f{i}" for i in range(d)]
     if len(names) != d:
         raise InvalidInput(f"explain: {len(names)} feature names for {d} features")
-    labels = list(class_labels) if class_labels is not None else []
-    targets = _resolve_targets(target, fx, labels)
+
+    def select(fx_all: np.ndarray) -> list[int]:
+        return _resolve_targets(target, fx_all, labels)
+
+    phi, fx, fb, n_eval, targets = _shapley(
+        model, xs, baseline, method, n_samples, seed, max_batch_rows, select
+    )
+    assert targets is not None
     b = np.asarray(baseline, dtype=np.float32).reshape(-1)
     return [
         Explanation(
@@ -477,7 +522,7 @@ def explain(
             class_label=labels[t] if t < len(labels) else str(t),
             prediction=float(fx[i, t]),
             baseline_prediction=float(fb[t]),
-            attributions=phi[i, :, t].copy(),
+            attributions=phi[i, :, 0].copy(),
             feature_names=names,
             x=xs[i],
             baseline=b,
