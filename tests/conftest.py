@@ -92,9 +92,12 @@ def _faithful_conditional_puts() -> Any:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (random free port) for the session; yields its endpoint URL."""
+    import logging
+
     from moto.s3.responses import S3Response
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log per request
     original = _faithful_conditional_puts()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

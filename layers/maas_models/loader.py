@@ -110,7 +110,7 @@ class LoadedModel:
         expected = f"shape [N, {self._n_features}] dtype {self._dtype}"
         if not isinstance(x, np.ndarray):
             raise InvalidInput(
-                f"input {self._input_name!r}: expected an array of {expected}, received {type(x).__name__}"
+                f"input {self._input_name!r}: expected {expected}, received {type(x).__name__}"
             )
         if x.ndim != 2 or x.shape[1] != self._n_features:
             raise InvalidInput(

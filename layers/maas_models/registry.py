@@ -47,7 +47,7 @@ from maas_models.naming import (
     validate_relpath,
     validate_version,
 )
-from maas_models.s3 import NOT_FOUND_CODES, PRECONDITION_CODES, error_code, s3_client
+from maas_models.s3 import PRECONDITION_CODES, error_code, make_reader, s3_client, storage_errors
 from maas_models.settings import LayerSettings
 
 CLAIM_FILE = "_claim.json"
@@ -139,6 +139,7 @@ class Registry:
             prefix += "/"
         self.prefix = prefix
         self._s3 = s3
+        self._reader: Any = None
         self._audit = audit
         self._manifests: dict[tuple[str, int], Manifest] = {}
 
@@ -149,6 +150,13 @@ class Registry:
             self._s3 = s3_client()
         return self._s3
 
+    @property
+    def reader(self) -> Any:
+        """What registry reads go through: the lean stdlib reader in Lambda, boto3 elsewhere."""
+        if self._reader is None:
+            self._reader = make_reader(self._s3)
+        return self._reader
+
     def key(self, name: str, *parts: str | int) -> str:
         return self.prefix + "/".join([name, *(str(p) for p in parts)])
 
@@ -157,16 +165,10 @@ class Registry:
 
     def _get_bytes(self, key: str, what: str) -> bytes | None:
         """Object bytes, or None when it does not exist. Storage errors become ModelUnavailable."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            body: bytes = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            return body
-        except ClientError as exc:
-            if error_code(exc) in NOT_FOUND_CODES:
-                return None
-            raise self._unavailable(exc, what) from exc
-        except BotoCoreError as exc:
+            data: bytes | None = self.reader.get_bytes(self.bucket, key)
+            return data
+        except storage_errors() as exc:
             raise self._unavailable(exc, what) from exc
 
     def _put_if_absent(self, key: str, body: bytes, what: str) -> bool:
@@ -187,20 +189,11 @@ class Registry:
 
     def _list(self, prefix: str, delimiter: str | None = None) -> tuple[list[str], list[str]]:
         """(keys, common prefixes) under prefix, all pages."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        keys: list[str] = []
-        prefixes: list[str] = []
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        if delimiter:
-            kwargs["Delimiter"] = delimiter
         try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-                keys.extend(o["Key"] for o in page.get("Contents", ()))
-                prefixes.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
-        except (ClientError, BotoCoreError) as exc:
+            keys, prefixes = self.reader.list(self.bucket, prefix, delimiter)
+        except storage_errors() as exc:
             raise self._unavailable(exc, f"listing {prefix}") from exc
-        return keys, prefixes
+        return list(keys), list(prefixes)
 
     def _version_numbers(self, name: str) -> list[int]:
         """Every claimed version number (complete or not), ascending."""
@@ -328,16 +321,16 @@ class Registry:
         Stops with ModelCorrupt as soon as more than max_bytes arrive (never fills the disk); the
         caller verifies digest and size against the manifest.
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
         relpath = validate_relpath(relpath)
         key = self.key(ref.name, ref.version, relpath)
         digest = hashlib.sha256()
         written = 0
         try:
-            resp = self.s3.get_object(Bucket=self.bucket, Key=key)
+            chunks = self.reader.iter_object(self.bucket, key)
+            if chunks is None:
+                raise ModelCorrupt(f"{ref}: artifact {relpath} listed in the manifest is missing")
             with open(dest, "wb") as fh:
-                for block in resp["Body"].iter_chunks(1 << 20):
+                for block in chunks:
                     written += len(block)
                     if max_bytes is not None and written > max_bytes:
                         raise ModelCorrupt(
@@ -345,11 +338,9 @@ class Registry:
                         )
                     digest.update(block)
                     fh.write(block)
-        except ClientError as exc:
-            if error_code(exc) in NOT_FOUND_CODES:
-                raise ModelCorrupt(f"{ref}: artifact {relpath} listed in the manifest is missing") from exc
-            raise self._unavailable(exc, f"downloading {ref} {relpath}") from exc
-        except BotoCoreError as exc:
+        except ModelError:
+            raise
+        except storage_errors() as exc:
             raise self._unavailable(exc, f"downloading {ref} {relpath}") from exc
         return digest.hexdigest(), written
 

@@ -1,0 +1,153 @@
+"""The lean read-only S3 client used on the serving path: signer, reads, retries, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from maas_models.s3lite import EMPTY_SHA256, LiteS3, S3HTTPError, sigv4_headers
+
+AKID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def test_aws_documented_list_example() -> None:
+    """The ListObjects example of the S3 SigV4 documentation (examplebucket, 2013-05-24)."""
+    headers = sigv4_headers(
+        "GET", "examplebucket.s3.amazonaws.com", "/", {"max-keys": "2", "prefix": "J"},
+        region="us-east-1", access_key=AKID, secret_key=SECRET, token=None, amz_date="20130524T000000Z",
+    )
+    assert headers["authorization"].endswith(
+        "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+    )
+    assert "SignedHeaders=host;x-amz-content-sha256;x-amz-date," in headers["authorization"]
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "query", "token"),
+    [
+        ("http://127.0.0.1:4566/bkt/models/ref/1/model.tflite", "/bkt/models/ref/1/model.tflite", {}, None),
+        ("https://bkt.s3.eu-west-1.amazonaws.com/models/ref/aliases/production.json",
+         "/models/ref/aliases/production.json", {}, "FwoGZXIvYXdzE//session+token="),
+        ("https://bkt.s3.eu-west-1.amazonaws.com/?continuation-token=a%2Bb%3D&delimiter=%2F&list-type=2"
+         "&prefix=models%2Fref%2F", "/",
+         {"list-type": "2", "prefix": "models/ref/", "delimiter": "/", "continuation-token": "a+b="}, "tok"),
+    ],
+)
+def test_signer_matches_botocore(monkeypatch: pytest.MonkeyPatch, url: str, path: str,
+                                 query: dict[str, str], token: str | None) -> None:
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    region = "us-east-1" if "127.0.0.1" in url else "eu-west-1"
+    fixed = dt.datetime(2026, 11, 28, 16, 30, 5)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: fixed)
+    request = AWSRequest(method="GET", url=url, headers={})
+    botocore.auth.S3SigV4Auth(Credentials(AKID, SECRET, token), "s3", region).add_auth(request)
+    host = url.split("/")[2]
+    mine = sigv4_headers("GET", host, path, query, region=region, access_key=AKID, secret_key=SECRET,
+                         token=token, amz_date=fixed.strftime("%Y%m%dT%H%M%SZ"))
+    assert request.headers["X-Amz-Content-SHA256"] == EMPTY_SHA256
+    assert mine["authorization"] == request.headers["Authorization"]
+
+
+def test_reads_and_lists_on_moto(s3_moto: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3")
+    for i in range(5):
+        s3.put_object(Bucket=s3_moto, Key=f"models/m{i}/1/manifest.json", Body=b"x" * i)
+    s3.put_object(Bucket=s3_moto, Key="models/odd name+&<>/a b.json", Body=b"odd")
+    lite = LiteS3()
+    assert lite.get_bytes(s3_moto, "models/m3/1/manifest.json") == b"xxx"
+    assert lite.get_bytes(s3_moto, "models/odd name+&<>/a b.json") == b"odd"
+    assert b"".join(lite.iter_object(s3_moto, "models/m4/1/manifest.json", chunk=1)) == b"xxxx"
+    keys, prefixes = lite.list(s3_moto, "models/", "/")
+    assert keys == [] and prefixes == [f"models/m{i}/" for i in range(5)] + ["models/odd name+&<>/"]
+    keys, _ = lite.list(s3_moto, "models/m")
+    assert len(keys) == 5
+    with pytest.raises(S3HTTPError) as info:
+        lite.get_bytes(s3_moto, "models/none")
+    assert info.value.status == 404 and info.value.code == "NoSuchKey"
+    with pytest.raises(S3HTTPError) as info:
+        lite.get_bytes("no-such-bucket-here", "k")
+    assert info.value.code == "NoSuchBucket"
+
+
+def test_list_pages(s3_moto: str) -> None:
+    """ListObjectsV2 returns at most 1000 keys a page; the reader follows continuation tokens."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    for i in range(1005):
+        s3.put_object(Bucket=s3_moto, Key=f"p/{i:05d}", Body=b"")
+    keys, _ = LiteS3().list(s3_moto, "p/")
+    assert len(keys) == 1005 and keys[0] == "p/00000" and keys[-1] == "p/01004"
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    plan: list[int] = []
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.path)
+        status = type(self).plan.pop(0) if type(self).plan else 200
+        body = b"hello" if status == 200 else (
+            b"<Error><Code>SlowDown</Code><Message>Reduce your request rate</Message></Error>"
+            if status == 503 else b"<Error><Code>AccessDenied</Code><Message>nope</Message></Error>")
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Flaky.seen = []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_retries_throttling_then_succeeds(flaky: str) -> None:
+    _Flaky.plan = [503, 500, 503]
+    lite = LiteS3(endpoint=flaky, credentials=("a", "b", None), max_attempts=5)
+    assert lite.get_bytes("b", "k") == b"hello"
+    assert len(_Flaky.seen) == 4
+
+
+def test_gives_up_after_max_attempts(flaky: str) -> None:
+    _Flaky.plan = [503] * 10
+    lite = LiteS3(endpoint=flaky, credentials=("a", "b", None), max_attempts=3)
+    with pytest.raises(S3HTTPError, match="SlowDown"):
+        lite.get_bytes("b", "k")
+    assert len(_Flaky.seen) == 3
+
+
+def test_access_denied_is_not_retried(flaky: str) -> None:
+    _Flaky.plan = [403]
+    lite = LiteS3(endpoint=flaky, credentials=("a", "b", None))
+    with pytest.raises(S3HTTPError, match="AccessDenied"):
+        lite.get_bytes("b", "k")
+    assert len(_Flaky.seen) == 1
+
+
+def test_connection_refused_is_retried_then_oserror() -> None:
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    lite = LiteS3(endpoint=f"http://127.0.0.1:{port}", credentials=("a", "b", None), max_attempts=2)
+    with pytest.raises(OSError, match="2 attempts"):
+        lite.get_bytes("b", "k")
