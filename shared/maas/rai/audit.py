@@ -128,6 +128,7 @@ class AuditTrail:
         log_stream: TextIO | None = None,
         emit_log: bool | None = None,
         sensitive: Iterable[str] = (),
+        flush_seconds: float | None = None,
     ) -> None:
         self.bucket = bucket if bucket is not None else settings.env_str(settings.AUDIT_BUCKET)
         self.prefix = (
@@ -141,7 +142,13 @@ class AuditTrail:
             else settings.env_str(settings.AUDIT_LOG, "1") not in ("0", "false")
         )
         self.sensitive = set(sensitive)
+        self.flush_seconds = (
+            flush_seconds
+            if flush_seconds is not None
+            else settings.env_float(settings.AUDIT_FLUSH_SECONDS, 0.0)
+        )
         self._buffer: list[dict[str, Any]] = []
+        self._oldest: float | None = None
         self._lock = threading.Lock()
         self.failures = 0
 
@@ -187,6 +194,8 @@ class AuditTrail:
             if extra:
                 rec["extra"] = mask_fields(extra, self.sensitive | set(sensitive))
             with self._lock:
+                if not self._buffer:
+                    self._oldest = time.monotonic()
                 self._buffer.append(rec)
             if self.emit_log:
                 out = self._stream if self._stream is not None else sys.stdout
@@ -208,12 +217,24 @@ class AuditTrail:
             self._s3 = boto3.client("s3")
         return self._s3
 
+    def maybe_flush(self) -> str | None:
+        """Flush when the oldest buffered record is ``flush_seconds`` old (0, the default: every
+        invocation). A larger value batches the S3 copy of a busy predict function's records; their
+        log copy is written at once either way."""
+        oldest = self._oldest
+        if not self._buffer or oldest is None:
+            return None
+        if time.monotonic() - oldest < self.flush_seconds:
+            return None
+        return self.flush()
+
     def flush(self) -> str | None:
         """Write the buffered records as one JSON-lines object; returns its key (None if nothing was
         written). Never raises: on failure the records are dropped from the buffer (their log copy
         remains), a warning is logged and the AuditWriteFailed metric emitted."""
         with self._lock:
             records, self._buffer = self._buffer, []
+            self._oldest = None
         if not records or not self.bucket:
             return None
         key = _s3_key(self.prefix, datetime.now(UTC))
@@ -251,6 +272,84 @@ class AuditTrail:
             out.write(orjson.dumps(doc).decode() + "\n")
         except Exception:  # noqa: S110 - nothing left to report to
             pass
+
+
+# -- per-invocation notes: routes say what they served, the handler writes the record ---------------
+_NOTE: dict[str, Any] = {}
+
+
+def note(**fields: Any) -> None:
+    """Called by a route while serving: model, version, rows, kind ... for this invocation's record."""
+    _NOTE.update(fields)
+
+
+def begin() -> None:
+    """Start of an invocation: forget the previous invocation's notes."""
+    _NOTE.clear()
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> Any:
+    for k, v in (headers or {}).items():
+        if k.lower() == name:
+            return v
+    return None
+
+
+def http_body_bytes(event: Mapping[str, Any]) -> bytes | None:
+    """The request body exactly as the client sent it (base64 bodies decoded), for hashing."""
+    body = event.get("body")
+    if body is None:
+        return None
+    if event.get("isBase64Encoded"):
+        import base64
+        import binascii
+
+        try:
+            return base64.b64decode(body)
+        except (binascii.Error, ValueError):
+            return str(body).encode()
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+def audit_http(
+    event: Mapping[str, Any],
+    response: Mapping[str, Any] | None,
+    *,
+    started: float | None = None,
+    trail: AuditTrail | None = None,
+    methods: tuple[str, ...] = ("POST",),
+    sensitive: Iterable[str] = (),
+) -> dict[str, Any] | None:
+    """One record for an API request (REST v1, HTTP API v2 or Function URL event) and its response.
+
+    Model and version come from the route's ``note`` (or the ``X-Maas-Model[-Version]`` response
+    headers); only ``methods`` are audited (predictions and explanations). Never raises."""
+    try:
+        rc = event.get("requestContext") or {}
+        method = event.get("httpMethod") or _get(rc, "http", "method")
+        if method not in methods:
+            return None
+        headers = (response or {}).get("headers") or {}
+        noted = dict(_NOTE)
+        status = (response or {}).get("statusCode")
+        return (trail or default_trail()).record(
+            str(noted.pop("kind", "predict")),
+            event=event,
+            model=noted.pop("model", None) or _header(headers, "x-maas-model"),
+            version=noted.pop("version", None) or _header(headers, "x-maas-model-version"),
+            alias=noted.pop("alias", None),
+            input_sha256=sha256_hex(http_body_bytes(event)),
+            rows=noted.pop("rows", None),
+            status=int(status) if status is not None else None,
+            error=noted.pop("error", None),
+            request_id=rc.get("requestId"),
+            duration_ms=None if started is None else (time.perf_counter() - started) * 1000.0,
+            sensitive=sensitive,
+            path=event.get("path") or event.get("rawPath"),
+        )
+    except Exception as exc:
+        logger.warning("audit record failed (%s)", type(exc).__name__)
+        return None
 
 
 _default: AuditTrail | None = None

@@ -1,18 +1,180 @@
-"""Responsible-AI routes (owned by the RAI area): `POST /v1/models/{m}[...]:explain`, `GET .../card`.
+"""Responsible-AI routes: `POST /v1/models/{m}[/versions/{v}|/labels/{l}]:explain` and `GET .../card`.
 
-Add routes to `router` below; they are served for REST, HTTP API and Function URL events alike.
-Use the helpers from `maas.serving.routes.common`, e.g.:
+`:explain` takes a TF Serving `:predict` body plus optional keys:
 
-    @router.post("/v1/models/<model>:explain", summary="Explain predictions", tags=["Responsible AI"])
-    def explain(model: str) -> Response:
-        body = read_body()                     # size limit, orjson, NaN/Inf errors
-        loaded = service().get(model)          # 404 / 503 handled by the shared error handler
-        ...
-        return json_response({...})
+    {"instances": [[...]], "target": 3 | "label" | [per row], "top_k": 10, "method": "kernel_shap"}
+
+and answers one explanation per row: the explained class (the predicted one unless `target` says
+otherwise), f(x), f(baseline), the top-k features by |attribution| and how many model evaluations
+were made. Attributions are exactly complete: they sum to f(x) - f(baseline) (`sum_attributions`).
+
+`/card` serves the version's model card with content negotiation on `Accept`: application/json,
+text/markdown or text/html (406 for anything else). A version published without card files gets a
+card generated from its manifest (header `X-Maas-Card: generated`).
 """
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import orjson
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from maas import settings
+from maas.protocols import tfserving
+from maas.protocols.errors import PayloadTooLarge, ProtocolError
+from maas.rai import audit
+from maas.rai.card import CARD_FILES, build_card, negotiate, render_html, render_markdown
+from maas.rai.explain import DEFAULT_TOP_K, METHODS, explain_model, explanation_response
+from maas.serving.routes.common import (
+    STATE,
+    current_event,
+    json_response,
+    model_headers,
+    read_body,
+    record_prediction,
+    service,
+)
+
 router = Router()
+TAGS = ["Responsible AI"]
+EXPLAIN_KEYS = ("target", "top_k", "method")
+MAX_TOP_K = 1000
+_cards: dict[tuple[str, str, int, str], tuple[bytes, bool]] = {}
+
+
+# -- :explain -------------------------------------------------------------------------------------------
+def _options(body: dict[str, Any], n_features: int) -> tuple[Any, int | None, str]:
+    target = body.get("target")
+    if isinstance(target, bool) or (target is not None and not isinstance(target, int | str | list)):
+        raise ProtocolError("'target' must be a class index, a class label, or a list of them (one per row)")
+    top_k = body.get("top_k", DEFAULT_TOP_K)
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ProtocolError("'top_k' must be a positive integer (or null for every feature)")
+    top_k = None if top_k is None else min(int(top_k), n_features, MAX_TOP_K)
+    method = body.get("method", "kernel_shap")
+    if method not in METHODS:
+        raise ProtocolError(f"'method' must be one of {', '.join(METHODS)}")
+    return target, top_k, str(method)
+
+
+def _explain(model: str, version: str | None = None, label: str | None = None) -> Response[dict[str, Any]]:
+    started = time.perf_counter()
+    body = read_body()
+    if not isinstance(body, dict):
+        tfserving.parse_predict_request(body)  # raises the protocol's "must be a JSON object" error
+    request = tfserving.parse_predict_request({k: v for k, v in body.items() if k not in EXPLAIN_KEYS})
+    svc = service()
+    loaded = svc.get(model, version, label)
+    sig = svc.signature(loaded)
+    max_rows = settings.env_int(settings.EXPLAIN_MAX_ROWS, settings.DEFAULT_EXPLAIN_MAX_ROWS)
+    inputs = tfserving.bind_inputs(request, sig, STATE.max_rows)
+    x = inputs[sig.inputs[0].name]
+    if len(x) > max_rows:
+        raise PayloadTooLarge(
+            f"':explain' takes at most {max_rows} rows (MAAS_EXPLAIN_MAX_ROWS); the request has {len(x)}"
+        )
+    target, top_k, method = _options(body, x.shape[1])
+    if isinstance(target, list) and len(target) != len(x):
+        raise ProtocolError(f"'target' has {len(target)} entries for {len(x)} rows")
+    samples = settings.env_str(settings.EXPLAIN_SAMPLES)
+    explanations = explain_model(
+        loaded,
+        x,
+        target=target,
+        method=method,  # type: ignore[arg-type]
+        n_samples=int(samples) if samples else None,
+    )
+    ref = loaded.ref
+    record_prediction("explain", ref.name, ref.version, len(x), started)
+    audit.note(kind="explain", model=ref.name, version=ref.version, rows=len(x))
+    doc = {
+        "model": {"name": ref.name, "version": ref.version},
+        "explanations": explanation_response(explanations, top_k=top_k),
+    }
+    return json_response(doc, headers=model_headers(ref.name, ref.version))
+
+
+@router.post(
+    "/v1/models/<model>:explain", summary="Explain predictions (per-feature attributions)", tags=TAGS
+)
+def explain(model: str) -> Response[dict[str, Any]]:
+    return _explain(model)
+
+
+@router.post("/v1/models/<model>/versions/<version>:explain", summary="Explain with a version", tags=TAGS)
+def explain_version(model: str, version: str) -> Response[dict[str, Any]]:
+    return _explain(model, version=version)
+
+
+@router.post("/v1/models/<model>/labels/<label>:explain", summary="Explain with a label (alias)", tags=TAGS)
+def explain_label(model: str, label: str) -> Response[dict[str, Any]]:
+    return _explain(model, label=label)
+
+
+# -- /card ----------------------------------------------------------------------------------------------
+def _card_bytes(name: str, version: int, media: str) -> tuple[bytes, bool]:
+    """(body, generated) of one card file; cached per version (published versions are immutable)."""
+    from botocore.exceptions import ClientError
+
+    registry = service().registry
+    key = (str(registry.bucket), name, version, media)
+    hit = _cards.get(key)
+    if hit is not None:
+        return hit
+    generated = False
+    try:
+        obj = registry.s3.get_object(
+            Bucket=registry.bucket, Key=registry.key(name, version, CARD_FILES[media])
+        )
+        data: bytes = obj["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NotFound"):
+            raise
+        manifest = registry.manifest(name, version)
+        card = build_card(manifest=manifest)
+        if media == "application/json":
+            data = orjson.dumps(card, option=orjson.OPT_INDENT_2)
+        elif media == "text/markdown":
+            data = render_markdown(card).encode()
+        else:
+            data = render_html(card, plots=False).encode()
+        generated = True
+    _cards[key] = (data, generated)
+    return data, generated
+
+
+def _card(model: str, version: str | None = None, label: str | None = None) -> Response[str]:
+    headers = current_event().headers or {}
+    accept = next((v for k, v in headers.items() if k.lower() == "accept"), None)
+    media = negotiate(accept)
+    if media is None:
+        raise ProtocolError(
+            f"cannot serve the model card as {accept!r}; accept one of {', '.join(CARD_FILES)}",
+            status_code=406,
+        )
+    svc = service()
+    ver = svc.resolve_version(model, version, label)
+    data, generated = _card_bytes(model, ver, media)
+    out_headers = {**model_headers(model, ver), "Vary": "Accept"}
+    if generated:
+        out_headers["X-Maas-Card"] = "generated"
+    content_type = media + ("; charset=utf-8" if media.startswith("text/") else "")
+    return Response(status_code=200, content_type=content_type, body=data.decode(), headers=out_headers)
+
+
+@router.get("/v1/models/<model>/card", summary="Model card (JSON, Markdown or HTML by Accept)", tags=TAGS)
+def card(model: str) -> Response[str]:
+    return _card(model)
+
+
+@router.get("/v1/models/<model>/versions/<version>/card", summary="Model card of a version", tags=TAGS)
+def card_version(model: str, version: str) -> Response[str]:
+    return _card(model, version=version)
+
+
+@router.get("/v1/models/<model>/labels/<label>/card", summary="Model card of a label", tags=TAGS)
+def card_label(model: str, label: str) -> Response[str]:
+    return _card(model, label=label)
