@@ -113,7 +113,8 @@ def to_array(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
         arr = np.asarray(value, dtype=object)
         return arr
     try:
-        arr = np.asarray(value, dtype=spec.np_dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
+            arr = np.asarray(value, dtype=spec.np_dtype)
     except (ValueError, TypeError) as exc:
         raise ProtocolError(_conversion_hint(value, spec, where, exc)) from None
     except OverflowError:

@@ -114,9 +114,19 @@ def bind_inputs(request: InferenceRequest, signature: Signature, max_rows: int) 
             )
         wire = DATATYPES[inp.datatype]
         try:
-            arr = (
-                np.asarray(inp.data, dtype=wire) if not spec.is_string else np.asarray(inp.data, dtype=object)
-            )
+            if spec.is_string:
+                arr = np.asarray(inp.data, dtype=object)
+            elif wire.kind in "iu":
+                arr = np.asarray(inp.data)
+                if arr.dtype.kind not in "iub":
+                    raise ProtocolError(
+                        f"{where}: datatype {inp.datatype} needs integer data, got {arr.dtype.name} values; "
+                        "send integers or declare a floating-point datatype such as FP32"
+                    )
+                arr = arr.astype(wire)
+            else:
+                with np.errstate(over="ignore", invalid="ignore"):  # out of range -> inf: refused below
+                    arr = np.asarray(inp.data, dtype=wire)
         except (ValueError, TypeError, OverflowError):
             raise ProtocolError(
                 f"{where}: data does not match datatype {inp.datatype} (or rows have different lengths); "
