@@ -206,17 +206,8 @@ def _run(spec: TrainingSpec, stop: StopFlag, work_dir: Path | None, started: flo
     from maas.training.strategy import select_strategy
 
     tr = spec.training
-    info = select_strategy(
-        tr.mixed_precision
-    )  # before any other TensorFlow op (MultiWorkerMirrored needs it)
-    import keras
-
-    from maas.training.model import build_model, float32_copy
-
     run_id = run_id_for(spec)
     ckpt_uri = checkpoint_uri_for(spec, run_id)
-    work = Path(work_dir or tempfile.mkdtemp(prefix="maas-train-"))
-    store = CheckpointStore(ckpt_uri, is_chief=info.is_chief, work_dir=work / "checkpoints")
     result = RunResult(
         model_name=spec.model_name,
         run_id=run_id,
@@ -224,14 +215,23 @@ def _run(spec: TrainingSpec, stop: StopFlag, work_dir: Path | None, started: flo
         status="running",
         epochs_total=tr.epochs,
     )
-    log.info("run %s model=%s checkpoints=%s", run_id, spec.model_name, ckpt_uri)
-
-    done = store.published()
-    if done is not None:  # a retry after the publish step: never publish twice
+    done = CheckpointStore(ckpt_uri).published()
+    if done is not None:  # a retry after the publish step: never publish twice (and skip importing TF)
         log.info("run already published %s version %s: nothing to do", spec.model_name, done.get("version"))
         result.status, result.version = "already_published", done.get("version")
         result.promoted, result.alias = bool(done.get("promoted")), done.get("alias")
         return result
+
+    info = select_strategy(
+        tr.mixed_precision
+    )  # before any other TensorFlow op (MultiWorkerMirrored needs it)
+    import keras
+
+    from maas.training.model import build_model, float32_copy
+
+    work = Path(work_dir or tempfile.mkdtemp(prefix="maas-train-"))
+    store = CheckpointStore(ckpt_uri, is_chief=info.is_chief, work_dir=work / "checkpoints")
+    log.info("run %s model=%s checkpoints=%s", run_id, spec.model_name, ckpt_uri)
 
     # ---- data
     t0 = time.perf_counter()
