@@ -1,18 +1,23 @@
-"""Placeholder batch_score handler (foundation): logs how many records it received.
+"""Lambda handler: batch scoring of files dropped under incoming/ (S3 events) and fan-out chunk tasks (SQS).
 
-The area owning this function replaces this file with the real handler.
+Thin by design: the work lives in ``maas.batch`` (key convention: ``maas.batch.keys``).
 """
 
 from __future__ import annotations
 
-import logging
+from functools import cache
 from typing import Any
 
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
+from maas.batch.entry import BatchContext, default_context, handle_event
+from maas.batch.log import logger
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    records = event.get("Records") or []
-    logger.info("batch_score placeholder received %d record(s)", len(records))
-    return {"function": "batch_score", "records": len(records), "batchItemFailures": []}
+@cache
+def context() -> BatchContext:
+    """Clients, model loader (with MAAS_PRELOAD) and settings, once per execution environment."""
+    return default_context()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
+    return handle_event(context(), event, lambda_context)

@@ -1,18 +1,22 @@
-"""Placeholder queue_score handler (foundation): logs how many records it received.
+"""Lambda handler: scores SQS request messages (schema: ``maas.queue.schema``), partial batch failures.
 
-The area owning this function replaces this file with the real handler.
+Thin by design: the work lives in ``maas.queue``.
 """
 
 from __future__ import annotations
 
-import logging
+from functools import cache
 from typing import Any
 
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
+from maas.queue.entry import QueueContext, default_context, handle_event, logger
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    records = event.get("Records") or []
-    logger.info("queue_score placeholder received %d record(s)", len(records))
-    return {"function": "queue_score", "records": len(records), "batchItemFailures": []}
+@cache
+def context() -> QueueContext:
+    """Clients, model loader (with MAAS_PRELOAD) and settings, once per execution environment."""
+    return default_context()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
+    return handle_event(context(), event, lambda_context)

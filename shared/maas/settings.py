@@ -51,3 +51,12 @@ DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 DEFAULT_FANOUT_THRESHOLD_MB = 64
 DEFAULT_CHUNK_MB = 32
+
+# Asynchronous scoring (maas.batch / maas.queue)
+BATCH_PREDICT_ROWS = "MAAS_BATCH_PREDICT_ROWS"  # rows per LiteRT predict call
+BATCH_BLOCK_MB = "MAAS_BATCH_BLOCK_MB"  # bytes read and parsed at a time (bounds memory)
+BATCH_ALL_PROBABILITIES = "MAAS_BATCH_ALL_PROBABILITIES"  # "1": every class's probability in outputs
+ASSEMBLY_LOCK_SECONDS = "MAAS_ASSEMBLY_LOCK_SECONDS"  # a fan-out assembly claim older than this is stale
+DEFAULT_BATCH_PREDICT_ROWS = 4096
+DEFAULT_BATCH_BLOCK_MB = 8.0
+DEFAULT_ASSEMBLY_LOCK_SECONDS = 900

@@ -1,0 +1,216 @@
+"""Types shared by the batch formats: the model-facing spec, row batches, rejected rows, scoring."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from maas import settings
+
+MAX_REASON_VALUE = 32
+
+
+class UnreadableInput(ValueError):
+    """The file as a whole cannot be scored (not the format it claims, header lacks features, ...).
+
+    Permanent: it produces a failed report and no output. The message never quotes row values.
+    """
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model expects, taken from its manifest."""
+
+    feature_names: tuple[str, ...]
+    class_labels: tuple[str, ...]
+    input_name: str = "features"
+    all_probabilities: bool = False
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def output_fields(self) -> list[pa.Field]:
+        fields = [pa.field("class", pa.string()), pa.field("probability", pa.float32())]
+        if self.all_probabilities:
+            fields += [pa.field(f"prob_{label}", pa.float32()) for label in self.class_labels]
+        return fields
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # 1-based data row number (header and blank lines not counted)
+    reason: str
+
+    def shifted(self, offset: int) -> RowError:
+        return RowError(self.row + offset, self.reason)
+
+
+@dataclass
+class Batch:
+    """Rows read from one block of input.
+
+    ``x`` holds the valid rows only (float32, C-contiguous); ``passthrough`` is the format's own
+    representation of those rows' other columns; ``valid`` (npy only) marks which of the
+    ``rows_seen`` input rows are in ``x`` so the output stays row-aligned.
+    """
+
+    x: np.ndarray
+    rows_seen: int
+    errors: list[RowError] = field(default_factory=list)
+    passthrough: Any = None
+    valid: np.ndarray | None = None
+
+
+@dataclass
+class Timings:
+    read_s: float = 0.0
+    predict_s: float = 0.0
+    write_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "read_s": round(self.read_s, 6),
+            "predict_s": round(self.predict_s, 6),
+            "write_s": round(self.write_s, 6),
+        }
+
+    def add(self, other: dict[str, float]) -> None:
+        self.read_s += float(other.get("read_s", 0.0))
+        self.predict_s += float(other.get("predict_s", 0.0))
+        self.write_s += float(other.get("write_s", 0.0))
+
+
+class Scorer:
+    """Runs a model's ``predict`` over rows in slices of LiteRT-friendly size."""
+
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        spec: InputSpec,
+        *,
+        model: str,
+        version: int,
+        batch_rows: int | None = None,
+    ) -> None:
+        self._predict = predict
+        self.spec = spec
+        self.model = model
+        self.version = version
+        self.batch_rows = batch_rows or settings.env_int(
+            settings.BATCH_PREDICT_ROWS, settings.DEFAULT_BATCH_PREDICT_ROWS
+        )
+
+    @classmethod
+    def from_loaded(
+        cls, loaded: Any, *, all_probabilities: bool = False, batch_rows: int | None = None
+    ) -> Scorer:
+        """Adapt a ``maas_models.LoadedModel`` (feature names and class labels from its manifest)."""
+        spec = InputSpec(
+            feature_names=tuple(loaded.feature_names),
+            class_labels=tuple(loaded.class_labels),
+            input_name=str(loaded.input_spec.get("name", "features")),
+            all_probabilities=all_probabilities,
+        )
+        return cls(
+            loaded.predict,
+            spec,
+            model=loaded.ref.name,
+            version=int(loaded.ref.version),
+            batch_rows=batch_rows,
+        )
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        if n == 0:
+            return np.zeros((0, len(self.spec.class_labels)), dtype=np.float32)
+        if n <= self.batch_rows:
+            return np.asarray(self._predict(x), dtype=np.float32)
+        parts = [self._predict(x[i : i + self.batch_rows]) for i in range(0, n, self.batch_rows)]
+        return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+
+
+def prediction_columns(probs: np.ndarray, spec: InputSpec) -> dict[str, pa.Array]:
+    """``class`` (label of the argmax), ``probability`` (its probability), optionally ``prob_<label>``."""
+    idx = probs.argmax(axis=1) if probs.shape[0] else np.zeros(0, dtype=np.int64)
+    labels = pa.array(list(spec.class_labels), type=pa.string())
+    cols: dict[str, pa.Array] = {
+        "class": pc.take(labels, pa.array(idx)),
+        "probability": pa.array(probs[np.arange(probs.shape[0]), idx], type=pa.float32()),
+    }
+    if spec.all_probabilities:
+        for j, label in enumerate(spec.class_labels):
+            cols[f"prob_{label}"] = pa.array(np.ascontiguousarray(probs[:, j]), type=pa.float32())
+    return cols
+
+
+def describe_value(value: object) -> str:
+    """A short, safe rendering of an offending cell for the errors file (never for logs)."""
+    text = repr(value)
+    return text if len(text) <= MAX_REASON_VALUE else text[: MAX_REASON_VALUE - 3] + "..."
+
+
+def float_or_none(value: object) -> float | None:
+    """Parse one cell the way the fast path would; None when it is not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str | bytes):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def columns_to_matrix(columns: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Stack per-feature float32 vectors into a C-contiguous (n, F) matrix."""
+    x = np.empty((n, len(columns)), dtype=np.float32)
+    for j, col in enumerate(columns):
+        x[:, j] = col
+    return x
+
+
+def check_rows(
+    x: np.ndarray, names: Sequence[str], row_numbers: np.ndarray
+) -> tuple[np.ndarray, list[RowError]]:
+    """Reject rows holding NaN/Inf/missing values. Returns the boolean mask of good rows and errors."""
+    finite = np.isfinite(x)
+    good = finite.all(axis=1)
+    errors: list[RowError] = []
+    if not good.all():
+        for i in np.flatnonzero(~good):
+            j = int(np.argmin(finite[i]))
+            v = float(x[i, j])
+            what = "missing value" if math.isnan(v) else "non-finite value"
+            errors.append(RowError(int(row_numbers[i]), f"{what} in column {names[j]!r}"))
+    return good, errors
+
+
+class Stopwatch:
+    """Accumulates wall time into a Timings field: ``with sw("read"): ...``."""
+
+    def __init__(self, timings: Timings) -> None:
+        self.timings = timings
+
+    def __call__(self, phase: str) -> _Phase:
+        return _Phase(self.timings, phase)
+
+
+class _Phase:
+    def __init__(self, timings: Timings, phase: str) -> None:
+        self.timings, self.attr = timings, f"{phase}_s"
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.timings, self.attr, getattr(self.timings, self.attr) + time.perf_counter() - self.t0)

@@ -1,0 +1,24 @@
+"""Batch file formats: CSV, JSON Lines, Parquet and .npy behind one interface (``Format``)."""
+
+from __future__ import annotations
+
+from maas.batch.formats.base import Format, Writer
+from maas.batch.formats.csv import CsvFormat
+from maas.batch.formats.jsonl import JsonlFormat
+from maas.batch.formats.npy import NpyFormat
+from maas.batch.formats.parquet import ParquetFormat
+
+_FORMATS: dict[str, type[Format]] = {
+    "csv": CsvFormat,
+    "jsonl": JsonlFormat,
+    "parquet": ParquetFormat,
+    "npy": NpyFormat,
+}
+
+
+def get_format(name: str) -> Format:
+    """A fresh format object (formats keep per-job state while assembling)."""
+    return _FORMATS[name]()
+
+
+__all__ = ["CsvFormat", "Format", "JsonlFormat", "NpyFormat", "ParquetFormat", "Writer", "get_format"]

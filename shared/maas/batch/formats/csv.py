@@ -1,0 +1,222 @@
+"""CSV with a header row. Feature columns are matched by name; other columns pass through as text.
+
+Blocks of about ``block_bytes`` are cut on line ends and parsed by pyarrow (multi-threaded). A block
+that holds a bad row is parsed again in a careful mode that finds each bad row: wrong column count
+(pyarrow's ``invalid_row_handler``), a value that is not a number, or a missing/NaN/Inf value.
+Limitation shared with pyarrow's parallel reader: a quoted value must not contain a newline.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from maas.batch.common import (
+    Batch,
+    InputSpec,
+    RowError,
+    UnreadableInput,
+    check_rows,
+    columns_to_matrix,
+    describe_value,
+    float_or_none,
+    prediction_columns,
+)
+from maas.batch.formats.base import Format, Writer, first_line, split_on_lines
+from maas.batch.io import Sink, Source, iter_line_blocks
+
+MAX_MISSING_NAMED = 5
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _header_names(line: bytes) -> list[str]:
+    if not line.strip():
+        raise UnreadableInput("CSV file is empty or its first line (the header) is blank")
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(line + b"\n"), read_options=pacsv.ReadOptions(use_threads=False)
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise UnreadableInput("CSV header row cannot be parsed") from exc
+    return [str(n) for n in table.column_names]
+
+
+class CsvFormat(Format):
+    name = "csv"
+    content_type = "text/csv"
+
+    def prepare(self, source: Source, spec: InputSpec) -> dict[str, Any]:
+        line, data_start = first_line(source)
+        names = _header_names(line)
+        if len(set(names)) != len(names):
+            raise UnreadableInput("CSV header repeats a column name")
+        missing = [f for f in spec.feature_names if f not in names]
+        if missing:
+            shown = ", ".join(missing[:MAX_MISSING_NAMED])
+            more = f" and {len(missing) - MAX_MISSING_NAMED} more" if len(missing) > MAX_MISSING_NAMED else ""
+            raise UnreadableInput(f"CSV header lacks feature columns the model needs: {shown}{more}")
+        passthrough = [n for n in names if n not in set(spec.feature_names)]
+        reserved = {f.name for f in spec.output_fields()}
+        clash = [n for n in passthrough if n in reserved]
+        if clash:
+            raise UnreadableInput(f"CSV columns clash with prediction column names: {', '.join(clash)}")
+        return {"header": names, "passthrough": passthrough, "data_start": data_start}
+
+    def full_range(self, source: Source, layout: dict[str, Any]) -> dict[str, Any]:
+        return {"start": layout["data_start"], "end": source.size, "first_row": 0}
+
+    def split(self, source: Source, layout: dict[str, Any], chunk_bytes: int) -> list[dict[str, Any]]:
+        return split_on_lines(source, layout["data_start"], chunk_bytes)
+
+    def read(
+        self, source: Source, layout: dict[str, Any], spec: InputSpec, rng: dict[str, Any], block_bytes: int
+    ) -> Iterator[Batch]:
+        names: list[str] = layout["header"]
+        passthrough: list[str] = layout["passthrough"]
+        fast_types = {n: pa.string() for n in passthrough} | {f: pa.float32() for f in spec.feature_names}
+        row_base = 0
+        for block in iter_line_blocks(source.iter_range(rng["start"], rng["end"]), block_bytes):
+            if not block.strip():
+                continue
+            try:
+                batch = self._fast(block, names, fast_types, spec, passthrough, row_base)
+            except _Invalid:
+                batch = self._careful(block, names, spec, passthrough, row_base)
+            row_base += batch.rows_seen
+            yield batch
+
+    @staticmethod
+    def _fast(
+        block: bytes,
+        names: list[str],
+        types: dict[str, pa.DataType],
+        spec: InputSpec,
+        passthrough: list[str],
+        row_base: int,
+    ) -> Batch:
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(block),
+                read_options=pacsv.ReadOptions(
+                    column_names=names, use_threads=True, block_size=max(1 << 20, len(block) // 2 + 1)
+                ),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=lambda r: "error"),
+                convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+            )
+        except (pa.ArrowInvalid, _Invalid) as exc:
+            raise _Invalid from exc
+        n = table.num_rows
+        cols = [table.column(f).to_numpy() for f in spec.feature_names]
+        x = columns_to_matrix(cols, n)
+        rows = np.arange(row_base + 1, row_base + n + 1)
+        good, errors = check_rows(x, spec.feature_names, rows)
+        pt = table.select(passthrough)
+        if errors:
+            x = x[good]
+            pt = pt.filter(pa.array(good))
+        return Batch(x=x, rows_seen=n, errors=errors, passthrough=pt)
+
+    @staticmethod
+    def _careful(
+        block: bytes, names: list[str], spec: InputSpec, passthrough: list[str], row_base: int
+    ) -> Batch:
+        invalid: list[RowError] = []
+
+        def on_invalid(row: Any) -> str:
+            invalid.append(
+                RowError(
+                    row_base + int(row.number),
+                    f"row has {row.actual_columns} columns, the header has {row.expected_columns}",
+                )
+            )
+            return "skip"
+
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(block),
+                read_options=pacsv.ReadOptions(
+                    column_names=names, use_threads=False, block_size=max(1 << 20, len(block) + 1)
+                ),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+                ),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise UnreadableInput("CSV data cannot be parsed (bad quoting or encoding)") from exc
+        n = table.num_rows
+        total = n + len(invalid)
+        bad_numbers = np.array(sorted(e.row - row_base for e in invalid), dtype=np.int64)
+        all_numbers = np.arange(1, total + 1)
+        numbers = all_numbers[~np.isin(all_numbers, bad_numbers)] + row_base
+        not_number = np.zeros(n, dtype=bool)
+        errors: list[RowError] = list(invalid)
+        cols: list[np.ndarray] = []
+        for f in spec.feature_names:
+            col = table.column(f)
+            try:
+                values = pc.cast(pc.if_else(pc.equal(col, ""), None, col), pa.float32()).to_numpy(
+                    zero_copy_only=False
+                )
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                values = np.empty(n, dtype=np.float32)
+                for i, cell in enumerate(col.to_pylist()):
+                    v = float_or_none(cell) if cell != "" else float("nan")
+                    if v is None:
+                        values[i] = np.nan
+                        if not not_number[i]:
+                            not_number[i] = True
+                            errors.append(
+                                RowError(
+                                    int(numbers[i]),
+                                    f"value {describe_value(cell)} in column {f!r} is not a number",
+                                )
+                            )
+                    else:
+                        values[i] = v
+            cols.append(np.asarray(values, dtype=np.float32))
+        x = columns_to_matrix(cols, n)
+        good, value_errors = check_rows(x, spec.feature_names, numbers)
+        errors += [e for e, i in zip(value_errors, np.flatnonzero(~good), strict=True) if not not_number[i]]
+        errors.sort(key=lambda e: e.row)
+        pt = table.select(passthrough).filter(pa.array(good))
+        return Batch(x=np.ascontiguousarray(x[good]), rows_seen=total, errors=errors, passthrough=pt)
+
+    def open_writer(self, sink: Sink, layout: dict[str, Any], spec: InputSpec, *, part: bool) -> Writer:
+        writer = CsvWriter(sink, spec)
+        if not part:
+            writer.write_header(layout)
+        return writer
+
+    def begin_assembly(self, sink: Sink, layout: dict[str, Any], spec: InputSpec, rows_total: int) -> None:
+        CsvWriter(sink, spec).write_header(layout)
+
+
+class CsvWriter(Writer):
+    OPTIONS = pacsv.WriteOptions(include_header=False)
+
+    def __init__(self, sink: Sink, spec: InputSpec) -> None:
+        self.sink, self.spec = sink, spec
+
+    def write_header(self, layout: dict[str, Any]) -> None:
+        fields = [pa.field(n, pa.string()) for n in layout["passthrough"]] + self.spec.output_fields()
+        buf = io.BytesIO()
+        pacsv.write_csv(pa.schema(fields).empty_table(), buf)
+        self.sink.write(buf.getvalue())
+
+    def write(self, batch: Batch, probs: np.ndarray) -> None:
+        table: pa.Table = batch.passthrough
+        for name, col in prediction_columns(probs, self.spec).items():
+            table = table.append_column(name, col)
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, write_options=self.OPTIONS)
+        self.sink.write(buf.getbuffer())

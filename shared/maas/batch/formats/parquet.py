@@ -1,0 +1,191 @@
+"""Parquet: feature columns by name (any numeric type, or text holding numbers); others pass through.
+
+Reads one record batch at a time from ranged GETs (footer first, then the column chunks of each row
+group), so memory follows the row group size, not the file size. Fan-out splits on row groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from maas.batch.common import (
+    Batch,
+    InputSpec,
+    RowError,
+    UnreadableInput,
+    check_rows,
+    columns_to_matrix,
+    describe_value,
+    float_or_none,
+    prediction_columns,
+)
+from maas.batch.formats.base import Format, Writer
+from maas.batch.io import Sink, Source
+
+READ_BATCH_ROWS = 65_536
+
+
+def _open(source: Source) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(source.open(), pre_buffer=True)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UnreadableInput("not a readable Parquet file (bad magic bytes or footer)") from exc
+
+
+class ParquetFormat(Format):
+    name = "parquet"
+    content_type = "application/vnd.apache.parquet"
+
+    def prepare(self, source: Source, spec: InputSpec) -> dict[str, Any]:
+        pf = _open(source)
+        schema = pf.schema_arrow
+        names = schema.names
+        missing = [f for f in spec.feature_names if f not in names]
+        if missing:
+            raise UnreadableInput(
+                f"Parquet file lacks feature columns the model needs: {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
+        for f in spec.feature_names:
+            t = schema.field(f).type
+            if not (
+                pa.types.is_integer(t)
+                or pa.types.is_floating(t)
+                or pa.types.is_string(t)
+                or pa.types.is_large_string(t)
+                or pa.types.is_decimal(t)
+            ):
+                raise UnreadableInput(f"feature column {f!r} has type {t}, not a number")
+        features = set(spec.feature_names)
+        passthrough = [n for n in names if n not in features]
+        reserved = {f.name for f in spec.output_fields()}
+        clash = [n for n in passthrough if n in reserved]
+        if clash:
+            raise UnreadableInput(f"columns clash with prediction column names: {', '.join(clash)}")
+        md = pf.metadata
+        groups = [
+            [md.row_group(i).num_rows, md.row_group(i).total_byte_size] for i in range(md.num_row_groups)
+        ]
+        return {
+            "passthrough": passthrough,
+            "row_groups": groups,
+            "schema": schema.serialize().to_pybytes().hex(),
+        }
+
+    def full_range(self, source: Source, layout: dict[str, Any]) -> dict[str, Any]:
+        return {"start": 0, "end": len(layout["row_groups"]), "first_row": 0}
+
+    def split(self, source: Source, layout: dict[str, Any], chunk_bytes: int) -> list[dict[str, Any]]:
+        ranges: list[dict[str, Any]] = []
+        start, size, first_row, rows = 0, 0, 0, 0
+        for i, (n, nbytes) in enumerate(layout["row_groups"]):
+            if size and size + nbytes > chunk_bytes:
+                ranges.append({"start": start, "end": i, "first_row": first_row})
+                start, size, first_row = i, 0, rows
+            size += nbytes
+            rows += n
+        ranges.append({"start": start, "end": len(layout["row_groups"]), "first_row": first_row})
+        return ranges
+
+    def read(
+        self, source: Source, layout: dict[str, Any], spec: InputSpec, rng: dict[str, Any], block_bytes: int
+    ) -> Iterator[Batch]:
+        groups = list(range(rng["start"], rng["end"]))
+        if not groups:
+            return
+        pf = _open(source)
+        row_base = 0
+        try:
+            for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=groups):
+                batch = self._convert(rb, layout["passthrough"], spec, row_base)
+                row_base += batch.rows_seen
+                yield batch
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UnreadableInput("Parquet data pages cannot be decoded") from exc
+
+    @staticmethod
+    def _convert(rb: pa.RecordBatch, passthrough: list[str], spec: InputSpec, row_base: int) -> Batch:
+        n = rb.num_rows
+        numbers = np.arange(row_base + 1, row_base + n + 1)
+        not_number = np.zeros(n, dtype=bool)
+        errors: list[RowError] = []
+        cols = []
+        for f in spec.feature_names:
+            col = rb.column(f)
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                try:
+                    values = pc.cast(col, pa.float32()).to_numpy(zero_copy_only=False)
+                except pa.ArrowInvalid:
+                    values = np.empty(n, dtype=np.float32)
+                    for i, cell in enumerate(col.to_pylist()):
+                        v = float_or_none(cell) if cell is not None else float("nan")
+                        if v is None:
+                            values[i] = np.nan
+                            if not not_number[i]:
+                                not_number[i] = True
+                                errors.append(
+                                    RowError(
+                                        int(numbers[i]),
+                                        f"value {describe_value(cell)} in column {f!r} is not a number",
+                                    )
+                                )
+                        else:
+                            values[i] = v
+            else:
+                values = pc.cast(col, pa.float32(), safe=False).to_numpy(zero_copy_only=False)
+            cols.append(values)
+        x = columns_to_matrix(cols, n)
+        good, value_errors = check_rows(x, spec.feature_names, numbers)
+        errors += [e for e, i in zip(value_errors, np.flatnonzero(~good), strict=True) if not not_number[i]]
+        errors.sort(key=lambda e: e.row)
+        pt = (
+            pa.Table.from_batches([rb.select(passthrough)])
+            if passthrough
+            else pa.table({"_": pa.nulls(n)}).drop(["_"])
+        )
+        if errors:
+            x = np.ascontiguousarray(x[good])
+            pt = pt.filter(pa.array(good))
+        return Batch(x=x, rows_seen=n, errors=errors, passthrough=pt)
+
+    def open_writer(self, sink: Sink, layout: dict[str, Any], spec: InputSpec, *, part: bool) -> Writer:
+        return ParquetWriter(sink, layout, spec)
+
+    def begin_assembly(self, sink: Sink, layout: dict[str, Any], spec: InputSpec, rows_total: int) -> None:
+        self._assembly = ParquetWriter(sink, layout, spec)
+
+    def append_part(self, sink: Sink, part: Source, spec: InputSpec) -> None:
+        pf = _open(part)
+        for i in range(pf.metadata.num_row_groups):
+            self._assembly.writer.write_table(pf.read_row_group(i))
+
+    def end_assembly(self, sink: Sink) -> None:
+        self._assembly.close()
+
+
+def output_schema(layout: dict[str, Any], spec: InputSpec) -> pa.Schema:
+    schema = pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(layout["schema"])))
+    fields = [schema.field(n) for n in layout["passthrough"]] + spec.output_fields()
+    return pa.schema(fields)
+
+
+class ParquetWriter(Writer):
+    def __init__(self, sink: Sink, layout: dict[str, Any], spec: InputSpec) -> None:
+        self.spec = spec
+        self.schema = output_schema(layout, spec)
+        self.writer = pq.ParquetWriter(sink, self.schema, compression="snappy")
+
+    def write(self, batch: Batch, probs: np.ndarray) -> None:
+        table: pa.Table = batch.passthrough
+        for name, col in prediction_columns(probs, self.spec).items():
+            table = table.append_column(name, col)
+        self.writer.write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,77 @@
+"""Event handling of the queue function: an SQS batch in, partial-failure response out.
+
+Powertools ``BatchProcessor`` (``SqsFifoPartialProcessor`` for a FIFO source, which stops at the first
+failure to keep order) turns each failed record into a ``batchItemFailures`` entry; the event source
+mapping has ``ReportBatchItemFailures``, so only those messages return to the queue, and after
+``maxReceiveCount`` receives the redrive policy moves them to the DLQ. Their batch mates succeed.
+
+Delivery is at-least-once: a redelivered message is scored again and its result sent again with the
+same ``id`` (correlation id); consumers deduplicate on it (a FIFO results queue does so by itself, and
+an ``s3://`` reply overwrites the same object).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from maas.queue.processor import MessageRejected, QueueContext, deliver, prepare
+
+__all__ = ["QueueContext", "default_context", "handle_event", "logger"]
+
+logger = Logger(service="maas-queue")
+
+
+def default_context() -> QueueContext:
+    import boto3
+    from maas_models import ModelLoader
+
+    loader = ModelLoader()
+    try:
+        loader.preload_from_env()
+    except Exception:  # preloading is an optimization; the first message loads on demand
+        logger.exception("model preload failed")
+    return QueueContext.from_env(sqs=boto3.client("sqs"), s3=boto3.client("s3"), loader=loader)
+
+
+def handle_event(ctx: QueueContext, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    records = event.get("Records") or []
+    if not records:
+        return {"batchItemFailures": []}
+    outcomes = prepare(ctx, records)
+    fifo = str(records[0].get("eventSourceARN", "")).endswith(".fifo")
+    processor: BatchProcessor = (
+        SqsFifoPartialProcessor() if fifo else BatchProcessor(event_type=EventType.SQS)
+    )
+
+    def record_handler(record: SQSRecord) -> dict[str, Any]:
+        outcome = outcomes.get(record.message_id)
+        if outcome is None or outcome.error is not None or outcome.result is None:
+            reason = outcome.error if outcome is not None and outcome.error else "message was not scored"
+            req = outcome.request if outcome is not None else None
+            logger.warning("queue message failed", extra={
+                "message_id": record.message_id,
+                "correlation_id": req.correlation_id if req is not None else None,
+                "receive_count": record.attributes.approximate_receive_count,
+                "reason": reason,
+            })
+            raise MessageRejected(reason)
+        where = deliver(ctx, outcome)
+        logger.info("queue message scored", extra={
+            "message_id": record.message_id, "correlation_id": outcome.request.correlation_id
+            if outcome.request else None, "model": outcome.result.get("model"),
+            "version": outcome.result.get("version"), "rows": len(outcome.result.get("classes", [])),
+        })
+        return where
+
+    response = process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+    return dict(response)
