@@ -117,7 +117,8 @@ def explain_label(model: str, label: str) -> Response[dict[str, Any]]:
 # -- /card ----------------------------------------------------------------------------------------------
 def _card_bytes(name: str, version: int, media: str) -> tuple[bytes, bool]:
     """(body, generated) of one card file; cached per version (published versions are immutable)."""
-    from botocore.exceptions import ClientError
+    from maas_models.errors import ModelUnavailable
+    from maas_models.s3 import storage_errors
 
     registry = service().registry
     key = (str(registry.bucket), name, version, media)
@@ -125,14 +126,15 @@ def _card_bytes(name: str, version: int, media: str) -> tuple[bytes, bool]:
     if hit is not None:
         return hit
     generated = False
-    try:
-        obj = registry.s3.get_object(
-            Bucket=registry.bucket, Key=registry.key(name, version, CARD_FILES[media])
-        )
-        data: bytes = obj["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NotFound"):
-            raise
+    try:  # the registry's reader: the lean stdlib S3 reader in Lambda, boto3 elsewhere
+        found = registry.reader.get_bytes(registry.bucket, registry.key(name, version, CARD_FILES[media]))
+    except storage_errors() as exc:
+        raise ModelUnavailable(
+            f"model storage unavailable while reading the card: {type(exc).__name__}"
+        ) from exc
+    if found is not None:
+        data: bytes = found
+    else:
         manifest = registry.manifest(name, version)
         card = build_card(manifest=manifest)
         if media == "application/json":
