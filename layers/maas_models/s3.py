@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from maas_models.settings import S3_READER
+
 _clients: dict[tuple[str | None, str | None], Any] = {}
 _lock = threading.Lock()
 
@@ -147,7 +149,7 @@ class LiteReader:
         return self.client.list(bucket, prefix, delimiter)
 
 
-READER_ENV = "MAAS_S3_READER"
+READER_ENV = S3_READER
 
 
 def make_reader(client: Any = None) -> Boto3Reader | LiteReader:

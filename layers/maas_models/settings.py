@@ -18,6 +18,9 @@ ALIAS_TTL_SECONDS = "MAAS_ALIAS_TTL_SECONDS"
 LITERT_THREADS = "MAAS_LITERT_THREADS"
 PRELOAD = "MAAS_PRELOAD"
 MAX_ARTIFACT_MB = "MAAS_MAX_ARTIFACT_MB"
+# How the serving path reads the registry: auto (lean stdlib reader when credentials are in the
+# environment, as in Lambda; boto3 otherwise) | lite | boto3.
+S3_READER = "MAAS_S3_READER"
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
