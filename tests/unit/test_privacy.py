@@ -5,9 +5,14 @@ from __future__ import annotations
 import io
 import logging
 
+import numpy as np
 import orjson
 from maas.rai.audit import AuditTrail
 from maas.rai.mask import MASK, SensitiveFieldsFilter, mask_fields, sensitive_features
+
+from tests.apigw import predict_app
+
+FIXTURES = (predict_app,)
 
 
 def test_mask_fields_any_depth_and_copy():
@@ -80,3 +85,68 @@ def test_audit_record_masks_sensitive_extras():
         error_detail={"field": "x", "group": "minority-a"},
     )
     assert "minority" not in log.getvalue()
+
+
+# -- the whole request path: no feature value may reach any log output ------------------------------
+
+
+def _value_strings(x):
+    """Every textual form a feature value could take in a log: Python float repr, float32 repr."""
+    out = set()
+    for v in x.ravel().tolist():
+        out.add(repr(v))
+        out.add(str(np.float32(v)))
+    return {s for s in out if len(s.lstrip("-")) >= 8}  # long enough never to occur by chance
+
+
+def test_no_payload_in_any_log_output_of_real_requests(predict_app, capfd, caplog, monkeypatch, s3_moto):
+    """REST + HTTP API requests through the real predict handler (predict, explain, errors, card) with
+    DEBUG logging everywhere and the audit trail on: stdout, stderr and every logging record are
+    captured and must not contain one feature value."""
+    import boto3
+    from maas.rai import audit
+    from maas.serving.observability import logger as service_logger
+
+    from tests.apigw import Client
+
+    bucket = "audit-privacy"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("MAAS_AUDIT_BUCKET", bucket)
+    audit.reset_default_trail()
+    caplog.set_level(logging.DEBUG)
+    service_logger.setLevel(logging.DEBUG)
+    rng = np.random.default_rng(1234)
+    x = (rng.normal(size=(3, 100)) * 3.3).astype(np.float32).astype(np.float64)
+    x[0, :5] = [0.123456789012, -1.98765432101, 2.71828182845, 3.14159265358, 1.41421356237]
+    needles = _value_strings(x)
+    rows = x.tolist()
+    sent = orjson.dumps({"instances": rows}).decode()
+    assert sum(n in sent for n in needles) >= 300  # the needles are what a request body carries
+    try:
+        for kind in ("rest", "http"):
+            c = Client(predict_app.handler, kind=kind)
+            assert c.post("/v1/models/ref:predict", json={"instances": rows}).status == 200
+            assert c.post("/v1/models/ref:explain", json={"instances": rows[:1], "top_k": 100}).status == 200
+            assert (
+                c.post(
+                    "/v2/models/ref/infer",
+                    json={
+                        "inputs": [{"name": "features", "shape": [3, 100], "datatype": "FP32", "data": rows}]
+                    },
+                ).status
+                == 200
+            )
+            # errors that carry the payload in the request: wrong width, bad type, truncated JSON
+            assert c.post("/v1/models/ref:predict", json={"instances": [r[:7] for r in rows]}).status == 400
+            assert c.post("/v1/models/ref:predict", json={"instances": [[*rows[0][:99], "x"]]}).status == 400
+            assert c.post("/v1/models/ref:predict", body=orjson.dumps({"instances": rows})[:-9]).status == 400
+            assert c.post("/v1/models/nope:predict", json={"instances": rows}).status == 404
+            assert c.get("/v1/models/ref/card").status == 200
+    finally:
+        service_logger.setLevel(logging.INFO)
+        audit.reset_default_trail()
+    captured = capfd.readouterr()
+    text = captured.out + captured.err + "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "ref" in text  # the capture works: model names are logged
+    leaked = sorted(n for n in needles if n in text)
+    assert not leaked, f"feature values found in the logs: {leaked[:5]}"
