@@ -104,3 +104,15 @@ def test_online_monitor_flushes_on_time_and_emits(manifest):
     assert orjson.loads(buf.getvalue())["Source"] == "online"
     # never raises, even on garbage
     assert mon.observe("ref", 1, manifest, np.zeros((2, 7))) is None
+
+
+def test_reservoir_uniform_over_chunked_adds():
+    counts = np.zeros(10)
+    for seed in range(200):
+        res = Reservoir(50, 1, seed=seed)
+        for chunk in np.array_split(np.arange(5000, dtype=np.float32), 37):
+            res.add(chunk[:, None])
+        assert res.seen == 5000
+        counts += np.bincount((res.sample()[:, 0] // 500).astype(int), minlength=10)
+    share = counts / counts.sum()
+    assert np.abs(share - 0.1).max() < 0.02, share

@@ -283,6 +283,11 @@ def note(**fields: Any) -> None:
     _NOTE.update(fields)
 
 
+def noted() -> dict[str, Any]:
+    """A copy of this invocation's notes."""
+    return dict(_NOTE)
+
+
 def begin() -> None:
     """Start of an invocation: forget the previous invocation's notes."""
     _NOTE.clear()

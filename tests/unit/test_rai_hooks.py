@@ -1,0 +1,117 @@
+"""maas.rai.hooks: the glue the serving functions call (audit record per request, masking, drift)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+import orjson
+import pytest
+from maas.rai import audit, hooks
+from maas.rai.drift import fingerprint
+from maas.rai.mask import MASK
+
+
+@pytest.fixture
+def trail(monkeypatch):
+    log = io.StringIO()
+    t = audit.AuditTrail(bucket=None, log_stream=log)
+    monkeypatch.setattr(audit, "_default", t)
+    yield t, log
+    audit.reset_default_trail()
+
+
+def _loaded(sensitive=()):
+    names = [f"f{i}" for i in range(3)]
+    train = np.random.default_rng(0).normal(size=(2000, 3))
+    raw = {
+        "inputs": [{"feature_names": names}],
+        "fingerprint": fingerprint(train, names),
+        "sensitive_features": list(sensitive),
+    }
+    return SimpleNamespace(ref=SimpleNamespace(name="m", version=4), manifest=SimpleNamespace(raw=raw))
+
+
+EVENT = {
+    "httpMethod": "POST",
+    "path": "/v1/models/m:predict",
+    "body": '{"instances": [[1.25, 2.5, 3.75]]}',
+    "requestContext": {"requestId": "req-1", "identity": {"sourceIp": "198.51.100.7", "apiKeyId": "key-9"}},
+}
+
+
+def test_one_audit_record_per_request(trail):
+    _, log = trail
+    started = hooks.begin_request()
+    loaded = _loaded()
+    hooks.on_model(loaded)
+    hooks.on_predict(loaded, np.ones((1, 3), np.float32))
+    hooks.end_request(EVENT, {"statusCode": 200, "headers": {}}, started)
+    (line,) = log.getvalue().splitlines()
+    rec = orjson.loads(line.removeprefix(audit.LOG_PREFIX))
+    assert rec["kind"] == "predict" and rec["model"] == "m" and rec["version"] == 4 and rec["rows"] == 1
+    assert rec["caller"] == {
+        "type": "api_key",
+        "id": "key-9",
+        "source_ip": "198.51.100.7",
+        "api_key_id": "key-9",
+    }
+    assert rec["input_sha256"] == audit.sha256_hex(EVENT["body"]) and rec["request_id"] == "req-1"
+    assert rec["outcome"] == {"status": 200, "ok": True, "error": None} and rec["duration_ms"] >= 0
+    assert "1.25" not in line
+    # next request starts clean: an error before any model was chosen
+    started = hooks.begin_request()
+    hooks.end_request(EVENT, {"statusCode": 400, "headers": {}}, started)
+    rec = orjson.loads(log.getvalue().splitlines()[1].removeprefix(audit.LOG_PREFIX))
+    assert rec["model"] is None and rec["rows"] is None and rec["outcome"]["ok"] is False
+
+
+def test_get_requests_are_not_audited(trail):
+    _, log = trail
+    hooks.end_request({**EVENT, "httpMethod": "GET"}, {"statusCode": 200}, hooks.begin_request())
+    assert log.getvalue() == ""
+
+
+def test_model_headers_fill_in_when_no_note(trail):
+    _, log = trail
+    started = hooks.begin_request()
+    hooks.end_request(
+        EVENT, {"statusCode": 200, "headers": {"X-Maas-Model": "m", "X-Maas-Model-Version": "2"}}, started
+    )
+    rec = orjson.loads(log.getvalue().removeprefix(audit.LOG_PREFIX))
+    assert rec["model"] == "m" and rec["version"] == 2
+
+
+def test_sensitive_fields_of_served_models_are_masked_in_logs():
+    stream = io.StringIO()
+    log = logging.getLogger("test_rai_hooks_mask")
+    log.propagate = False
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s %(ctx)s"))
+    log.addHandler(handler)
+    hooks.install(log)
+    hooks.install(log)  # idempotent
+    assert log.filters.count(hooks.SENSITIVE) == 1
+    hooks.on_model(_loaded(sensitive=["zip_code"]))
+    log.warning("row rejected", extra={"ctx": {"zip_code": "90210", "rows": 1}})
+    assert "90210" not in stream.getvalue() and MASK in stream.getvalue()
+
+
+def test_online_drift_is_sampled_and_reported(monkeypatch):
+    buf = io.StringIO()
+    now = [0.0]
+    from maas.rai.drift import OnlineDriftMonitor
+
+    monkeypatch.setattr(
+        hooks, "_drift", OnlineDriftMonitor(flush_seconds=10, min_rows=10, clock=lambda: now[0], stream=buf)
+    )
+    loaded = _loaded()
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        hooks.on_predict(loaded, (rng.normal(size=(5, 3)) + np.array([0, 0, 3])).astype(np.float32))
+    now[0] = 11.0
+    hooks.on_predict(loaded, rng.normal(size=(1, 3)).astype(np.float32))
+    doc = orjson.loads(buf.getvalue())
+    assert doc["Source"] == "online" and doc["MaxFeature"] == "f2" and doc["DriftMaxPSI"] > 0.2
