@@ -21,18 +21,29 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="local_command", metavar="ACTION")
     actions.required = True
 
-    up = actions.add_parser("up", help="start LocalStack (creating its venv the first time) and deploy the stack",
-                            description="Idempotent: a second `up` changes nothing; a dead LocalStack is restarted.")
+    up = actions.add_parser(
+        "up",
+        help="start LocalStack (creating its venv the first time) and deploy the stack",
+        description="Idempotent: a second `up` changes nothing; a dead LocalStack is restarted.",
+    )
     up.add_argument("--json", action="store_true", help="print the status as JSON")
-    up.add_argument("--existing", action="store_true",
-                    help="deploy into a LocalStack already listening on the port instead of starting one")
+    up.add_argument(
+        "--existing",
+        action="store_true",
+        help="deploy into a LocalStack already listening on the port instead of starting one",
+    )
     up.set_defaults(func=_up)
 
-    down = actions.add_parser("down", help="stop what `up` started (LocalStack and handler processes), remove state")
+    down = actions.add_parser(
+        "down", help="stop what `up` started (LocalStack and handler processes), remove state"
+    )
     down.set_defaults(func=_down)
 
-    status = actions.add_parser("status", help="show whether the stack runs, its API URL, buckets and queues",
-                                description="Exit status 0 when running and deployed, 1 otherwise.")
+    status = actions.add_parser(
+        "status",
+        help="show whether the stack runs, its API URL, buckets and queues",
+        description="Exit status 0 when running and deployed, 1 otherwise.",
+    )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(func=_status)
 

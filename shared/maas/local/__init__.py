@@ -52,7 +52,9 @@ def status(cfg: LocalConfig | None = None) -> dict[str, Any]:
             "(died or was killed); run `maas local up` to restart it"
         )
     elif alive and not healthy:
-        result["problem"] = f"LocalStack (pid {record.pid if record else '?'}) runs but {cfg.endpoint} is not healthy"
+        result["problem"] = (
+            f"LocalStack (pid {record.pid if record else '?'}) runs but {cfg.endpoint} is not healthy"
+        )
     elif record is None:
         result["problem"] = "not started; run `maas local up`"
     if healthy:
@@ -62,7 +64,9 @@ def status(cfg: LocalConfig | None = None) -> dict[str, Any]:
             result["problem"] = f"cannot read stack {cfg.stack_name}: {exc}"
             facts = None
         if facts is None:
-            result["problem"] = result["problem"] or f"stack {cfg.stack_name} is not deployed; run `maas local up`"
+            result["problem"] = (
+                result["problem"] or f"stack {cfg.stack_name} is not deployed; run `maas local up`"
+            )
         else:
             result.update(facts)
             if facts["stack_status"] not in stack.DONE:
@@ -92,6 +96,7 @@ def up(
         if process.PidRecord.read(cfg.pid_file) is not None:
             say("LocalStack from a previous `up` is gone; cleaning up and starting again")
         process.stop(cfg)  # leftovers of a dead run (handler processes, state) - ours only
+        process.check_port(cfg)  # before anything is created
         venv_python = ensure_venv(cfg, say)
         say(f"starting LocalStack on {cfg.endpoint} (state in {cfg.state_dir})")
         process.start(cfg, venv_python, project_python())

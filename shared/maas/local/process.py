@@ -86,6 +86,8 @@ def health(cfg: LocalConfig, timeout: float = 2.0) -> dict[str, Any] | None:
 
 def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR as servers use it: sockets of a just-stopped stack in TIME_WAIT do not count
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
@@ -134,14 +136,18 @@ def localstack_env(cfg: LocalConfig, project_python: str) -> dict[str, str]:
     return env
 
 
-def start(cfg: LocalConfig, venv_python: Path, project_python: str) -> PidRecord:
-    """Start LocalStack and wait until healthy. On any failure, stop what was started and remove state."""
+def check_port(cfg: LocalConfig) -> None:
     if port_in_use(cfg.port):
         raise LocalError(
             f"port {cfg.port} on 127.0.0.1 is already in use{_port_owner(cfg.port)}, and it is not a LocalStack "
             "started by `maas local up` from this folder. Fix: stop that process, or use another port, e.g. "
             f"`MAAS_LOCAL_PORT={cfg.port + 1} maas local up`."
         )
+
+
+def start(cfg: LocalConfig, venv_python: Path, project_python: str) -> PidRecord:
+    """Start LocalStack and wait until healthy. On any failure, stop what was started and remove state."""
+    check_port(cfg)
     state = cfg.state_dir
     for sub in ("filesystem", "home", "tmp", "logs"):
         (state / sub).mkdir(parents=True, exist_ok=True)
@@ -174,7 +180,8 @@ def start(cfg: LocalConfig, venv_python: Path, project_python: str) -> PidRecord
                 return record
             if time.monotonic() > deadline:
                 raise LocalError(
-                    f"LocalStack did not become healthy within {STARTUP_TIMEOUT_S:.0f} s; log:\n" + tail(cfg.log_file)
+                    f"LocalStack did not become healthy within {STARTUP_TIMEOUT_S:.0f} s; log:\n"
+                    + tail(cfg.log_file)
                 )
             time.sleep(0.2)
     except BaseException as exc:
@@ -238,5 +245,7 @@ def _belongs_to(proc: Any, cfg: LocalConfig) -> bool:
     except psutil.Error:
         return False
     if "awslambdaric" in cmd or "localstack" in cmd:
-        return str(cfg.project_root) in (env.get("LAMBDA_TASK_ROOT", "") + env.get("MAAS_LOCAL_STATE_DIR", ""))
+        return str(cfg.project_root) in (
+            env.get("LAMBDA_TASK_ROOT", "") + env.get("MAAS_LOCAL_STATE_DIR", "")
+        )
     return False

@@ -15,9 +15,17 @@ from maas.local.config import LocalConfig, LocalError
 
 HASH_TAG = "maas:deploy-sha256"
 DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
-BROKEN = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_FAILED",
-          "UPDATE_ROLLBACK_COMPLETE", "UPDATE_FAILED"}
+BROKEN = {
+    "ROLLBACK_COMPLETE",
+    "ROLLBACK_FAILED",
+    "CREATE_FAILED",
+    "DELETE_FAILED",
+    "UPDATE_ROLLBACK_FAILED",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "UPDATE_FAILED",
+}
 DEPLOY_TIMEOUT_S = 300.0
+STALE_IN_PROGRESS_S = 30.0
 LOCAL_PARAMETERS = {"Stage": "dev", "AuthType": "none"}
 
 
@@ -45,8 +53,8 @@ def _describe(cf: Any, name: str) -> dict[str, Any] | None:
     return stack
 
 
-def _wait(cf: Any, name: str) -> dict[str, Any]:
-    deadline = time.monotonic() + DEPLOY_TIMEOUT_S
+def _wait(cf: Any, name: str, timeout: float = DEPLOY_TIMEOUT_S) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
     while True:
         stack = _describe(cf, name)
         if stack is None:
@@ -54,7 +62,7 @@ def _wait(cf: Any, name: str) -> dict[str, Any]:
         if not stack["StackStatus"].endswith("IN_PROGRESS"):
             return stack
         if time.monotonic() > deadline:
-            raise LocalError(f"stack {name} still {stack['StackStatus']} after {DEPLOY_TIMEOUT_S:.0f} s")
+            raise LocalError(f"stack {name} still {stack['StackStatus']} after {timeout:.0f} s")
         time.sleep(0.25)
 
 
@@ -88,7 +96,13 @@ def deploy(cfg: LocalConfig, parameters: dict[str, str] | None = None) -> tuple[
     name = cfg.stack_name
     stack = _describe(cf, name)
     if stack is not None and stack["StackStatus"].endswith("IN_PROGRESS"):
-        stack = _wait(cf, name)
+        # Another deploy may still be running; LocalStack also leaves a stack "in progress" for ever when
+        # CreateStack fails validation. Wait a little, then start over.
+        try:
+            stack = _wait(cf, name, timeout=STALE_IN_PROGRESS_S)
+        except LocalError:
+            _delete(cf, name)
+            stack = None
     if stack is not None and stack["StackStatus"] in BROKEN:
         _delete(cf, name)
         stack = None
@@ -100,7 +114,12 @@ def deploy(cfg: LocalConfig, parameters: dict[str, str] | None = None) -> tuple[
         "Tags": [{"Key": HASH_TAG, "Value": digest}],
     }
     if stack is None:
-        cf.create_stack(**request)
+        try:
+            cf.create_stack(**request)
+        except ClientError as exc:
+            if _describe(cf, name) is not None:  # do not leave a half-registered stack behind
+                _delete(cf, name)
+            raise LocalError(f"CloudFormation refused {cfg.template.name}: {exc}") from None
         action = "created"
     else:
         tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
@@ -110,7 +129,7 @@ def deploy(cfg: LocalConfig, parameters: dict[str, str] | None = None) -> tuple[
             cf.update_stack(**request)
         except ClientError as exc:
             if "No updates are to be performed" not in str(exc):
-                raise
+                raise LocalError(f"CloudFormation refused {cfg.template.name}: {exc}") from None
             return stack, "unchanged"
         action = "updated"
     stack = _wait(cf, name)

@@ -17,7 +17,9 @@ from maas.local.config import LOCALSTACK_PYTHON, LOCALSTACK_VERSION, LocalConfig
 
 STAMP = ".maas-stamp"
 MIN_VERSION = (3, 12)
-_PROBE = "import sys, ensurepip, venv; print('%d.%d' % sys.version_info[:2]); sys.exit(sys.version_info < (3, 12))"
+_PROBE = (
+    "import sys, ensurepip, venv; print('%d.%d' % sys.version_info[:2]); sys.exit(sys.version_info < (3, 12))"
+)
 
 
 def _candidates() -> Iterator[str]:
@@ -52,8 +54,9 @@ def find_python() -> str:
     tried: list[str] = []
     for candidate in _candidates():
         try:
-            probe = subprocess.run([candidate, "-c", _PROBE], capture_output=True, text=True, timeout=30,
-                                   check=False)
+            probe = subprocess.run(
+                [candidate, "-c", _PROBE], capture_output=True, text=True, timeout=30, check=False
+            )
         except (OSError, subprocess.SubprocessError):
             tried.append(f"{candidate} (does not run)")
             continue
@@ -116,11 +119,21 @@ def ensure_venv(cfg: LocalConfig, say: Callable[[str], None] = print) -> Path:
         try:
             pip = [str(cfg.venv_python), "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
             say(f"installing localstack-core {LOCALSTACK_VERSION} (pinned by {cfg.constraints.name})")
-            _run([*pip, "-c", str(cfg.constraints), f"localstack-core[runtime]=={LOCALSTACK_VERSION}", "setuptools"],
-                 "installing LocalStack")
+            _run(
+                [
+                    *pip,
+                    "-c",
+                    str(cfg.constraints),
+                    f"localstack-core[runtime]=={LOCALSTACK_VERSION}",
+                    "setuptools",
+                ],
+                "installing LocalStack",
+            )
             say("installing the maas Lambda executor plugin")
-            _run([*pip, "--no-deps", "--no-build-isolation", "--force-reinstall", str(cfg.executor_source)],
-                 "installing the maas executor plugin")
+            _run(
+                [*pip, "--no-deps", "--no-build-isolation", "--force-reinstall", str(cfg.executor_source)],
+                "installing the maas executor plugin",
+            )
             # The build leaves egg-info/build folders in the source tree; they are not ours to keep.
             for leftover in ("build", "maas_localstack_executor.egg-info"):
                 shutil.rmtree(cfg.executor_source / leftover, ignore_errors=True)
