@@ -12,11 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,47 +21,20 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_LAYER = ROOT / "layers" / "maas_models"
-EXPORT_CODE = (
-    MODEL_LAYER / "export.py",
-    MODEL_LAYER / "verify.py",
-    MODEL_LAYER / "backends" / "litert.py",
-)
-REFERENCE_SEED = 0
 
 
-def _export_hash() -> str:
-    digest = hashlib.sha256(f"seed={REFERENCE_SEED}".encode())
-    for path in EXPORT_CODE:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def build_reference_export() -> Path:
+    """The cached reference export (see maas_models.reference); kept for scripts that import it."""
+    from maas_models.reference import cached_reference_export
 
-
-def build_reference_export(cache_root: Path = ROOT / ".cache" / "test-models") -> Path:
-    """The cached reference export (built in a subprocess on a cache miss; safe for parallel runs)."""
-    target = cache_root / f"ref-{_export_hash()}"
-    if (target / "metadata.json").is_file():
-        return target
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = cache_root / f".tmp-{uuid.uuid4().hex}"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    subprocess.run(
-        [sys.executable, "-m", "maas_models.export", str(tmp), "--seed", str(REFERENCE_SEED)],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=600,
-    )
-    try:
-        tmp.rename(target)
-    except OSError:  # another run won the race; its export is identical
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return cached_reference_export()
 
 
 @pytest.fixture(scope="session")
 def reference_export() -> Path:
-    return build_reference_export()
+    from maas_models.reference import cached_reference_export
+
+    return cached_reference_export()
 
 
 def _faithful_conditional_puts() -> Any:
