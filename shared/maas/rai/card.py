@@ -162,9 +162,15 @@ def _scalar_rate(m: Mapping[str, Any], key: str, positive: str | None) -> Any:
     return value
 
 
+def _title(model: Mapping[str, Any]) -> str:
+    """``name vN``; just the name while the version is not known yet (cards are written before publish)."""
+    version = model.get("version")
+    return f"{model.get('name')}" + (f" v{version}" if version is not None else "")
+
+
 def render_markdown(card: Mapping[str, Any]) -> str:
     model = card.get("model", {})
-    lines = [f"# Model card: {model.get('name')} v{model.get('version')}", ""]
+    lines = [f"# Model card: {_title(model)}", ""]
     if model.get("description"):
         lines += [str(model["description"]), ""]
     lines += [
@@ -373,9 +379,9 @@ def render_html(
     fair = card.get("fairness") or {}
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Model card: {e(str(model.get('name')))} v{e(str(model.get('version')))}</title>",
+        f"<title>Model card: {e(_title(model))}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>Model card: {e(str(model.get('name')))} v{e(str(model.get('version')))}</h1>",
+        f"<h1>Model card: {e(_title(model))}</h1>",
     ]
     if model.get("description"):
         parts.append(f"<p>{e(str(model['description']))}</p>")

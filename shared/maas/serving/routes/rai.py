@@ -115,6 +115,19 @@ def explain_label(model: str, label: str) -> Response[dict[str, Any]]:
 
 
 # -- /card ----------------------------------------------------------------------------------------------
+def _with_version(data: bytes, version: int) -> bytes:
+    """Training writes the card before the registry numbers the version: fill it in when serving."""
+    try:
+        card = orjson.loads(data)
+        model = card.get("model") if isinstance(card, dict) else None
+        if isinstance(model, dict) and model.get("version") is None:
+            model["version"] = version
+            return orjson.dumps(card, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        pass
+    return data
+
+
 def _card_bytes(name: str, version: int, media: str) -> tuple[bytes, bool]:
     """(body, generated) of one card file; cached per version (published versions are immutable)."""
     from maas_models.errors import ModelUnavailable
@@ -133,7 +146,7 @@ def _card_bytes(name: str, version: int, media: str) -> tuple[bytes, bool]:
             f"model storage unavailable while reading the card: {type(exc).__name__}"
         ) from exc
     if found is not None:
-        data: bytes = found
+        data: bytes = _with_version(found, version) if media == "application/json" else found
     else:
         manifest = registry.manifest(name, version)
         card = build_card(manifest=manifest)
