@@ -14,7 +14,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from maas.batch.job import BatchConfig, BatchContext
 
 FEATURES = [f"f{i}" for i in range(100)]
@@ -58,8 +57,9 @@ class BatchEnv:
         """Deliver chunk-queue messages to ``handle(event)`` as an SQS event source mapping would."""
         delivered = 0
         for _ in range(max_rounds):
-            resp = self.sqs.receive_message(QueueUrl=self.chunk_queue, MaxNumberOfMessages=10,
-                                            WaitTimeSeconds=0, VisibilityTimeout=30)
+            resp = self.sqs.receive_message(
+                QueueUrl=self.chunk_queue, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
+            )
             messages = resp.get("Messages", [])
             if not messages:
                 return delivered
@@ -82,8 +82,15 @@ def make_env(s3_bucket: str, registry: Any, tmp_path: Path) -> BatchEnv:
     s3.create_bucket(Bucket=results)
     queue = sqs.create_queue(QueueName=f"chunks-{uuid.uuid4().hex[:10]}")["QueueUrl"]
     loader = ModelLoader(registry=registry, cache_dir=str(tmp_path / "cache"))
-    return BatchEnv(s3=s3, sqs=sqs, ingest=ingest, results=results, chunk_queue=queue, loader=loader,
-                    model=loader.get("ref", 1))
+    return BatchEnv(
+        s3=s3,
+        sqs=sqs,
+        ingest=ingest,
+        results=results,
+        chunk_queue=queue,
+        loader=loader,
+        model=loader.get("ref", 1),
+    )
 
 
 def s3_event(bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
@@ -92,24 +99,49 @@ def s3_event(bucket: str, key: str, version_id: str | None = None) -> dict[str, 
     obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1, "eTag": "x", "sequencer": "0"}
     if version_id:
         obj["versionId"] = version_id
-    return {"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-11-28T00:00:00.000Z", "eventName": "ObjectCreated:Put",
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "t", "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-               "object": obj},
-    }]}
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-11-28T00:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "t",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": obj,
+                },
+            }
+        ]
+    }
 
 
-def sqs_event(messages: list[dict[str, Any]], *, arn: str = "arn:aws:sqs:us-east-1:000000000000:q") -> dict[str, Any]:
-    return {"Records": [{
-        "messageId": m.get("MessageId") or m.get("messageId") or str(uuid.uuid4()),
-        "receiptHandle": m.get("ReceiptHandle", "rh"),
-        "body": m["Body"] if "Body" in m else m["body"],
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x",
-                       "ApproximateFirstReceiveTimestamp": "0"},
-        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-        "eventSourceARN": arn, "awsRegion": "us-east-1",
-    } for m in messages]}
+def sqs_event(
+    messages: list[dict[str, Any]], *, arn: str = "arn:aws:sqs:us-east-1:000000000000:q"
+) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": m.get("MessageId") or m.get("messageId") or str(uuid.uuid4()),
+                "receiptHandle": m.get("ReceiptHandle", "rh"),
+                "body": m["Body"] if "Body" in m else m["body"],
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "0",
+                    "SenderId": "x",
+                    "ApproximateFirstReceiveTimestamp": "0",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
 
 
 def rows(n: int, seed: int = 0) -> np.ndarray:
@@ -152,13 +184,20 @@ def npy_bytes(x: np.ndarray) -> bytes:
 def read_csv_output(data: bytes) -> Any:
     import pyarrow.csv as pacsv
 
-    return pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
-        column_types={"id": pa.string(), "class": pa.string()}))
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        convert_options=pacsv.ConvertOptions(column_types={"id": pa.string(), "class": pa.string()}),
+    )
 
 
 def lambda_context(name: str = "maas-test") -> Any:
     from types import SimpleNamespace
 
-    return SimpleNamespace(function_name=name, memory_limit_in_mb=1024, function_version="$LATEST",
-                           invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}",
-                           aws_request_id=str(uuid.uuid4()), get_remaining_time_in_millis=lambda: 60_000)
+    return SimpleNamespace(
+        function_name=name,
+        memory_limit_in_mb=1024,
+        function_version="$LATEST",
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}",
+        aws_request_id=str(uuid.uuid4()),
+        get_remaining_time_in_millis=lambda: 60_000,
+    )

@@ -13,8 +13,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from maas.batch.job import handle_object
+
 from tests.unit.batch_support import (
     FEATURES,
     BatchEnv,
@@ -46,8 +46,10 @@ def test_csv_scored_with_passthrough_and_report(env: BatchEnv) -> None:
     # columns in another order than the manifest, plus two pass-through columns
     head = ["id", *reversed(FEATURES), "note"]
     lines = [",".join(head)] + [
-        ",".join([f"r{i}", *(f"{v:.7g}" for v in reversed(row)), "a,b" if i == 0 else "n"])
-        .replace("a,b", '"a,b"') for i, row in enumerate(x)
+        ",".join([f"r{i}", *(f"{v:.7g}" for v in reversed(row)), "a,b" if i == 0 else "n"]).replace(
+            "a,b", '"a,b"'
+        )
+        for i, row in enumerate(x)
     ]
     put = env.put("incoming/ref/day/in.csv", ("\n".join(lines) + "\n").encode())
     outcome = handle_object(env.ctx(block_bytes=16 * 1024), env.ingest, "incoming/ref/day/in.csv")
@@ -66,7 +68,14 @@ def test_csv_scored_with_passthrough_and_report(env: BatchEnv) -> None:
     assert report["input"]["etag"] == put["ETag"].strip('"')
     assert report["input"]["key"] == "incoming/ref/day/in.csv"
     assert report["output"]["errors_key"] is None
-    assert set(report["timings"]) >= {"started_at", "finished_at", "elapsed_s", "read_s", "predict_s", "write_s"}
+    assert set(report["timings"]) >= {
+        "started_at",
+        "finished_at",
+        "elapsed_s",
+        "read_s",
+        "predict_s",
+        "write_s",
+    }
     assert not env.exists("predictions/ref/day/in.csv.errors.jsonl")
 
 
@@ -105,7 +114,10 @@ def test_csv_bad_rows_go_to_errors_file_and_rest_is_scored(env: BatchEnv) -> Non
 def test_jsonl_scored(env: BatchEnv, mode: str) -> None:
     x = rows(200, seed=2)
     env.put(f"incoming/ref@1/{mode}.jsonl", jsonl_bytes(x, mode=mode))
-    assert handle_object(env.ctx(block_bytes=20_000), env.ingest, f"incoming/ref@1/{mode}.jsonl")["status"] == "succeeded"
+    assert (
+        handle_object(env.ctx(block_bytes=20_000), env.ingest, f"incoming/ref@1/{mode}.jsonl")["status"]
+        == "succeeded"
+    )
     out = [orjson.loads(line) for line in env.get(f"predictions/ref@1/{mode}.jsonl").splitlines()]
     want = expected(env, x)
     assert [o["id"] for o in out] == list(range(200))
@@ -135,16 +147,18 @@ def test_jsonl_bad_rows(env: BatchEnv) -> None:
 
 def test_parquet_scored_with_all_probabilities(env: BatchEnv) -> None:
     x = rows(2500, seed=4)
-    env.put("incoming/ref/p.parquet", parquet_bytes(x, row_group_size=700),
-            Metadata={"maas-probabilities": "all"})
+    env.put(
+        "incoming/ref/p.parquet", parquet_bytes(x, row_group_size=700), Metadata={"maas-probabilities": "all"}
+    )
     assert handle_object(env.ctx(), env.ingest, "incoming/ref/p.parquet")["status"] == "succeeded"
     out = pq.read_table(io.BytesIO(env.get("predictions/ref/p.parquet")))
     assert out.column_names[:3] == ["id", "class", "probability"]
     assert out.column_names[3:] == [f"prob_{i}" for i in range(10)]
     assert out.schema.field("id").type == pa.int64()
     want = expected(env, x)
-    np.testing.assert_allclose(np.stack([out.column(f"prob_{i}").to_numpy() for i in range(10)], 1), want,
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.stack([out.column(f"prob_{i}").to_numpy() for i in range(10)], 1), want, rtol=1e-5, atol=1e-7
+    )
     assert out.column("class").to_pylist() == [str(i) for i in want.argmax(1)]
 
 
@@ -169,7 +183,10 @@ def test_npy_row_aligned_output(env: BatchEnv) -> None:
     x = rows(300, seed=6).astype(np.float64)
     x[17, 4] = np.nan
     env.put("incoming/ref/a.npy", npy_bytes(x))
-    assert handle_object(env.ctx(block_bytes=64 * 1024), env.ingest, "incoming/ref/a.npy")["status"] == "succeeded"
+    assert (
+        handle_object(env.ctx(block_bytes=64 * 1024), env.ingest, "incoming/ref/a.npy")["status"]
+        == "succeeded"
+    )
     out = np.load(io.BytesIO(env.get("predictions/ref/a.npy")))
     assert out.shape == (300,) and out.dtype.names == ("class", "probability")
     good = np.ones(300, dtype=bool)
@@ -191,12 +208,13 @@ def test_npy_row_aligned_output(env: BatchEnv) -> None:
         ("incoming/ref/x.jsonl", b"hello\n", "not a JSON"),
     ],
 )
-def test_unreadable_file_gives_failed_report_and_no_output(env: BatchEnv, key: str, body: bytes,
-                                                          needle: str) -> None:
+def test_unreadable_file_gives_failed_report_and_no_output(
+    env: BatchEnv, key: str, body: bytes, needle: str
+) -> None:
     env.put(key, body)
     outcome = handle_object(env.ctx(), env.ingest, key)
     assert outcome["status"] == "failed"
-    rel = key[len("incoming/"):]
+    rel = key[len("incoming/") :]
     report = env.report(rel)
     assert report["status"] == "failed" and needle in report["reason"]
     assert not env.exists(f"predictions/{rel}")

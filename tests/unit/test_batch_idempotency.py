@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from maas.batch.job import handle_object
+
 from tests.handlers import load_handler
 from tests.unit.batch_support import (
     BatchEnv,
@@ -66,8 +66,10 @@ def test_concurrent_duplicate_events_leave_one_consistent_result(env: BatchEnv) 
     env.put("incoming/ref/c.csv", csv_bytes(rows(400)))
     ctx = env.ctx(block_bytes=16 * 1024)
     outcomes: list[dict[str, Any]] = []
-    threads = [threading.Thread(target=lambda: outcomes.append(
-        handle_object(ctx, env.ingest, "incoming/ref/c.csv"))) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(handle_object(ctx, env.ingest, "incoming/ref/c.csv")))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from maas.batch.keys import InvalidKey, decode_event_key, parse_key
 
 

@@ -40,8 +40,9 @@ def default_context() -> BatchContext:
         loader.preload_from_env()
     except Exception:  # preloading is an optimization; the first event loads on demand
         logger.exception("model preload failed")
-    return BatchContext(s3=boto3.client("s3"), sqs=boto3.client("sqs"), loader=loader,
-                        config=BatchConfig.from_env())
+    return BatchContext(
+        s3=boto3.client("s3"), sqs=boto3.client("sqs"), loader=loader, config=BatchConfig.from_env()
+    )
 
 
 def _s3_records(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -74,6 +75,9 @@ def handle_sqs_event(ctx: BatchContext, event: dict[str, Any], context: Any = No
     processor: BatchProcessor = (
         SqsFifoPartialProcessor() if fifo else BatchProcessor(event_type=EventType.SQS)
     )
+    # An all-failed batch is answered with every item in batchItemFailures (not an invocation error),
+    # so the outcome is the same whatever the batch size.
+    processor.raise_on_entire_batch_failure = False
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
         try:
@@ -90,6 +94,7 @@ def handle_sqs_event(ctx: BatchContext, event: dict[str, Any], context: Any = No
         logger.warning("unknown message on the chunk queue", extra={"message_id": record.message_id})
         raise UnknownTask("message is neither a chunk task nor an S3 notification")
 
-    response = process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                        context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
     return dict(response)

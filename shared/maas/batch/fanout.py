@@ -98,13 +98,21 @@ def _keys(job: Job) -> WorkKeys:
 
 
 def _spec_dict(spec: InputSpec) -> dict[str, Any]:
-    return {"feature_names": list(spec.feature_names), "class_labels": list(spec.class_labels),
-            "input_name": spec.input_name, "all_probabilities": spec.all_probabilities}
+    return {
+        "feature_names": list(spec.feature_names),
+        "class_labels": list(spec.class_labels),
+        "input_name": spec.input_name,
+        "all_probabilities": spec.all_probabilities,
+    }
 
 
 def _spec(raw: dict[str, Any]) -> InputSpec:
-    return InputSpec(feature_names=tuple(raw["feature_names"]), class_labels=tuple(raw["class_labels"]),
-                     input_name=raw["input_name"], all_probabilities=bool(raw["all_probabilities"]))
+    return InputSpec(
+        feature_names=tuple(raw["feature_names"]),
+        class_labels=tuple(raw["class_labels"]),
+        input_name=raw["input_name"],
+        all_probabilities=bool(raw["all_probabilities"]),
+    )
 
 
 def _done_indexes(ctx: BatchContext, keys: WorkKeys) -> set[int]:
@@ -118,24 +126,43 @@ def _done_indexes(ctx: BatchContext, keys: WorkKeys) -> set[int]:
     return found
 
 
-def start_fanout(ctx: BatchContext, job: Job, fmt: Format, source: S3Source, layout: dict[str, Any],
-                 spec: InputSpec) -> dict[str, Any]:
+def start_fanout(
+    ctx: BatchContext, job: Job, fmt: Format, source: S3Source, layout: dict[str, Any], spec: InputSpec
+) -> dict[str, Any]:
     """Plan the chunks of ``job`` (or reuse the plan of an earlier delivery) and enqueue missing ones."""
     if ctx.sqs is None or not ctx.config.chunk_queue_url:
         raise RuntimeError("fan-out needs MAAS_CHUNK_QUEUE_URL and an SQS client")
     keys = _keys(job)
     ranges = fmt.split(source, layout, ctx.config.chunk_bytes)
-    plan = {"job": job.as_dict(), "layout": layout, "ranges": ranges, "spec": _spec_dict(spec),
-            "results_bucket": ctx.config.results_bucket, "created_at": now_iso()}
+    plan = {
+        "job": job.as_dict(),
+        "layout": layout,
+        "ranges": ranges,
+        "spec": _spec_dict(spec),
+        "results_bucket": ctx.config.results_bucket,
+        "created_at": now_iso(),
+    }
     if not put_json(ctx.s3, ctx.config.results_bucket, keys.plan, plan, if_none_match=True):
         plan = get_json(ctx.s3, ctx.config.results_bucket, keys.plan) or plan
     count = len(plan["ranges"])
     done = _done_indexes(ctx, keys)
     todo = [i for i in range(count) if i not in done]
     for start in range(0, len(todo), SQS_BATCH):
-        entries = [{"Id": str(i), "MessageBody": orjson.dumps(
-            {"kind": CHUNK_TASK_KIND, "results_bucket": ctx.config.results_bucket, "plan_key": keys.plan,
-             "index": i, "count": count}).decode()} for i in todo[start : start + SQS_BATCH]]
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": orjson.dumps(
+                    {
+                        "kind": CHUNK_TASK_KIND,
+                        "results_bucket": ctx.config.results_bucket,
+                        "plan_key": keys.plan,
+                        "index": i,
+                        "count": count,
+                    }
+                ).decode(),
+            }
+            for i in todo[start : start + SQS_BATCH]
+        ]
         resp = ctx.sqs.send_message_batch(QueueUrl=ctx.config.chunk_queue_url, Entries=entries)
         if resp.get("Failed"):
             raise RuntimeError(f"could not enqueue {len(resp['Failed'])} chunk tasks")
@@ -155,8 +182,10 @@ def handle_chunk(ctx: BatchContext, task: dict[str, Any], *, owner: str) -> dict
     bucket = str(task.get("results_bucket") or ctx.config.results_bucket)
     plan = get_json(ctx.s3, bucket, str(task["plan_key"]))
     if plan is None:
-        logger.info("chunk task for a finished or unknown plan; nothing to do",
-                    extra={"plan_key": task.get("plan_key")})
+        logger.info(
+            "chunk task for a finished or unknown plan; nothing to do",
+            extra={"plan_key": task.get("plan_key")},
+        )
         return {"status": "no_plan"}
     job = Job.from_dict(plan["job"])
     keys = _keys(job)
@@ -178,8 +207,17 @@ def _score_chunk(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKe
     out = S3MultipartSink(ctx.s3, bucket, keys.part(i))
     errors = S3MultipartSink(ctx.s3, bucket, keys.errors(i))
     try:
-        stats = score_range(fmt, job.source(ctx.s3), plan["layout"], scorer, rng, out, errors, part=True,
-                            block_bytes=ctx.config.block_bytes)
+        stats = score_range(
+            fmt,
+            job.source(ctx.s3),
+            plan["layout"],
+            scorer,
+            rng,
+            out,
+            errors,
+            part=True,
+            block_bytes=ctx.config.block_bytes,
+        )
     except UnreadableInput as exc:
         out.abort()
         errors.abort()
@@ -198,8 +236,12 @@ def _score_chunk(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKe
         errors.commit()
     else:
         errors.abort()
-    return {"index": i, **stats.as_dict(), "part_bytes": part_bytes,
-            "errors_bytes": errors.tell() if stats.rejected else 0}
+    return {
+        "index": i,
+        **stats.as_dict(),
+        "part_bytes": part_bytes,
+        "errors_bytes": errors.tell() if stats.rejected else 0,
+    }
 
 
 def maybe_assemble(ctx: BatchContext, plan: dict[str, Any], *, owner: str) -> dict[str, Any]:
@@ -235,8 +277,9 @@ def _assemble(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKeys)
     count = len(plan["ranges"])
     dones = [get_json(ctx.s3, bucket, keys.done(i)) or {} for i in range(count)]
     if any(d.get("stale") for d in dones):
-        logger.info("input replaced during fan-out; dropping this version's parts",
-                    extra={"input_key": job.key})
+        logger.info(
+            "input replaced during fan-out; dropping this version's parts", extra={"input_key": job.key}
+        )
         return {"status": "stale"}
     failed = [d["failed"] for d in dones if d.get("failed")]
     if failed:
@@ -253,12 +296,16 @@ def _assemble(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKeys)
         fmt.begin_assembly(out, plan["layout"], spec, rows_total)
         offset = 0
         for i, d in enumerate(dones):
-            fmt.append_part(out, S3Source(ctx.s3, bucket, keys.part(i), size=int(d["part_bytes"]),
-                                          etag=None, version_id=None), spec)
+            fmt.append_part(
+                out,
+                S3Source(ctx.s3, bucket, keys.part(i), size=int(d["part_bytes"]), etag=None, version_id=None),
+                spec,
+            )
             if d.get("rejected"):
                 shift = offset if plan["ranges"][i].get("first_row") is None else 0
-                text = S3Source(ctx.s3, bucket, keys.errors(i), size=int(d["errors_bytes"]), etag=None,
-                                version_id=None).read_range(0, int(d["errors_bytes"]))
+                text = S3Source(
+                    ctx.s3, bucket, keys.errors(i), size=int(d["errors_bytes"]), etag=None, version_id=None
+                ).read_range(0, int(d["errors_bytes"]))
                 for line in text.splitlines():
                     if line.strip():
                         err = orjson.loads(line)
@@ -282,11 +329,20 @@ def _assemble(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKeys)
         timings.add(d.get("timings") or {})
     timings.write_s += time.perf_counter() - t0
     scored = sum(int(d["scored"]) for d in dones)
-    report = make_report(job, status="succeeded", timings=timings, results_bucket=bucket, chunks=count,
-                         rows={"total": rows_total, "scored": scored, "rejected": rejected},
-                         output_key=bk.output_key, errors_key=bk.errors_key if rejected else None)
+    report = make_report(
+        job,
+        status="succeeded",
+        timings=timings,
+        results_bucket=bucket,
+        chunks=count,
+        rows={"total": rows_total, "scored": scored, "rejected": rejected},
+        output_key=bk.output_key,
+        errors_key=bk.errors_key if rejected else None,
+    )
     report["timings"]["elapsed_s"] = _elapsed(job.started_at)
     put_json(ctx.s3, bucket, bk.report_key, report)
-    logger.info("fanned-out batch input assembled",
-                extra={"input_key": job.key, "chunks": count, "rows": rows_total, "rejected": rejected})
+    logger.info(
+        "fanned-out batch input assembled",
+        extra={"input_key": job.key, "chunks": count, "rows": rows_total, "rejected": rejected},
+    )
     return {"status": "succeeded", "report_key": bk.report_key, "rows": report["rows"], "chunks": count}

@@ -51,27 +51,39 @@ def handle_event(ctx: QueueContext, event: dict[str, Any], context: Any = None) 
     processor: BatchProcessor = (
         SqsFifoPartialProcessor() if fifo else BatchProcessor(event_type=EventType.SQS)
     )
+    # An all-failed batch is answered with every item in batchItemFailures (not an invocation error),
+    # so the outcome is the same whatever the batch size.
+    processor.raise_on_entire_batch_failure = False
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
         outcome = outcomes.get(record.message_id)
         if outcome is None or outcome.error is not None or outcome.result is None:
             reason = outcome.error if outcome is not None and outcome.error else "message was not scored"
             req = outcome.request if outcome is not None else None
-            logger.warning("queue message failed", extra={
-                "message_id": record.message_id,
-                "correlation_id": req.correlation_id if req is not None else None,
-                "receive_count": record.attributes.approximate_receive_count,
-                "reason": reason,
-            })
+            logger.warning(
+                "queue message failed",
+                extra={
+                    "message_id": record.message_id,
+                    "correlation_id": req.correlation_id if req is not None else None,
+                    "receive_count": record.attributes.approximate_receive_count,
+                    "reason": reason,
+                },
+            )
             raise MessageRejected(reason)
         where = deliver(ctx, outcome)
-        logger.info("queue message scored", extra={
-            "message_id": record.message_id, "correlation_id": outcome.request.correlation_id
-            if outcome.request else None, "model": outcome.result.get("model"),
-            "version": outcome.result.get("version"), "rows": len(outcome.result.get("classes", [])),
-        })
+        logger.info(
+            "queue message scored",
+            extra={
+                "message_id": record.message_id,
+                "correlation_id": outcome.request.correlation_id if outcome.request else None,
+                "model": outcome.result.get("model"),
+                "version": outcome.result.get("version"),
+                "rows": len(outcome.result.get("classes", [])),
+            },
+        )
         return where
 
-    response = process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                        context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
     return dict(response)

@@ -38,9 +38,13 @@ class QueueContext:
 
     @classmethod
     def from_env(cls, *, sqs: Any, s3: Any, loader: Any) -> QueueContext:
-        return cls(sqs=sqs, s3=s3, loader=loader,
-                   results_queue_url=settings.env_str(settings.RESULTS_QUEUE_URL),
-                   results_bucket=settings.env_str(settings.RESULTS_BUCKET))
+        return cls(
+            sqs=sqs,
+            s3=s3,
+            loader=loader,
+            results_queue_url=settings.env_str(settings.RESULTS_QUEUE_URL),
+            results_bucket=settings.env_str(settings.RESULTS_BUCKET),
+        )
 
 
 @dataclass
@@ -114,7 +118,9 @@ def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, O
             p = probs[start : start + x.shape[0]]
             start += x.shape[0]
             result: dict[str, Any] = {
-                "id": req.id, "model": name, "version": version,
+                "id": req.id,
+                "model": name,
+                "version": version,
                 "predictions" if req.kind == "instances" else "outputs": p,
                 "classes": [labels[i] if i < len(labels) else str(i) for i in p.argmax(axis=1).tolist()],
             }
@@ -151,18 +157,30 @@ def deliver(ctx: QueueContext, outcome: Outcome) -> dict[str, Any]:
         raise MessageRejected("no reply_to given and MAAS_RESULTS_QUEUE_URL is not set")
     if dest.startswith("s3://"):
         bucket, key = _s3_target(dest, cid)
-        ctx.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
-                          Metadata={"correlation-id": cid})
+        ctx.s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/json",
+            Metadata={"correlation-id": cid},
+        )
         return {"id": req.id, "s3": f"s3://{bucket}/{key}"}
     if len(body) > SQS_MAX_BYTES:  # claim check: the result in S3, a pointer on the queue
         if not ctx.results_bucket:
             raise MessageRejected("result exceeds the SQS size limit and MAAS_RESULTS_BUCKET is not set")
         key = f"{RESULTS_S3_PREFIX}{req.model}/{cid}.json"
         ctx.s3.put_object(Bucket=ctx.results_bucket, Key=key, Body=body, ContentType="application/json")
-        body = orjson.dumps({"id": req.id, "model": result["model"], "version": result["version"],
-                             "result_s3": f"s3://{ctx.results_bucket}/{key}"})
+        body = orjson.dumps(
+            {
+                "id": req.id,
+                "model": result["model"],
+                "version": result["version"],
+                "result_s3": f"s3://{ctx.results_bucket}/{key}",
+            }
+        )
     kwargs: dict[str, Any] = {
-        "QueueUrl": dest, "MessageBody": body.decode(),
+        "QueueUrl": dest,
+        "MessageBody": body.decode(),
         "MessageAttributes": {"correlation_id": {"DataType": "String", "StringValue": cid}},
     }
     if dest.endswith(".fifo"):

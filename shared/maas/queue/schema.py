@@ -75,14 +75,18 @@ def parse_message(body: str | bytes, *, max_rows: int | None = None) -> ScoreReq
         raise InvalidMessage("message body must be a JSON object")
     unknown = sorted(set(msg) - FIELDS)
     if unknown:
-        raise InvalidMessage(f"unknown field(s) {', '.join(repr(u[:40]) for u in unknown[:5])}; "
-                             f"allowed: {', '.join(sorted(FIELDS))}")
+        raise InvalidMessage(
+            f"unknown field(s) {', '.join(repr(u[:40]) for u in unknown[:5])}; "
+            f"allowed: {', '.join(sorted(FIELDS))}"
+        )
     mid = msg.get("id")
     if isinstance(mid, bool) or not (
         (isinstance(mid, str) and _ID.match(mid)) or (isinstance(mid, int) and 0 <= mid < MAX_ID_INT)
     ):
-        raise InvalidMessage("'id' is required: a string of 1-128 letters, digits, '.', '_', ':' or '-', "
-                             "or a non-negative integer")
+        raise InvalidMessage(
+            "'id' is required: a string of 1-128 letters, digits, '.', '_', ':' or '-', "
+            "or a non-negative integer"
+        )
     model = msg.get("model")
     if not isinstance(model, str) or not _NAME.match(model):
         raise InvalidMessage("'model' is required: 1-63 lowercase letters, digits, '-' or '_'")
@@ -102,8 +106,9 @@ def parse_message(body: str | bytes, *, max_rows: int | None = None) -> ScoreReq
     kind = "instances" if "instances" in msg else "inputs"
     data = msg[kind]
     rows = _count_rows(kind, data)
-    limit = max_rows if max_rows is not None else settings.env_int(settings.MAX_ROWS,
-                                                                   settings.DEFAULT_MAX_ROWS)
+    limit = (
+        max_rows if max_rows is not None else settings.env_int(settings.MAX_ROWS, settings.DEFAULT_MAX_ROWS)
+    )
     if rows > limit:
         raise InvalidMessage(f"'{kind}' has {rows} rows; at most {limit} (MAAS_MAX_ROWS) per message")
     reply_to = msg.get("reply_to")
@@ -112,8 +117,16 @@ def parse_message(body: str | bytes, *, max_rows: int | None = None) -> ScoreReq
     explain = msg.get("explain", False)
     if not isinstance(explain, bool):
         raise InvalidMessage("'explain' must be true or false")
-    return ScoreRequest(id=mid, model=model, version=version, label=label, kind=kind, data=data,
-                        reply_to=reply_to, explain=explain)
+    return ScoreRequest(
+        id=mid,
+        model=model,
+        version=version,
+        label=label,
+        kind=kind,
+        data=data,
+        reply_to=reply_to,
+        explain=explain,
+    )
 
 
 def _count_rows(kind: str, data: Any) -> int:
@@ -196,6 +209,8 @@ def to_matrix(req: ScoreRequest, feature_names: list[str], input_name: str) -> n
         for f, col in zip(feature_names, columns, strict=True):
             if not isinstance(col, list) or len(col) != count:
                 raise InvalidMessage(f"inputs.{f} must be a list with one value per row ({count})")
-        rows = [[_number(columns[j][i], f"inputs.{feature_names[j]}[{i}]") for j in range(n)]
-                for i in range(count)]
+        rows = [
+            [_number(columns[j][i], f"inputs.{feature_names[j]}[{i}]") for j in range(n)]
+            for i in range(count)
+        ]
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), n)
