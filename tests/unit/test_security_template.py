@@ -63,6 +63,8 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "*BatchJobQueue": {SUBMIT},
         "*BatchJobDefinition": {SUBMIT},
         "*": {DESCRIBE},  # batch:DescribeJobs/ListJobs support no resource-level permissions
+        "IngestBucket": {READ},  # training specs under training/ (never under incoming/)
+        "param:KmsKeyArn": {KMS},
     },
 }
 # Actions that AWS only grants on Resource "*" and that expose no data.
