@@ -194,3 +194,30 @@ def test_reference_model_kernel_shap_matches_permutation(ref_model):
     c = int(np.argmax(ref_model.predict(x)[0]))
     corr = np.corrcoef(k[0, :, c], p[0, :, c])[0, 1]
     assert corr > 0.9, corr
+
+
+def test_large_requests_are_split_into_bounded_model_calls():
+    d = 20
+    f = small_mlp(d)
+    sizes = []
+
+    def counting(x):
+        sizes.append(len(x))
+        return f(x)
+
+    x = np.random.default_rng(8).normal(size=(7, d)).astype(np.float32)
+    kwargs = {"baseline": np.zeros(d, np.float32), "n_samples": 100}
+    whole = explain(f, x, target=[0, 1, 2, 0, 1, 2, 0], **kwargs)
+    split = explain(counting, x, target=[0, 1, 2, 0, 1, 2, 0], max_batch_rows=250, **kwargs)
+    assert max(sizes) <= 250 and len(sizes) == 4  # 2 rows (2 * 100 coalitions + 3) per call
+    for a, b in zip(whole, split, strict=True):
+        np.testing.assert_allclose(a.attributions, b.attributions, atol=1e-12)
+        assert a.class_index == b.class_index
+
+
+def test_queue_hook(ref_model):
+    from maas.rai.explain import explain_for_queue
+
+    out = explain_for_queue(ref_model, np.random.default_rng(9).normal(size=(2, 100)).astype(np.float32))
+    assert len(out) == 2 and len(out[0]["top_features"]) == 10
+    assert abs(out[0]["sum_attributions"] - (out[0]["prediction"] - out[0]["baseline_prediction"])) < 1e-3

@@ -36,6 +36,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from maas_models.errors import InvalidInput
 
+from maas import settings
+
 logger = logging.getLogger(__name__)
 
 Method = Literal["kernel_shap", "permutation"]
@@ -507,13 +509,33 @@ def explain(
     if len(names) != d:
         raise InvalidInput(f"explain: {len(names)} feature names for {d} features")
 
-    def select(fx_all: np.ndarray) -> list[int]:
-        return _resolve_targets(target, fx_all, labels)
+    n = len(xs)
+    per_row_targets: list[Any] | None = None
+    if isinstance(target, Sequence) and not isinstance(target, str):
+        per_row_targets = list(target)
+        if len(per_row_targets) != n:
+            raise InvalidInput(f"explain: got {len(per_row_targets)} target classes for {n} rows")
+    # Rows per model call: every row brings its own coalitions; keep one call under max_batch_rows.
+    budget = default_n_samples(d) if n_samples is None else int(n_samples)
+    step = max(1, max_batch_rows // (len(_plan(method, d, budget, seed).masks) + 2))
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]] = []
+    n_eval = 0
+    for lo in range(0, n, step):
+        chunk_target = per_row_targets[lo : lo + step] if per_row_targets is not None else target
 
-    phi, fx, fb, n_eval, targets = _shapley(
-        model, xs, baseline, method, n_samples, seed, max_batch_rows, select
-    )
-    assert targets is not None
+        def select(fx_all: np.ndarray, t: Any = chunk_target) -> list[int]:
+            return _resolve_targets(t, fx_all, labels)
+
+        phi_c, fx_c, fb, evals, chosen = _shapley(
+            model, xs[lo : lo + step], baseline, method, n_samples, seed, max_batch_rows, select
+        )
+        assert chosen is not None
+        parts.append((phi_c, fx_c, fb, chosen))
+        n_eval += evals
+    phi = np.concatenate([p[0] for p in parts], axis=0)
+    fx = np.concatenate([p[1] for p in parts], axis=0)
+    fb = parts[0][2]
+    targets = [t for p in parts for t in p[3]]
     b = np.asarray(baseline, dtype=np.float32).reshape(-1)
     return [
         Explanation(
@@ -568,6 +590,13 @@ def explain_model(
         baseline_source=source,
         warnings=warns,
     )
+
+
+def explain_for_queue(model: Any, x: np.ndarray) -> list[dict[str, Any]]:
+    """The ``"explain": true`` hook of queue messages (``maas.queue.processor.explain_rows``): every
+    row explained for its predicted class, top features as in ``:explain``."""
+    samples = settings.env_str(settings.EXPLAIN_SAMPLES)
+    return explanation_response(explain_model(model, x, n_samples=int(samples) if samples else None))
 
 
 def explanation_response(
