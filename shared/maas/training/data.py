@@ -118,7 +118,15 @@ def load_dataset(ds: Dataset) -> LoadedData:
         if not (
             pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type)
         ):
-            raise DataError(f"dataset.feature_columns: column {col!r} is {arr.type}, not numeric")
+            hint = (
+                ""
+                if ds.feature_columns is not None
+                else (
+                    " (feature_columns defaults to every column but the label and sensitive ones: list the "
+                    "features, or the column in sensitive_columns)"
+                )
+            )
+            raise DataError(f"dataset.feature_columns: column {col!r} is {arr.type}, not numeric{hint}")
         x[:, j] = arr.to_numpy().astype(np.float32, copy=False)
     if not np.isfinite(x).all():
         bad = [features[j] for j in np.where(~np.isfinite(x).all(axis=0))[0][:5]]

@@ -55,6 +55,7 @@ def select_strategy(mixed_precision: str = "auto") -> StrategyInfo:
     if worker is not None:
         # Collective ops over gRPC between the nodes; NCCL between GPUs when there are GPUs.
         strategy: Any = tf.distribute.MultiWorkerMirroredStrategy()
+        keras_multi_worker_compat()
         kind = "multi_worker_mirrored"
         index, _, is_chief = worker
     else:
@@ -81,6 +82,56 @@ def select_strategy(mixed_precision: str = "auto") -> StrategyInfo:
         is_chief,
     )
     return info
+
+
+_COMPAT_APPLIED = False
+
+
+def keras_multi_worker_compat() -> None:
+    """Work around two Keras 3.15 bugs that break `model.fit` under MultiWorkerMirroredStrategy.
+
+    1. `TensorFlowTrainer._maybe_symbolic_build` MEAN-reduces the first distributed batch across workers
+       just to learn its shapes, and the collective reduce rejects the PerReplica value. Taking the local
+       replica's batch gives the same shapes.
+    2. The train/test step reduces its (already synchronised) scalar metrics with reduction="auto", which
+       for multi-worker means `strategy.reduce("MEAN", v, axis=0)` and fails on scalars. "first" returns
+       the local value, which the metric all-reduce has already made equal on every worker.
+    Verified with 2 CPU workers (tests/unit/test_train_multiworker.py). Remove once Keras fixes both.
+    """
+    global _COMPAT_APPLIED
+    if _COMPAT_APPLIED:
+        return
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original_reduce = tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
+        if reduction == "auto" and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            reduction = "first"
+        return original_reduce(values, strategy, reduction)
+
+    def maybe_symbolic_build(self: Any, iterator: Any = None, data_batch: Any = None) -> None:
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            for _, _, it in iterator:
+                batch = next(it)
+                data_batch = tf.nest.map_structure(
+                    lambda v: (
+                        self.distribute_strategy.experimental_local_results(v)[0]
+                        if isinstance(v, tf.distribute.DistributedValues)
+                        else v
+                    ),
+                    batch,
+                )
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    _COMPAT_APPLIED = True
 
 
 def tf_config_from_batch_env(port: int = 12345, addresses: list[str] | None = None) -> dict[str, Any] | None:
