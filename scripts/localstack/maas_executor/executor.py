@@ -55,9 +55,9 @@ API_PREFIX = "/2018-06-01/runtime"
 STOP_GRACE_SECONDS = 2.0
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Mapping a function version to local source
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def project_root() -> Path:
@@ -104,9 +104,9 @@ def function_handler(function_version: FunctionVersion, env_vars: dict[str, str]
     return cfg.handler or env_vars.get("_HANDLER") or "app.handler"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Lambda Runtime API server
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -198,8 +198,9 @@ class _RuntimeApi:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, name=f"maas-rapi-{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name=f"maas-rapi-{self.port}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -210,12 +211,12 @@ class _RuntimeApi:
         self.server.server_close()
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The executor
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
-class LocalProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
+class LocalProcessRuntimeExecutor(RuntimeExecutor):
     def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id, function_version)
         self._api: _RuntimeApi | None = None
@@ -233,7 +234,7 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
         self._init_ms: float | None = None
         self._log_file: Any = None
 
-    # -- helpers ------------------------------------------------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------------------------
 
     @property
     def _function_name(self) -> str:
@@ -353,7 +354,7 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
             pass
         return 0
 
-    # -- RuntimeExecutor ----------------------------------------------------------------------------------------
+    # -- RuntimeExecutor ---------------------------------------------------------------------------
 
     def start(self, env_vars: dict[str, str]) -> None:
         self._open_log_file()
@@ -408,7 +409,7 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
                 self._drain()
                 tail = "".join(self._output[-20:])[-2000:]
                 raise LambdaRuntimeException(
-                    f"{self._function_name}: runtime exited with status {proc.returncode} during init:\n{tail}"
+                    f"{self._function_name}: runtime exited ({proc.returncode}) during init:\n{tail}"
                 )
             if self._stopped.is_set():
                 raise LambdaRuntimeException(f"{self._function_name}: stopped during init")
@@ -441,11 +442,17 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
                 break
             if time.time() >= deadline:
                 stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-                failure = ("Sandbox.Timedout", f"{stamp} {request_id} Task timed out after {timeout_s:.2f} seconds")
+                failure = (
+                    "Sandbox.Timedout",
+                    f"{stamp} {request_id} Task timed out after {timeout_s:.2f} seconds",
+                )
                 break
             if proc.poll() is not None:
-                failure = ("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with error: "
-                                                f"exit status {proc.returncode}")
+                failure = (
+                    "Runtime.ExitError",
+                    f"RequestId: {request_id} Error: Runtime exited with error: "
+                    f"exit status {proc.returncode}",
+                )
                 break
 
         duration_ms = (time.perf_counter() - started) * 1000
@@ -467,7 +474,7 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):  # type: ignore[misc]
         )
         logs = self._take_logs()
         if failure is not None and not self._stopped.is_set():
-            # Like Lambda: the sandbox is reset after a timeout or crash; the next request finds a fresh runtime.
+            # Like Lambda: the sandbox is reset after a timeout or crash; the next request gets a fresh one.
             self._kill()
             self._spawn()
         return InvocationResult(request_id, result_payload, is_error=is_error, logs=logs)

@@ -9,7 +9,7 @@ from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from maas_executor import NAME
 
 
-class MaasLocalExecutorPlugin(RuntimeExecutorPlugin):  # type: ignore[misc]
+class MaasLocalExecutorPlugin(RuntimeExecutorPlugin):
     name = NAME
 
     def load(self, *args: Any, **kwargs: Any) -> type:

@@ -13,8 +13,9 @@ def register(subparsers: Any) -> None:
         "local",
         help="run the AWS stack locally (LocalStack in host mode + template.yaml; no Docker needed)",
         description=(
-            "Run template.yaml on LocalStack in host mode on 127.0.0.1 (MAAS_LOCAL_PORT, default 4566), with the "
-            "Lambda functions executed from functions/<name> by the AWS Lambda runtime client. State lives in "
+            "Run template.yaml on LocalStack in host mode on 127.0.0.1 (MAAS_LOCAL_PORT, default 4566), "
+            "with the Lambda functions executed from functions/<name> by the AWS Lambda runtime client. "
+            "State lives in "
             "MAAS_LOCAL_DIR (default .localstack/)."
         ),
     )

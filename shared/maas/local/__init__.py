@@ -81,7 +81,7 @@ def up(
     parameters: dict[str, str] | None = None,
     say: Callable[[str], None] = _say_stderr,
 ) -> dict[str, Any]:
-    """Make sure LocalStack runs and the stack is deployed; returns status(). Running it again changes nothing.
+    """Make sure LocalStack runs and the stack is deployed; returns status(). Idempotent.
 
     existing=True deploys into a LocalStack that already listens on the port (started some other way) and
     starts nothing."""

@@ -139,7 +139,8 @@ def localstack_env(cfg: LocalConfig, project_python: str) -> dict[str, str]:
 def check_port(cfg: LocalConfig) -> None:
     if port_in_use(cfg.port):
         raise LocalError(
-            f"port {cfg.port} on 127.0.0.1 is already in use{_port_owner(cfg.port)}, and it is not a LocalStack "
+            f"port {cfg.port} on 127.0.0.1 is already in use{_port_owner(cfg.port)}, and it is not a "
+            "LocalStack "
             "started by `maas local up` from this folder. Fix: stop that process, or use another port, e.g. "
             f"`MAAS_LOCAL_PORT={cfg.port + 1} maas local up`."
         )

@@ -1,5 +1,5 @@
 """LocalStack's own virtualenv: Python >= 3.12, localstack-core pinned by the committed constraints file,
-plus the maas Lambda executor plugin (scripts/localstack). Built once; rebuilt only when those inputs change."""
+plus the maas Lambda executor plugin (scripts/localstack). Built once; rebuilt when those inputs change."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def find_python() -> str:
     looked = "; ".join(tried) if tried else "no python3.12/python3.13 on PATH and no pyenv versions"
     raise LocalError(
         "LocalStack needs Python 3.12 or newer (with venv/ensurepip), and none was found "
-        f"[{looked}]. Fix: install one (`pyenv install 3.12`, or `apt-get install python3.12 python3.12-venv`, "
+        f"[{looked}]. Fix: install one (`pyenv install 3.12`, or "
+        "`apt-get install python3.12 python3.12-venv`, "
         f"or `brew install python@3.12`) or point {LOCALSTACK_PYTHON} at it, then run `maas local up` again."
     )
 
