@@ -116,3 +116,23 @@ def test_reservoir_uniform_over_chunked_adds():
         counts += np.bincount((res.sample()[:, 0] // 500).astype(int), minlength=10)
     share = counts / counts.sum()
     assert np.abs(share - 0.1).max() < 0.02, share
+
+
+def test_batch_sampler_reports_drift_over_all_blocks(manifest):
+    from maas.rai.drift import BatchDriftSampler
+
+    sampler = BatchDriftSampler(manifest, capacity=2000)
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        block = rng.normal(size=(1000, 3))
+        block[:, 2] *= 3.0  # feature c is much wider than in training
+        sampler.add(block)
+    buf = io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stdout(buf):
+        report = sampler.report(model="ref", version=2)
+    assert report is not None and report["sampled_from"] == 10_000 and report["rows"] == 2000
+    assert report["drifted"] == ["c"] and report["warnings"]
+    assert orjson.loads(buf.getvalue())["Source"] == "batch"
+    assert BatchDriftSampler({"inputs": [{"feature_names": NAMES}]}).report() is None  # no fingerprint
