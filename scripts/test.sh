@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The test command (README, CI): bootstrap, ruff, mypy, unit tests, then integration tests on the embedded
+# local AWS stack. The integration fixture starts LocalStack if none runs and stops it at the end; if this
+# script is interrupted, the trap below stops a stack that was not running before it started.
+# Exit status: non-zero if any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/bootstrap.sh || { echo "FAILED: bootstrap" >&2; exit 1; }
+bin=.venv/bin
+export MAAS_LOCAL_PORT="${MAAS_LOCAL_PORT:-4566}"
+
+running_before=0
+if "$bin/maas" local status >/dev/null 2>&1; then running_before=1; fi
+cleanup() {
+  if [ "$running_before" = 0 ] && "$bin/maas" local status >/dev/null 2>&1; then
+    "$bin/maas" local down >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+failed=()
+step() {  # step NAME COMMAND...; pytest's exit 5 (no tests collected) counts as success
+  local name="$1" rc
+  shift
+  echo "==> $name: $*"
+  "$@"
+  rc=$?
+  if [ "$rc" -eq 5 ] && [ "$1" = "$bin/pytest" ]; then
+    echo "    (no tests collected)"
+    rc=0
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "FAILED: $name (exit $rc)"
+    failed+=("$name")
+  fi
+}
+
+step "ruff" "$bin/ruff" check .
+step "mypy" "$bin/mypy"
+step "unit tests" "$bin/pytest" -q tests/unit -m "not integration and not bench"
+step "integration tests" "$bin/pytest" -q tests/integration -m integration
+
+if [ "${#failed[@]}" -ne 0 ]; then
+  echo "test.sh: FAILED steps: ${failed[*]}"
+  exit 1
+fi
+echo "test.sh: all steps passed"
