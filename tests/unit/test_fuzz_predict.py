@@ -401,10 +401,6 @@ def test_pathological_bodies(predict_app: Any, body: str) -> None:
         assert_json_4xx(call(predict_app, "POST", route, body), body[:80])
 
 
-LENIENT = "known finding (predict API): JSON booleans/floats accepted where the datatype forbids them"
-
-
-@pytest.mark.xfail(strict=True, reason=LENIENT)
 @pytest.mark.parametrize(
     "route, body",
     [

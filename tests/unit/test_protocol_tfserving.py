@@ -218,3 +218,10 @@ def test_metadata_document_shape():
         {"size": "4", "name": ""},
     ]
     assert sig["outputs"]["probabilities"]["tensor_shape"]["unknown_rank"] is False
+
+
+def test_json_booleans_are_refused_for_numeric_inputs():
+    with pytest.raises(ProtocolError, match="got JSON booleans"):
+        bind({"instances": [[True, 1, 2, 3]]})
+    with pytest.raises(ProtocolError, match="got JSON booleans"):
+        bind({"inputs": {"f0": [1], "f1": [False], "f2": [3], "f3": [4]}})

@@ -216,3 +216,13 @@ def test_metadata_documents():
 )
 def test_datatype_names(dtype, name):
     assert from_numpy_dtype(np.dtype(dtype)) == name
+
+
+def test_json_booleans_are_refused_in_numeric_data_and_numbers_in_bool_data():
+    with pytest.raises(ProtocolError, match="got JSON booleans"):
+        bind({"inputs": [{**request_inputs()[0], "data": [True, 1.0, 2.0, 3.0]}]})
+    with pytest.raises(ProtocolError, match="BOOL needs true/false"):
+        bind({"inputs": [{**request_inputs()[0], "datatype": "BOOL", "data": [0.5, 1.0, 2.0, 3.0]}]})
+    # check_bools=False (the body had no true/false token) skips the scan
+    req = parse_infer_request({"inputs": request_inputs()})
+    assert bind_inputs(req, REF, 10, check_bools=False)["features"].shape == (1, 4)

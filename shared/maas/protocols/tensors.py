@@ -107,11 +107,35 @@ def shape_str(shape: Sequence[int]) -> str:
     return "[" + ", ".join("None" if d < 0 else str(d) for d in shape) + "]"
 
 
-def to_array(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
-    """Convert a (nested) JSON list to an array of `spec`'s dtype; errors say what to fix."""
+def has_bool(value: Any) -> bool:
+    """True when a (nested) list holds a JSON boolean anywhere."""
+    if type(value) is bool:
+        return True
+    if isinstance(value, list):
+        if value and not isinstance(value[0], list):
+            return any(type(v) is bool or (isinstance(v, list) and has_bool(v)) for v in value)
+        return any(has_bool(v) for v in value)
+    return False
+
+
+def to_array(value: Any, spec: TensorSpec, where: str, *, check_bools: bool = True) -> np.ndarray:
+    """Convert a (nested) JSON list to an array of `spec`'s dtype; errors say what to fix.
+
+    JSON booleans are refused for numeric inputs (as TF Serving does) and numbers for boolean inputs;
+    `check_bools=False` skips the scan when the caller knows the body holds no boolean.
+    """
     if spec.is_string:
         arr = np.asarray(value, dtype=object)
         return arr
+    if spec.dtype == "bool":
+        raw = np.asarray(value)
+        if raw.dtype != np.bool_:
+            raise ProtocolError(f"{where}: input '{spec.name}' is boolean: send true/false values")
+        return raw
+    if check_bools and has_bool(value):
+        raise ProtocolError(
+            f"{where}: input '{spec.name}' expects {spec.dtype} numbers, got JSON booleans; send numbers"
+        )
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
             arr = np.asarray(value, dtype=spec.np_dtype)

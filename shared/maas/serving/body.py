@@ -43,11 +43,16 @@ def _too_large(size: int, max_bytes: int) -> PayloadTooLarge:
     )
 
 
-def read_json(event: Mapping[str, Any], max_bytes: int) -> Any:
-    """Decode the body with orjson. NaN/Infinity tokens (accepted by TF Serving) are refused: say so."""
+def read_json(event: Mapping[str, Any], max_bytes: int) -> tuple[Any, bool]:
+    """Decode the body with orjson; returns (document, may_hold_booleans).
+
+    NaN/Infinity tokens (accepted by TF Serving) are refused with a message that says so. The second
+    value is False when the body has no `true`/`false` token at all, which lets tensor conversion skip
+    its (slower) scan for booleans in numeric data.
+    """
     body = body_bytes(event, max_bytes)
     try:
-        return orjson.loads(body)
+        doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
         if _NON_FINITE.search(raw):
@@ -56,3 +61,6 @@ def read_json(event: Mapping[str, Any], max_bytes: int) -> Any:
                 "(impute missing values before sending)"
             ) from None
         raise ProtocolError(f"the request body is not valid JSON: {exc}") from None
+    if isinstance(body, str):
+        return doc, "true" in body or "false" in body
+    return doc, b"true" in body or b"false" in body

@@ -47,15 +47,19 @@ def parse_predict_request(body: Any) -> PredictRequest:
     return PredictRequest(RequestFormat.COLUMNAR, payload, signature)
 
 
-def bind_inputs(request: PredictRequest, signature: Signature, max_rows: int) -> dict[str, np.ndarray]:
-    """Turn the request payload into one batched array per model input, checked against the signature."""
+def bind_inputs(
+    request: PredictRequest, signature: Signature, max_rows: int, *, check_bools: bool = True
+) -> dict[str, np.ndarray]:
+    """Turn the request payload into one batched array per model input, checked against the signature.
+
+    `check_bools=False` (the body has no true/false token) skips the scan for JSON booleans."""
     if request.signature_name != signature.name:
         raise ProtocolError(
             f"signature_name '{request.signature_name}' not found; this model serves '{signature.name}'"
         )
     if request.format is RequestFormat.ROW:
-        return _bind_rows(request.payload, signature, max_rows)
-    return _bind_columns(request.payload, signature, max_rows)
+        return _bind_rows(request.payload, signature, max_rows, check_bools)
+    return _bind_columns(request.payload, signature, max_rows, check_bools)
 
 
 def _check_rows(n: int, max_rows: int) -> None:
@@ -66,7 +70,9 @@ def _check_rows(n: int, max_rows: int) -> None:
         )
 
 
-def _bind_rows(instances: list[Any], signature: Signature, max_rows: int) -> dict[str, np.ndarray]:
+def _bind_rows(
+    instances: list[Any], signature: Signature, max_rows: int, check_bools: bool
+) -> dict[str, np.ndarray]:
     _check_rows(len(instances), max_rows)
     first = instances[0]
     if isinstance(first, dict) and not _is_b64(first):
@@ -81,21 +87,23 @@ def _bind_rows(instances: list[Any], signature: Signature, max_rows: int) -> dic
                     extra = sorted(set(inst) - names)
                     raise ProtocolError(_named_mismatch(f"instances[{idx}]", missing, extra, signature))
             return {
-                spec.name: _convert([inst[spec.name] for inst in instances], spec, "instances")
+                spec.name: _convert([inst[spec.name] for inst in instances], spec, "instances", check_bools)
                 for spec in signature.inputs
             }
         spec = _feature_input(signature)
         if spec is not None and keys & set(spec.feature_names):
             rows = [_feature_row(inst, spec, f"instances[{i}]") for i, inst in enumerate(instances)]
-            return {spec.name: _convert(rows, spec, "instances")}
+            return {spec.name: _convert(rows, spec, "instances", check_bools)}
         raise ProtocolError(
             _named_mismatch("instances[0]", sorted(names - keys), sorted(keys - names), signature)
         )
     spec = _single_input(signature, "instances")
-    return {spec.name: _convert(instances, spec, "instances")}
+    return {spec.name: _convert(instances, spec, "instances", check_bools)}
 
 
-def _bind_columns(inputs: Any, signature: Signature, max_rows: int) -> dict[str, np.ndarray]:
+def _bind_columns(
+    inputs: Any, signature: Signature, max_rows: int, check_bools: bool
+) -> dict[str, np.ndarray]:
     if isinstance(inputs, dict) and not _is_b64(inputs):
         keys = set(inputs)
         names = set(signature.input_names)
@@ -105,7 +113,7 @@ def _bind_columns(inputs: Any, signature: Signature, max_rows: int) -> dict[str,
                 value = inputs[named.name]
                 if isinstance(value, list):
                     _check_rows(len(value), max_rows)
-                out[named.name] = _convert(value, named, f"inputs['{named.name}']")
+                out[named.name] = _convert(value, named, f"inputs['{named.name}']", check_bools)
             return out
         spec = _feature_input(signature)
         if spec is not None and keys & set(spec.feature_names):
@@ -118,13 +126,13 @@ def _bind_columns(inputs: Any, signature: Signature, max_rows: int) -> dict[str,
             if len(lengths) != 1 or -1 in lengths:
                 raise ProtocolError("inputs: every feature column must be a list with one value per row")
             _check_rows(lengths.pop(), max_rows)
-            arr = _convert_raw(columns, spec, "inputs").T
+            arr = _convert_raw(columns, spec, "inputs", check_bools).T
             return {spec.name: check_shape(np.ascontiguousarray(arr), spec, "inputs")}
         raise ProtocolError(_named_mismatch("inputs", sorted(names - keys), sorted(keys - names), signature))
     spec = _single_input(signature, "inputs")
     if isinstance(inputs, list):
         _check_rows(len(inputs), max_rows)
-    return {spec.name: _convert(inputs, spec, "inputs")}
+    return {spec.name: _convert(inputs, spec, "inputs", check_bools)}
 
 
 def _single_input(signature: Signature, where: str) -> TensorSpec:
@@ -187,15 +195,15 @@ def _few(names: list[str], n: int = 5) -> str:
     return shown + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
-def _convert(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
-    arr = _convert_raw(value, spec, where)
+def _convert(value: Any, spec: TensorSpec, where: str, check_bools: bool) -> np.ndarray:
+    arr = _convert_raw(value, spec, where, check_bools)
     return check_shape(arr, spec, where)
 
 
-def _convert_raw(value: Any, spec: TensorSpec, where: str) -> np.ndarray:
+def _convert_raw(value: Any, spec: TensorSpec, where: str, check_bools: bool) -> np.ndarray:
     if spec.is_string:
         value = _decode_b64(value)
-    return to_array(value, spec, where)
+    return to_array(value, spec, where, check_bools=check_bools)
 
 
 def _decode_b64(value: Any) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from maas.protocols.errors import PayloadTooLarge, ProtocolError
-from maas.protocols.tensors import Signature, check_shape, to_array
+from maas.protocols.tensors import Signature, check_shape, has_bool, to_array
 from maas.protocols.v2.datatypes import DATATYPES
 from maas.protocols.v2.models import InferenceRequest, RequestInput, RequestOutput
 
@@ -82,8 +82,13 @@ def _parse_input(item: Any, i: int) -> RequestInput:
     return RequestInput(name, shape, datatype, item["data"], _parameters(item.get("parameters"), where))
 
 
-def bind_inputs(request: InferenceRequest, signature: Signature, max_rows: int) -> dict[str, np.ndarray]:
-    """One batched array per model input, in the model's dtype, checked against shape and signature."""
+def bind_inputs(
+    request: InferenceRequest, signature: Signature, max_rows: int, *, check_bools: bool = True
+) -> dict[str, np.ndarray]:
+    """One batched array per model input, in the model's dtype, checked against shape and signature.
+
+    JSON booleans are refused in numeric data and numbers in BOOL data; `check_bools=False` (the body
+    has no true/false token) skips the scan of numeric data for booleans."""
     by_name: dict[str, RequestInput] = {}
     for inp in request.inputs:
         if inp.name in by_name:
@@ -116,6 +121,18 @@ def bind_inputs(request: InferenceRequest, signature: Signature, max_rows: int) 
         try:
             if spec.is_string:
                 arr = np.asarray(inp.data, dtype=object)
+            elif inp.datatype == "BOOL":
+                arr = np.asarray(inp.data)
+                if arr.dtype != np.bool_ and arr.size:
+                    raise ProtocolError(
+                        f"{where}: datatype BOOL needs true/false values, got {arr.dtype.name}"
+                    )
+                arr = arr.astype(np.bool_)
+            elif check_bools and has_bool(inp.data):
+                raise ProtocolError(
+                    f"{where}: datatype {inp.datatype} needs numbers, got JSON booleans; send numbers "
+                    "or declare datatype BOOL"
+                )
             elif wire.kind in "iu":
                 arr = np.asarray(inp.data)
                 if arr.dtype.kind not in "iub":

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import orjson
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
-from aws_lambda_powertools.metrics import MetricUnit
 
 from maas import settings
 from maas.serving.body import read_json
-from maas.serving.observability import logger, metrics
+from maas.serving.emf import emit_prediction
+from maas.serving.observability import logger
 from maas.serving.service import ModelService
 
 JSON = "application/json"
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+DEBUG = logger.log_level <= logging.DEBUG
 
 
 class _State:
@@ -56,19 +58,22 @@ def current_event() -> Any:
 
 def read_body() -> Any:
     """The decoded JSON body of the current request, with size limit and error messages applied."""
+    return read_json(current_event().raw_event, STATE.max_body_bytes)[0]
+
+
+def read_tensor_body() -> tuple[Any, bool]:
+    """(decoded body, whether it may hold JSON booleans): tensors are scanned for booleans only then."""
     return read_json(current_event().raw_event, STATE.max_body_bytes)
 
 
 def record_prediction(protocol: str, name: str, version: int, rows: int, started: float) -> float:
-    """EMF metrics and one log line (no payload) for a served prediction; returns latency in ms."""
+    """EMF metrics (latency, rows; dimensions model and version) for a served prediction; no payload."""
     latency_ms = (time.perf_counter() - started) * 1000.0
-    metrics.add_dimension("model", name)
-    metrics.add_dimension("version", str(version))
-    metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=latency_ms)
-    metrics.add_metric(name="Rows", unit=MetricUnit.Count, value=rows)
-    logger.debug(
-        "prediction", protocol=protocol, model=name, version=version, rows=rows, latency_ms=latency_ms
-    )
+    emit_prediction(name, version, rows, latency_ms)
+    if DEBUG:
+        logger.debug(
+            "prediction", protocol=protocol, model=name, version=version, rows=rows, latency_ms=latency_ms
+        )
     return latency_ms
 
 

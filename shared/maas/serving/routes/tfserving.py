@@ -14,7 +14,7 @@ from maas.serving.routes.common import (
     STATE,
     json_response,
     model_headers,
-    read_body,
+    read_tensor_body,
     record_prediction,
     service,
 )
@@ -25,10 +25,11 @@ TAGS = ["TF Serving REST"]
 
 def _predict(model: str, version: str | None = None, label: str | None = None) -> Response[dict[str, Any]]:
     started = time.perf_counter()
-    request = tfserving.parse_predict_request(read_body())
+    body, may_hold_bools = read_tensor_body()
+    request = tfserving.parse_predict_request(body)
     svc = service()
     loaded = svc.get(model, version, label)
-    inputs = tfserving.bind_inputs(request, svc.signature(loaded), STATE.max_rows)
+    inputs = tfserving.bind_inputs(request, svc.signature(loaded), STATE.max_rows, check_bools=may_hold_bools)
     outputs = svc.predict(loaded, inputs)
     rows = len(next(iter(outputs.values())))
     ref = loaded.ref

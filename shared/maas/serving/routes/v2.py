@@ -15,7 +15,7 @@ from maas.serving.routes.common import (
     STATE,
     json_response,
     model_headers,
-    read_body,
+    read_tensor_body,
     record_prediction,
     service,
 )
@@ -80,12 +80,13 @@ def model_ready_version(model: str, version: str) -> Response[dict[str, Any]]:
 
 def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     started = time.perf_counter()
-    request = v2.parse_infer_request(read_body())
+    body, may_hold_bools = read_tensor_body()
+    request = v2.parse_infer_request(body)
     svc = service()
     loaded = svc.get(model, version)
     signature = svc.signature(loaded)
     check_requested_outputs(request, signature.output_names)
-    inputs = v2.bind_inputs(request, signature, STATE.max_rows)
+    inputs = v2.bind_inputs(request, signature, STATE.max_rows, check_bools=may_hold_bools)
     outputs = svc.predict(loaded, inputs)
     rows = len(next(iter(outputs.values())))
     ref = loaded.ref
