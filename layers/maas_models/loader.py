@@ -38,6 +38,7 @@ from maas_models import metrics
 from maas_models.backends import Backend, open_backend
 from maas_models.errors import (
     InvalidInput,
+    InvalidModelName,
     ModelCorrupt,
     ModelError,
     ModelNotFound,
@@ -347,7 +348,10 @@ class ModelLoader:
             wanted = list(files)
         if not wanted:
             raise ModelCorrupt(f"{manifest.ref}: manifest lists no artifact for runtime {manifest.runtime!r}")
-        return [(validate_relpath(r), files[r]) for r in sorted(wanted)]
+        try:
+            return [(validate_relpath(r), files[r]) for r in sorted(wanted)]
+        except InvalidModelName as exc:
+            raise ModelCorrupt(f"{manifest.ref}: manifest lists an unsafe artifact path: {exc}") from exc
 
     def _ensure_local(self, manifest: Manifest) -> Path:
         """The version directory with every needed artifact present and verified."""

@@ -17,6 +17,7 @@ valid). `latest` is the highest version that has a manifest.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import os
@@ -329,7 +330,7 @@ class Registry:
             chunks = self.reader.iter_object(self.bucket, key)
             if chunks is None:
                 raise ModelCorrupt(f"{ref}: artifact {relpath} listed in the manifest is missing")
-            with open(dest, "wb") as fh:
+            with contextlib.closing(chunks), open(dest, "wb") as fh:
                 for block in chunks:
                     written += len(block)
                     if max_bytes is not None and written > max_bytes:
@@ -452,18 +453,8 @@ class Registry:
             )
         previous = self.alias_record(name, alias)
         record = {"version": ver, "updated_at": utc_now(), "by": who, "reason": reason}
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self.s3.put_object(
-                Bucket=self.bucket,
-                Key=self.key(name, ALIASES_DIR, f"{alias}.json"),
-                Body=orjson.dumps(record),
-                ContentType="application/json",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._unavailable(exc, f"promoting {name}:{ver} to {alias}") from exc
         if alias == PRODUCTION or override:
+            # audited before the alias moves: a promotion that cannot be recorded does not happen
             event = {
                 "time": record["updated_at"],
                 "event": "promotion_override" if failures else "promotion",
@@ -476,7 +467,19 @@ class Registry:
                 "reason": reason,
                 "gate_failures": failures,
             }
-            (audit or self._audit or self._s3_audit)(event)
+            try:
+                (audit or self._audit or self._s3_audit)(event)
+            except storage_errors() as exc:
+                raise self._unavailable(exc, f"recording the audit of {name}:{ver} -> {alias}") from exc
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=self.key(name, ALIASES_DIR, f"{alias}.json"),
+                Body=orjson.dumps(record),
+                ContentType="application/json",
+            )
+        except storage_errors() as exc:
+            raise self._unavailable(exc, f"promoting {name}:{ver} to {alias}") from exc
         return record
 
     def _s3_audit(self, event: dict[str, Any]) -> None:

@@ -139,9 +139,12 @@ class LiteReader:
             raise
 
         def rest() -> Iterator[bytes]:
-            if first:
-                yield first
-            yield from chunks
+            try:
+                if first:
+                    yield first
+                yield from chunks
+            finally:
+                chunks.close()
 
         return rest()
 

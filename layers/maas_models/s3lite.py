@@ -22,7 +22,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
@@ -134,15 +134,17 @@ class LiteS3:
             return "https", f"{bucket}.s3.{self.region}.amazonaws.com", f"/{enc_key}"
         return "https", f"s3.{self.region}.amazonaws.com", f"/{bucket}/{enc_key}"
 
-    def _connection(self, scheme: str, host: str) -> http.client.HTTPConnection:
+    def _connection(self, scheme: str, host: str) -> tuple[http.client.HTTPConnection, bool]:
+        """(connection, reused): the thread's keep-alive connection to host, created when missing."""
         conns: dict[tuple[str, str], http.client.HTTPConnection] = getattr(self._local, "conns", None) or {}
         self._local.conns = conns
         conn = conns.get((scheme, host))
-        if conn is None:
-            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            conn = cls(host, timeout=self.connect_timeout)
-            conns[(scheme, host)] = conn
-        return conn
+        if conn is not None:
+            return conn, True
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        conn = cls(host, timeout=self.connect_timeout)
+        conns[(scheme, host)] = conn
+        return conn, False
 
     def _drop(self, scheme: str, host: str) -> None:
         conns = getattr(self._local, "conns", None) or {}
@@ -161,9 +163,12 @@ class LiteS3:
             else ""
         )
         last: BaseException | None = None
-        for attempt in range(self.max_attempts):
+        attempt = 0
+        stale_retried = False
+        while attempt < self.max_attempts:
             if attempt:
                 time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter)
+            attempt += 1
             amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             headers = sigv4_headers(
                 "GET",
@@ -176,7 +181,7 @@ class LiteS3:
                 token=self._token,
                 amz_date=amz_date,
             )
-            conn = self._connection(scheme, host)
+            conn, reused = self._connection(scheme, host)
             try:
                 conn.request("GET", url, headers=headers)
                 if conn.sock is not None:
@@ -185,6 +190,11 @@ class LiteS3:
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(scheme, host)
                 last = exc
+                if reused and not stale_retried:
+                    # a kept-alive connection the server closed while we were idle (or the Lambda was
+                    # frozen): reconnect at once, without counting it or sleeping
+                    stale_retried = True
+                    attempt -= 1
                 continue
             if resp.status == 200:
                 return resp
@@ -210,17 +220,22 @@ class LiteS3:
             self._drop(*self._target(bucket, key)[:2])
             raise
 
-    def iter_object(self, bucket: str, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+    def iter_object(self, bucket: str, key: str, chunk: int = 1 << 20) -> Generator[bytes, None, None]:
+        """The object's bytes in blocks. A stream abandoned half-way closes its connection."""
         resp = self._request(bucket, key, {})
+        done = False
         try:
             while block := resp.read(chunk):
                 yield block
-        except (OSError, http.client.HTTPException):
-            self._drop(*self._target(bucket, key)[:2])
-            raise
+            done = True
+        finally:
+            if not done:
+                self._drop(*self._target(bucket, key)[:2])
 
-    def list(self, bucket: str, prefix: str, delimiter: str | None = None) -> tuple[list[str], list[str]]:
-        """All keys and common prefixes under prefix (every page)."""
+    def list(
+        self, bucket: str, prefix: str, delimiter: str | None = None, *, page_size: int | None = None
+    ) -> tuple[list[str], list[str]]:
+        """All keys and common prefixes under prefix (every page; S3 pages hold up to 1000 keys)."""
         keys: list[str] = []
         prefixes: list[str] = []
         token: str | None = None
@@ -230,6 +245,8 @@ class LiteS3:
                 query["delimiter"] = delimiter
             if token:
                 query["continuation-token"] = token
+            if page_size:
+                query["max-keys"] = str(page_size)
             body = self._request(bucket, "", query).read()
             keys.extend(_unescape(k) for k in re.findall(rb"<Contents>.*?<Key>([^<]*)</Key>", body, re.S))
             prefixes.extend(

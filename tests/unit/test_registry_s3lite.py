@@ -79,14 +79,16 @@ def test_reads_and_lists_on_moto(s3_moto: str) -> None:
 
 
 def test_list_pages(s3_moto: str) -> None:
-    """ListObjectsV2 returns at most 1000 keys a page; the reader follows continuation tokens."""
+    """ListObjectsV2 returns at most max-keys keys a page; the reader follows continuation tokens."""
     import boto3
 
     s3 = boto3.client("s3")
-    for i in range(1005):
-        s3.put_object(Bucket=s3_moto, Key=f"p/{i:05d}", Body=b"")
-    keys, _ = LiteS3().list(s3_moto, "p/")
-    assert len(keys) == 1005 and keys[0] == "p/00000" and keys[-1] == "p/01004"
+    for i in range(7):
+        s3.put_object(Bucket=s3_moto, Key=f"p/{i:05d}/x", Body=b"")
+    keys, _ = LiteS3().list(s3_moto, "p/", page_size=2)
+    assert keys == [f"p/{i:05d}/x" for i in range(7)]
+    _, prefixes = LiteS3().list(s3_moto, "p/", "/", page_size=3)
+    assert prefixes == [f"p/{i:05d}/" for i in range(7)]
 
 
 class _Flaky(BaseHTTPRequestHandler):
@@ -151,3 +153,36 @@ def test_connection_refused_is_retried_then_oserror() -> None:
     lite = LiteS3(endpoint=f"http://127.0.0.1:{port}", credentials=("a", "b", None), max_attempts=2)
     with pytest.raises(OSError, match="2 attempts"):
         lite.get_bytes("b", "k")
+
+
+class _KeepAlive(_Flaky):
+    protocol_version = "HTTP/1.1"
+
+
+def test_stale_keepalive_connection_reconnects_without_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _Flaky.plan, _Flaky.seen = [], []
+        lite = LiteS3(endpoint=f"http://127.0.0.1:{server.server_address[1]}", credentials=("a", "b", None))
+        assert lite.get_bytes("b", "k") == b"hello"
+        conn = next(iter(lite._local.conns.values()))
+        assert conn.sock is not None  # kept alive
+        conn.sock.close()  # what a server-side idle close (or a frozen Lambda) leaves behind
+        sleeps: list[float] = []
+        monkeypatch.setattr("maas_models.s3lite.time.sleep", sleeps.append)
+        assert lite.get_bytes("b", "k") == b"hello"
+        assert sleeps == [] and len(_Flaky.seen) == 2
+    finally:
+        server.shutdown()
+
+
+def test_abandoned_stream_does_not_poison_the_connection(s3_moto: str) -> None:
+    import boto3
+
+    boto3.client("s3").put_object(Bucket=s3_moto, Key="big", Body=b"x" * 100_000)
+    lite = LiteS3()
+    stream = lite.iter_object(s3_moto, "big", chunk=1000)
+    assert next(stream) == b"x" * 1000
+    stream.close()
+    assert lite.get_bytes(s3_moto, "big") == b"x" * 100_000
