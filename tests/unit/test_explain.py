@@ -17,7 +17,7 @@ from maas.rai.explain import (
 )
 from maas_models.errors import InvalidInput
 
-METHODS = ["kernel_shap", "permutation"]
+METHODS = ["kernel_shap", "permutation", "auto"]
 
 
 def small_mlp(d: int, c: int = 3, seed: int = 0):
@@ -73,7 +73,7 @@ def test_kernel_shap_enumerates_small_models_exactly():
     f = small_mlp(d)
     rng = np.random.default_rng(2)
     x, b = rng.normal(size=d).astype(np.float32), rng.normal(size=d).astype(np.float32)
-    phi, _, _, n_eval = shapley_values(f, x, b)  # 2^7 - 2 coalitions fit the default budget
+    phi, _, _, n_eval = shapley_values(f, x, b)  # "auto": 2^7 - 2 coalitions fit the budget -> kernel SHAP
     assert n_eval == 2**d - 2 + 2
     np.testing.assert_allclose(phi[0], exact_shapley(f, x, b), atol=1e-6)
 

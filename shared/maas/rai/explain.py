@@ -4,7 +4,7 @@ Two estimators of Shapley values with a single (interventional) baseline, both *
 the attributions of a row always sum to ``f(x) - f(baseline)`` for the explained class, up to float64
 rounding, whatever the sampling budget.
 
-``kernel_shap`` (default)
+``kernel_shap``
     Kernel SHAP (Lundberg & Lee 2017). Coalitions ``z`` of features are drawn from the Shapley kernel
     (the smallest and largest coalition sizes are enumerated exhaustively while the budget allows, the
     rest sampled in complementary pairs); every coalition becomes one input row ``where(z, x, baseline)``.
@@ -17,6 +17,12 @@ rounding, whatever the sampling budget.
     Antithetic permutation sampling (Strumbelj & Kononenko 2014): features are switched from the
     baseline to ``x`` one at a time in a random order; each feature gets its marginal contribution.
     The contributions of one permutation telescope to ``f(x) - f(b)``, so their average is complete.
+
+``auto`` (default)
+    ``kernel_shap`` when every coalition fits the budget (then the values are the exact Shapley values),
+    else ``permutation``: on the reference model (100 features) it is about twice as accurate as Kernel
+    SHAP for the same number of model evaluations (median relative L2 error 0.14 vs 0.27 at 2,180
+    evaluations against a 250k-evaluation reference) and needs no least-squares solve.
 
 Every coalition of every row, ``x`` and the baseline go to the model in one batched ``predict`` call
 (split only above ``max_batch_rows``). The same coalitions serve every row and every class, so the
@@ -40,8 +46,8 @@ from maas import settings
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["kernel_shap", "permutation"]
-METHODS: tuple[str, ...] = ("kernel_shap", "permutation")
+Method = Literal["auto", "kernel_shap", "permutation"]
+METHODS: tuple[str, ...] = ("auto", "permutation", "kernel_shap")
 DEFAULT_TOP_K = 10
 DEFAULT_MAX_BATCH_ROWS = 262_144
 
@@ -322,13 +328,20 @@ def _plan(method: str, d: int, budget: int, seed: int) -> _Plan:
     return _Plan(masks=masks, ranks=ranks)
 
 
-def prepare(
-    n_features: int, *, method: Method = "kernel_shap", n_samples: int | None = None, seed: int = 0
-) -> int:
+def resolve_method(method: str, n_features: int, budget: int) -> str:
+    """``auto``: ``kernel_shap`` when all 2**F - 2 coalitions fit the budget (exact), else ``permutation``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown explanation method {method!r}; expected one of {METHODS}")
+    if method != "auto":
+        return method
+    return "kernel_shap" if n_features < 62 and 2**n_features - 2 <= budget else "permutation"
+
+
+def prepare(n_features: int, *, method: Method = "auto", n_samples: int | None = None, seed: int = 0) -> int:
     """Build (and cache) the coalition plan for ``n_features`` ahead of the first request, e.g. when a
     model is loaded, so the first ``:explain`` does not pay for it. Returns the coalitions per row."""
     budget = default_n_samples(n_features) if n_samples is None else int(n_samples)
-    return len(_plan(method, n_features, budget, seed).masks)
+    return len(_plan(resolve_method(method, n_features, budget), n_features, budget, seed).masks)
 
 
 def _as_predict_fn(model: Predictor | PredictFn) -> PredictFn:
@@ -381,7 +394,7 @@ def shapley_values(
     x: np.ndarray,
     baseline: np.ndarray,
     *,
-    method: Method = "kernel_shap",
+    method: Method = "auto",
     n_samples: int | None = None,
     seed: int = 0,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
@@ -424,6 +437,7 @@ def _shapley(
     if not np.isfinite(xs).all():
         raise InvalidInput("explain: input contains NaN or Inf")
     budget = default_n_samples(d) if n_samples is None else int(n_samples)
+    method = resolve_method(method, d, budget)
     plan = _plan(method, d, budget, seed)
     masks = plan.masks
     s = len(masks)
@@ -489,7 +503,7 @@ def explain(
     feature_names: Sequence[str] | None = None,
     class_labels: Sequence[str] | None = None,
     target: int | str | Sequence[int | str] | None = None,
-    method: Method = "kernel_shap",
+    method: Method = "auto",
     n_samples: int | None = None,
     seed: int = 0,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
@@ -517,6 +531,7 @@ def explain(
             raise InvalidInput(f"explain: got {len(per_row_targets)} target classes for {n} rows")
     # Rows per model call: every row brings its own coalitions; keep one call under max_batch_rows.
     budget = default_n_samples(d) if n_samples is None else int(n_samples)
+    method = resolve_method(method, d, budget)  # type: ignore[assignment]
     step = max(1, max_batch_rows // (len(_plan(method, d, budget, seed).masks) + 2))
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]] = []
     n_eval = 0
@@ -562,7 +577,7 @@ def explain_model(
     *,
     manifest: Any = None,
     target: int | str | Sequence[int | str] | None = None,
-    method: Method = "kernel_shap",
+    method: Method = "auto",
     n_samples: int | None = None,
     seed: int = 0,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,

@@ -2,7 +2,7 @@
 
 `:explain` takes a TF Serving `:predict` body plus optional keys:
 
-    {"instances": [[...]], "target": 3 | "label" | [per row], "top_k": 10, "method": "kernel_shap"}
+    {"instances": [[...]], "target": 3 | "label" | [per row], "top_k": 10, "method": "auto"}
 
 and answers one explanation per row: the explained class (the predicted one unless `target` says
 otherwise), f(x), f(baseline), the top-k features by |attribution| and how many model evaluations
@@ -54,7 +54,7 @@ def _options(body: dict[str, Any], n_features: int) -> tuple[Any, int | None, st
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ProtocolError("'top_k' must be a positive integer (or null for every feature)")
     top_k = None if top_k is None else min(int(top_k), n_features, MAX_TOP_K)
-    method = body.get("method", "kernel_shap")
+    method = body.get("method", "auto")
     if method not in METHODS:
         raise ProtocolError(f"'method' must be one of {', '.join(METHODS)}")
     return target, top_k, str(method)
