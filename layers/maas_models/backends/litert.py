@@ -22,7 +22,7 @@ import numpy as np
 
 from maas_models.errors import InvalidInput, ModelCorrupt
 
-DEFAULT_CHUNK_ROWS = 4096
+DEFAULT_CHUNK_ROWS = 2048  # measured sweet spot for small dense models (L2-resident activations)
 SIZES_PER_SLOT = 3
 
 
