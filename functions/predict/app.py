@@ -2,23 +2,29 @@
 
 One handler for API Gateway REST (payload 1.0), HTTP API (2.0) and Lambda Function URL events; the
 routes and protocols live in `maas.serving` and `maas.protocols`. Models named in MAAS_PRELOAD are
-loaded here, during init; any other model on its first request. No TensorFlow on this path.
+loaded during init (their download starts first, overlapping the imports below); any other model
+on its first request. No TensorFlow on this path.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from maas.serving.preload import start
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from maas import settings
-from maas.serving.http import dispatch
-from maas.serving.observability import logger, metrics, tracer
-from maas.serving.routes.common import configure
+preloading = start()  # MAAS_PRELOAD: S3 downloads run while the imports below execute
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from maas.serving.http import dispatch  # noqa: E402
+from maas.serving.observability import logger, metrics, tracer  # noqa: E402
+from maas.serving.routes.common import configure  # noqa: E402
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 service = configure()
-service.preload(settings.env_str(settings.PRELOAD))
+service.adopt(preloading)
 if service.preload_error:
-    logger.warning("preload failed; serving will retry on request", error=service.preload_error)
+    logger.warning("preload failed; models load on request instead", error=service.preload_error)
 elif service.preloaded:
     logger.info("preloaded", models=service.preloaded)
 

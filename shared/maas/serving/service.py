@@ -16,6 +16,8 @@ from maas.protocols.tensors import Signature
 if TYPE_CHECKING:
     from maas_models import LoadedModel, ModelLoader, Registry
 
+    from maas.serving.preload import Preloading
+
 
 class ModelService:
     """One per process: wraps a Registry and a ModelLoader (warm cache) shared by every request."""
@@ -104,7 +106,7 @@ class ModelService:
 
     # -- init ---------------------------------------------------------------------------------
     def preload(self, spec: str | None) -> None:
-        """Load the models named in MAAS_PRELOAD during init; a failure is recorded, not raised."""
+        """Load the models named in MAAS_PRELOAD now; a failure is recorded, not raised."""
         if not spec:
             return
         try:
@@ -112,6 +114,21 @@ class ModelService:
         except Exception as exc:
             self.preload_error = f"{type(exc).__name__}: {exc}"
             return
+        self._record_preload(results)
+
+    def adopt(self, preloading: Preloading | None) -> None:
+        """Take over a loader filled in the background (`maas.serving.preload.start()`); waits for it."""
+        if preloading is None:
+            return
+        preloading.wait()
+        if preloading.loader is not None and self._loader is None:
+            self._loader = preloading.loader
+        if preloading.error is not None:
+            self.preload_error = f"{type(preloading.error).__name__}: {preloading.error}"
+            return
+        self._record_preload(preloading.results)
+
+    def _record_preload(self, results: dict[str, Any]) -> None:
         errors = [
             f"{item}: {type(r).__name__}: {r}" for item, r in results.items() if isinstance(r, Exception)
         ]
