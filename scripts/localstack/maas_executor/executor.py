@@ -52,7 +52,8 @@ ENV_STATE_DIR = "MAAS_LOCAL_STATE_DIR"
 ENV_FUNCTION_DIR = "MAAS_LOCAL_FUNCTION_DIR"
 
 API_PREFIX = "/2018-06-01/runtime"
-STOP_GRACE_SECONDS = 2.0
+# Real Lambda SIGKILLs the runtime at shutdown; a short SIGTERM grace lets Python handlers flush logs.
+STOP_GRACE_SECONDS = 0.5
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,14 +144,17 @@ class _RuntimeApi:
                 return self.rfile.read(length) if length else b""
 
             def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if body:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the runtime process is gone (environment stopping)
 
             def do_GET(self) -> None:
                 if self.path != f"{API_PREFIX}/invocation/next":

@@ -226,12 +226,10 @@ def stop(cfg: LocalConfig) -> bool:
         # only trust the group when the leader is ours or the group still holds processes from our state dir.
         members = _group_members(record.pid)
         ours = [p for p in members if main is not None or _belongs_to(p, cfg)]
-        if main is not None:
-            _terminate([main], STOP_GRACE_S)
-            stopped = True
-        leftovers = [p for p in ours if p.pid != record.pid]
-        if leftovers:
-            _terminate(leftovers, 2.0)
+        if main is not None and all(p.pid != main.pid for p in ours):
+            ours.append(main)
+        if ours:  # LocalStack and its handler processes together: SIGTERM, ~10 s grace, then SIGKILL
+            _terminate(ours, STOP_GRACE_S)
             stopped = True
     shutil.rmtree(cfg.state_dir, ignore_errors=True)
     return stopped
