@@ -33,6 +33,7 @@ FANOUT_THRESHOLD_MB = "MAAS_FANOUT_THRESHOLD_MB"
 CHUNK_MB = "MAAS_CHUNK_MB"
 TRAINING_JOB_QUEUE = "MAAS_TRAINING_JOB_QUEUE"
 TRAINING_JOB_DEFINITION = "MAAS_TRAINING_JOB_DEFINITION"
+TRAINING_LOG_LEVEL = "MAAS_TRAINING_LOG_LEVEL"  # maas-train log level, default INFO
 # Synchronous predict API (maas.serving)
 DEFAULT_LABEL = "MAAS_DEFAULT_LABEL"  # label (alias) served when a request names no version; "" = latest
 # Responsible AI (maas.rai)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
 import orjson
 
+from maas import settings
 from maas.training.spec import SpecError, load_spec
 
 log = logging.getLogger("maas.training")
@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spec", required=True, help="spec: a local JSON file, an s3:// URI or inline JSON")
     parser.add_argument("--work-dir", help="local scratch dir (default: a new temp dir)")
     parser.add_argument("--validate-only", action="store_true", help="validate the spec and exit")
-    parser.add_argument("--log-level", default=os.environ.get("MAAS_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-level", default=settings.env_str(settings.TRAINING_LOG_LEVEL, "INFO"), help="default INFO"
+    )
     return parser
 
 
