@@ -207,3 +207,77 @@ def test_registry_promotion_override_lands_in_the_audit_trail(published_ref, aud
     r = records[0]
     assert r["kind"] == "promotion" and r["extra"]["override"] is True and r["caller"]["id"] == "bob"
     assert "demographic_parity_difference" in r["extra"]["violations"][0]
+
+
+def test_batch_file_record_hashes_the_object(audit_bucket):
+    import hashlib
+
+    from maas.rai.audit import record_batch_file, s3_object_sha256
+
+    s3 = boto3.client("s3")
+    data = b"f0,f1\n1.5,2.5\n" * 1000
+    s3.put_object(Bucket=audit_bucket, Key="incoming/ref/a.csv", Body=data)
+    s3.put_object(Bucket=audit_bucket, Key="incoming/ref/b.csv", Body=data, ChecksumAlgorithm="SHA256")
+    want = hashlib.sha256(data).hexdigest()
+    assert s3_object_sha256(s3, audit_bucket, "incoming/ref/a.csv") == (want, "streamed")
+    digest, how = s3_object_sha256(s3, audit_bucket, "incoming/ref/b.csv")
+    assert digest == want and how in ("s3-checksum", "streamed")
+    assert s3_object_sha256(s3, audit_bucket, "incoming/ref/a.csv", max_bytes=10) == (None, "too-large")
+    assert s3_object_sha256(s3, audit_bucket, "missing.csv") == (None, "unavailable")
+    log = io.StringIO()
+    trail = AuditTrail(bucket=audit_bucket, log_stream=log)
+    s3_event = {"eventSource": "aws:s3", "userIdentity": {"principalId": "AWS:uploader"}}
+    rec = record_batch_file(
+        s3=s3,
+        bucket=audit_bucket,
+        key="incoming/ref/a.csv",
+        model="ref",
+        version=3,
+        rows=1000,
+        status="succeeded",
+        event_record=s3_event,
+        trail=trail,
+    )
+    assert rec["kind"] == "batch_file" and rec["input_sha256"] == want and rec["rows"] == 1000
+    assert rec["caller"]["id"] == "AWS:uploader" and rec["outcome"]["ok"] is True
+    assert "1.5" not in log.getvalue()
+    bad = record_batch_file(
+        s3=s3,
+        bucket=audit_bucket,
+        key="incoming/ref/a.csv",
+        model="ref",
+        version=None,
+        rows=None,
+        status="failed",
+        reason="model 'ref': ModelNotFound",
+        trail=trail,
+    )
+    assert bad["outcome"]["ok"] is False and bad["extra"]["job_status"] == "failed"
+
+
+def test_queue_message_record():
+    from maas.rai.audit import record_queue_message
+
+    log = io.StringIO()
+    trail = AuditTrail(bucket=None, log_stream=log)
+    record = {
+        "messageId": "m-1",
+        "body": '{"model": "ref", "instances": [[0.25]]}',
+        "eventSource": "aws:sqs",
+        "attributes": {"SenderId": "AIDA123"},
+        "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+    }
+    rec = record_queue_message(record, model="ref", version=2, rows=1, ok=True, explain=True, trail=trail)
+    assert rec["request_id"] == "m-1" and rec["caller"]["id"] == "AIDA123"
+    assert rec["input_sha256"] == sha256_hex(record["body"]) and rec["extra"]["explain"] is True
+    rej = record_queue_message(
+        record,
+        model=None,
+        version=None,
+        rows=None,
+        ok=False,
+        error="invalid message: 'instances' must be a list",
+        trail=trail,
+    )
+    assert rej["outcome"] == {"status": 400, "ok": False, "error": "invalid message"}
+    assert "0.25" not in log.getvalue()

@@ -404,6 +404,101 @@ def audit_promotion(
     return rec
 
 
+def s3_object_sha256(
+    s3: Any,
+    bucket: str,
+    key: str,
+    *,
+    version_id: str | None = None,
+    max_bytes: int | None = None,
+) -> tuple[str | None, str]:
+    """(sha256 hex, how) of an S3 object for its audit record, never raising.
+
+    Uses the object's own SHA-256 checksum when it was uploaded with one (``how="s3-checksum"``, a
+    HEAD request); otherwise hashes the object by streaming it when it is at most ``max_bytes``
+    (``MAAS_AUDIT_HASH_MAX_MB``, default 64; ``how="streamed"``); else ``(None, "too-large")``.
+    """
+    import base64
+
+    extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **extra)
+        checksum = head.get("ChecksumSHA256")
+        if checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+            return base64.b64decode(checksum).hex(), "s3-checksum"
+        limit = max_bytes if max_bytes is not None else settings.env_int(settings.AUDIT_HASH_MAX_MB, 64) << 20
+        if int(head.get("ContentLength", 0)) > limit:
+            return None, "too-large"
+        body = s3.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            digest.update(chunk)
+        return digest.hexdigest(), "streamed"
+    except Exception as exc:
+        logger.warning("audit: cannot hash s3://%s/%s (%s)", bucket, key[:200], type(exc).__name__)
+        return None, "unavailable"
+
+
+def record_batch_file(
+    *,
+    s3: Any,
+    bucket: str,
+    key: str,
+    version_id: str | None = None,
+    model: str | None,
+    version: int | str | None,
+    rows: int | None,
+    status: str,
+    reason: str | None = None,
+    event_record: Mapping[str, Any] | None = None,
+    duration_ms: float | None = None,
+    trail: AuditTrail | None = None,
+) -> dict[str, Any]:
+    """The audit record of one scored (or failed) batch input file. ``status`` is the job's report
+    status (succeeded / failed / ...); ``event_record`` the S3 event record (caller identity)."""
+    digest, how = s3_object_sha256(s3, bucket, key, version_id=version_id)
+    ok = status in ("succeeded", "duplicate")
+    return (trail or default_trail()).record(
+        "batch_file",
+        event=event_record,
+        model=model,
+        version=version,
+        input_sha256=digest,
+        rows=rows,
+        status=200 if ok else 422,
+        error=None if ok else (reason and reason.split(":", 1)[0][:80]) or status,
+        duration_ms=duration_ms,
+        input={"bucket": bucket, "key": key, "version_id": version_id, "sha256_from": how},
+        job_status=status,
+    )
+
+
+def record_queue_message(
+    record: Mapping[str, Any],
+    *,
+    model: str | None,
+    version: int | str | None,
+    rows: int | None,
+    ok: bool,
+    error: str | None = None,
+    explain: bool = False,
+    trail: AuditTrail | None = None,
+) -> dict[str, Any]:
+    """The audit record of one SQS request message (its body hashed, never stored)."""
+    return (trail or default_trail()).record(
+        "queue_message",
+        event=record,
+        model=model,
+        version=version,
+        input_sha256=sha256_hex(record.get("body") or ""),
+        rows=rows,
+        status=200 if ok else 400,
+        error=None if ok else (error or "rejected").split(":", 1)[0][:80],
+        request_id=record.get("messageId"),
+        explain=explain,
+    )
+
+
 def registry_audit_hook(trail: AuditTrail | None = None) -> Callable[[dict[str, Any]], None]:
     """An ``audit`` hook for ``maas_models.Registry(audit=...)`` / ``promote(audit=...)``: the registry's
     promotion event (model, version, alias, actor, override, reason, gate_failures) becomes an audit
