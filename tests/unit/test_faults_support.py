@@ -232,10 +232,12 @@ class FaultProxy:
                 cut = rule is not None and rule.kind == "truncate" and len(data) > 1
                 proxy._record(f"{line} -> {status}{' truncated' if cut else ''}")
                 self.send_response(status)
+                head = self.command == "HEAD"
                 for name, value in headers:
-                    if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                    if name.lower() not in HOP_BY_HOP and (head or name.lower() != "content-length"):
                         self.send_header(name, value)
-                self.send_header("content-length", str(len(data)))
+                if not head:
+                    self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 if cut:
                     assert rule is not None
