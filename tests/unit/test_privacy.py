@@ -90,6 +90,9 @@ def test_audit_record_masks_sensitive_extras():
 # -- the whole request path: no feature value may reach any log output ------------------------------
 
 
+SECRET = "secret-token-7f3a91"  # a string feature value (rejected, but must not be logged either)
+
+
 def _value_strings(x):
     """Every textual form a feature value could take in a log: Python float repr, float32 repr."""
     out = set()
@@ -118,7 +121,7 @@ def test_no_payload_in_any_log_output_of_real_requests(predict_app, capfd, caplo
     rng = np.random.default_rng(1234)
     x = (rng.normal(size=(3, 100)) * 3.3).astype(np.float32).astype(np.float64)
     x[0, :5] = [0.123456789012, -1.98765432101, 2.71828182845, 3.14159265358, 1.41421356237]
-    needles = _value_strings(x)
+    needles = _value_strings(x) | {SECRET}
     rows = x.tolist()
     sent = orjson.dumps({"instances": rows}).decode()
     assert sum(n in sent for n in needles) >= 300  # the needles are what a request body carries
@@ -138,7 +141,9 @@ def test_no_payload_in_any_log_output_of_real_requests(predict_app, capfd, caplo
             )
             # errors that carry the payload in the request: wrong width, bad type, truncated JSON
             assert c.post("/v1/models/ref:predict", json={"instances": [r[:7] for r in rows]}).status == 400
-            assert c.post("/v1/models/ref:predict", json={"instances": [[*rows[0][:99], "x"]]}).status == 400
+            assert (
+                c.post("/v1/models/ref:predict", json={"instances": [[*rows[0][:99], SECRET]]}).status == 400
+            )
             assert c.post("/v1/models/ref:predict", body=orjson.dumps({"instances": rows})[:-9]).status == 400
             assert c.post("/v1/models/nope:predict", json={"instances": rows}).status == 404
             assert c.get("/v1/models/ref/card").status == 200
