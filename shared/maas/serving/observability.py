@@ -26,8 +26,10 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 
 
 def tracing_enabled() -> bool:
+    """In Lambda, unless POWERTOOLS_TRACE_DISABLED; never under LocalStack (no X-Ray daemon there)."""
     disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "true", "yes", "on")
-    return not disabled and bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+    return not disabled and in_lambda and not os.environ.get("LOCALSTACK_HOSTNAME")
 
 
 class NoTracer:
