@@ -109,3 +109,15 @@ def test_block_is_accepted_by_the_registry_gate():
     manifest = Manifest.from_dict(raw)
     failures = registry_check_gates(manifest)
     assert any("demographic_parity_difference" in f for f in failures)
+
+
+def test_string_labels_with_probabilities_and_classes():
+    """The training job's call: labels as strings, a probability matrix, the class list."""
+    classes = ["cat", "dog", "eel"]
+    y = np.array(["cat", "dog", "eel", "dog"] * 24, dtype=object)
+    proba = np.eye(3)[[0, 1, 2, 1] * 24]
+    groups = np.tile(np.repeat(["g1", "g2"], 4), 12)  # both groups see the same label mix
+    block = evaluate(y, proba, groups, classes=classes, gates={"max_fairness_gap": 0.1}, attribute="site")
+    assert block["overall"]["accuracy"] == 1.0
+    assert set(block["overall"]["selection_rate"]) == set(classes)
+    assert block["violations"] == [] and block["gap_details"]["multiclass"] == "one-vs-rest max"
