@@ -59,17 +59,21 @@ class StopFlag:
     _previous: Any = None
 
     def install(self) -> StopFlag:
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
+        """Handle SIGTERM (Batch stopping the job) and SIGINT (Ctrl-C in `maas train run`) alike."""
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
         return self
 
     def uninstall(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for sig, previous in (self._previous or {}).items():
+            signal.signal(sig, previous)
+        self._previous = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if not self.requested:
-            log.warning("SIGTERM received: checkpointing at the next batch boundary, then exiting")
+            log.warning(
+                "%s received: checkpointing at the next batch boundary, then exiting",
+                signal.Signals(signum).name,
+            )
         self.requested = True
         self.at = time.time()
 

@@ -338,6 +338,7 @@ def _run(spec: TrainingSpec, stop: StopFlag, work_dir: Path | None, started: flo
                 epochs=tr.epochs,
                 initial_epoch=start_epoch,
                 callbacks=callbacks,
+                shuffle=False,  # the tf.data pipeline shuffles (seeded)
                 verbose=1 if sys.stdout.isatty() else 0,
             )
         except TrainingInterrupted as exc:
