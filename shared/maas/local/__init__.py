@@ -15,7 +15,7 @@ from typing import Any
 
 from maas.local import process, stack
 from maas.local.config import LocalConfig, LocalError
-from maas.local.venv import ensure_venv, project_python
+from maas.local.venv import ensure_venv, locked, project_python
 
 __all__ = ["LocalConfig", "LocalError", "down", "status", "up"]
 
@@ -86,6 +86,18 @@ def up(
     existing=True deploys into a LocalStack that already listens on the port (started some other way) and
     starts nothing."""
     cfg = cfg or LocalConfig.from_env()
+    # One `up`/`down` at a time per port: parallel test sessions share a stack instead of fighting over it.
+    with locked(cfg.base_dir / f".lock-{cfg.port}"):
+        return _up(cfg, existing=existing, parameters=parameters, say=say)
+
+
+def _up(
+    cfg: LocalConfig,
+    *,
+    existing: bool,
+    parameters: dict[str, str] | None,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     started = time.monotonic()
     if existing:
         if process.health(cfg) is None:
@@ -109,4 +121,5 @@ def up(
 def down(cfg: LocalConfig | None = None) -> bool:
     """Stop what `up` started and remove the state. Returns True if something was stopped."""
     cfg = cfg or LocalConfig.from_env()
-    return process.stop(cfg)
+    with locked(cfg.base_dir / f".lock-{cfg.port}"):
+        return process.stop(cfg)

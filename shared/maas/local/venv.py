@@ -85,7 +85,7 @@ def _stamp(cfg: LocalConfig) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -104,7 +104,7 @@ def _run(argv: list[str], what: str) -> None:
 
 def ensure_venv(cfg: LocalConfig, say: Callable[[str], None] = print) -> Path:
     """Create or update .localstack/venv; returns its python. Safe to call concurrently (file lock)."""
-    with _locked(cfg.venv_dir.parent / ".venv.lock"):
+    with locked(cfg.venv_dir.parent / ".venv.lock"):
         stamp_file = cfg.venv_dir / STAMP
         wanted = _stamp(cfg)
         if cfg.venv_python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == wanted:
