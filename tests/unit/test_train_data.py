@@ -122,3 +122,20 @@ def test_metrics_fairness_and_gates() -> None:
     bad = check_gates(Promotion(alias="production", min_accuracy=0.9, max_fairness_gap=0.0), m, report)
     assert not bad.passed and len(bad.failures) == 2 and "min_accuracy" in bad.failures[0]
     assert not check_gates(Promotion(alias=None), m, report).passed  # nothing to promote to
+
+
+def test_fingerprint_bins_feed_psi_and_constant_features_have_edges() -> None:
+    from maas.rai import drift
+
+    from maas.training.fingerprint import feature_stats
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 3)).astype(np.float32)
+    fp = fingerprint(x, np.zeros(1000, dtype=np.int32), ["a", "b", "c"], ["0", "1"])
+    assert fp["binning"].startswith("quantile")
+    a = fp["features"]["a"]
+    same = drift.psi(a["counts"], drift.bin_counts(x[:, 0], a["bins"]))
+    shifted = drift.psi(a["counts"], drift.bin_counts(x[:, 0] + 1.0, a["bins"]))
+    assert same < 1e-9 and shifted > 0.2
+    const = feature_stats(np.full(10, 3.0))
+    assert const["bins"][0] < 3.0 < const["bins"][-1] and sum(const["counts"]) == 10

@@ -3,6 +3,8 @@
 {"sha256": .., "rows": N, "label_column": .., "sources": [...],
  "features": {"f0": {"mean", "std", "min", "max", "bins": [edges, len = n_bins + 1], "counts": [n_bins]}}}
 
+Per-feature bins come from `maas.rai.drift.fingerprint` (quantile bins, the ones its PSI expects) when
+the responsible-AI module is installed, else equal-width bins here.
 The hash covers the decoded data (feature matrix as little-endian float32, row-major, then label indices as
 int32, then the feature and class names), so the same rows in CSV or Parquet give the same hash.
 """
@@ -43,6 +45,20 @@ def feature_stats(col: np.ndarray, n_bins: int = DEFAULT_BINS) -> dict[str, Any]
     }
 
 
+def _feature_block(x: np.ndarray, feature_names: list[str], n_bins: int) -> tuple[dict[str, Any], str]:
+    """Per-feature stats with the drift module's own binning (quantile bins) when maas.rai is installed,
+    so training and serving compute PSI over the same edges; equal-width bins otherwise."""
+    try:
+        from maas.rai import drift
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("maas.rai", "maas.rai.drift"):
+            raise
+    else:
+        features: dict[str, Any] = drift.fingerprint(x, feature_names, bins=n_bins)["features"]
+        return features, "quantile (maas.rai.drift)"
+    return {name: feature_stats(x[:, j], n_bins) for j, name in enumerate(feature_names)}, "equal-width"
+
+
 def fingerprint(
     x: np.ndarray,
     y: np.ndarray,
@@ -54,11 +70,13 @@ def fingerprint(
     n_bins: int = DEFAULT_BINS,
 ) -> dict[str, Any]:
     label_counts = np.bincount(y, minlength=len(class_labels))
+    features, binning = _feature_block(x, feature_names, n_bins)
     return {
         "sha256": data_sha256(x, y, feature_names, class_labels),
         "rows": int(x.shape[0]),
         "label_column": label_column,
         "label_counts": {label: int(c) for label, c in zip(class_labels, label_counts, strict=True)},
         "sources": list(sources or []),
-        "features": {name: feature_stats(x[:, j], n_bins) for j, name in enumerate(feature_names)},
+        "binning": binning,
+        "features": features,
     }
