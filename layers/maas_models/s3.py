@@ -175,11 +175,9 @@ def make_reader(client: Any = None) -> Boto3Reader | LiteReader:
 
 def storage_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean "storage failed" for whichever client is in use."""
-    import http.client
-
     from maas_models.s3lite import S3HTTPError
 
-    errors: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException, S3HTTPError)
+    errors: tuple[type[BaseException], ...] = (OSError, S3HTTPError)
     if "botocore" in sys.modules:
         from botocore.exceptions import BotoCoreError, ClientError
 

@@ -17,8 +17,15 @@ SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 def test_aws_documented_list_example() -> None:
     """The ListObjects example of the S3 SigV4 documentation (examplebucket, 2013-05-24)."""
     headers = sigv4_headers(
-        "GET", "examplebucket.s3.amazonaws.com", "/", {"max-keys": "2", "prefix": "J"},
-        region="us-east-1", access_key=AKID, secret_key=SECRET, token=None, amz_date="20130524T000000Z",
+        "GET",
+        "examplebucket.s3.amazonaws.com",
+        "/",
+        {"max-keys": "2", "prefix": "J"},
+        region="us-east-1",
+        access_key=AKID,
+        secret_key=SECRET,
+        token=None,
+        amz_date="20130524T000000Z",
     )
     assert headers["authorization"].endswith(
         "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
@@ -30,15 +37,24 @@ def test_aws_documented_list_example() -> None:
     ("url", "path", "query", "token"),
     [
         ("http://127.0.0.1:4566/bkt/models/ref/1/model.tflite", "/bkt/models/ref/1/model.tflite", {}, None),
-        ("https://bkt.s3.eu-west-1.amazonaws.com/models/ref/aliases/production.json",
-         "/models/ref/aliases/production.json", {}, "FwoGZXIvYXdzE//session+token="),
-        ("https://bkt.s3.eu-west-1.amazonaws.com/?continuation-token=a%2Bb%3D&delimiter=%2F&list-type=2"
-         "&prefix=models%2Fref%2F", "/",
-         {"list-type": "2", "prefix": "models/ref/", "delimiter": "/", "continuation-token": "a+b="}, "tok"),
+        (
+            "https://bkt.s3.eu-west-1.amazonaws.com/models/ref/aliases/production.json",
+            "/models/ref/aliases/production.json",
+            {},
+            "FwoGZXIvYXdzE//session+token=",
+        ),
+        (
+            "https://bkt.s3.eu-west-1.amazonaws.com/?continuation-token=a%2Bb%3D&delimiter=%2F&list-type=2"
+            "&prefix=models%2Fref%2F",
+            "/",
+            {"list-type": "2", "prefix": "models/ref/", "delimiter": "/", "continuation-token": "a+b="},
+            "tok",
+        ),
     ],
 )
-def test_signer_matches_botocore(monkeypatch: pytest.MonkeyPatch, url: str, path: str,
-                                 query: dict[str, str], token: str | None) -> None:
+def test_signer_matches_botocore(
+    monkeypatch: pytest.MonkeyPatch, url: str, path: str, query: dict[str, str], token: str | None
+) -> None:
     import botocore.auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
@@ -49,8 +65,17 @@ def test_signer_matches_botocore(monkeypatch: pytest.MonkeyPatch, url: str, path
     request = AWSRequest(method="GET", url=url, headers={})
     botocore.auth.S3SigV4Auth(Credentials(AKID, SECRET, token), "s3", region).add_auth(request)
     host = url.split("/")[2]
-    mine = sigv4_headers("GET", host, path, query, region=region, access_key=AKID, secret_key=SECRET,
-                         token=token, amz_date=fixed.strftime("%Y%m%dT%H%M%SZ"))
+    mine = sigv4_headers(
+        "GET",
+        host,
+        path,
+        query,
+        region=region,
+        access_key=AKID,
+        secret_key=SECRET,
+        token=token,
+        amz_date=fixed.strftime("%Y%m%dT%H%M%SZ"),
+    )
     assert request.headers["X-Amz-Content-SHA256"] == EMPTY_SHA256
     assert mine["authorization"] == request.headers["Authorization"]
 
@@ -98,9 +123,15 @@ class _Flaky(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         type(self).seen.append(self.path)
         status = type(self).plan.pop(0) if type(self).plan else 200
-        body = b"hello" if status == 200 else (
-            b"<Error><Code>SlowDown</Code><Message>Reduce your request rate</Message></Error>"
-            if status == 503 else b"<Error><Code>AccessDenied</Code><Message>nope</Message></Error>")
+        body = (
+            b"hello"
+            if status == 200
+            else (
+                b"<Error><Code>SlowDown</Code><Message>Reduce your request rate</Message></Error>"
+                if status == 503
+                else b"<Error><Code>AccessDenied</Code><Message>nope</Message></Error>"
+            )
+        )
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -186,3 +217,103 @@ def test_abandoned_stream_does_not_poison_the_connection(s3_moto: str) -> None:
     assert next(stream) == b"x" * 1000
     stream.close()
     assert lite.get_bytes(s3_moto, "big") == b"x" * 100_000
+
+
+class _Framing(BaseHTTPRequestHandler):
+    """Bodies framed three ways: chunked (with an extension and a trailer), until-close, and cut off."""
+
+    protocol_version = "HTTP/1.1"
+    body = b"<ListBucketResult><Contents><Key>a&amp;b</Key></Contents>" + b"z" * 5000 + b"</ListBucketResult>"
+    mode = "chunked"
+    served: list[str] = []
+
+    def do_GET(self) -> None:
+        mode = type(self).mode
+        type(self).served.append(mode)
+        self.send_response(200)
+        if mode == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            body = type(self).body
+            for i in range(0, len(body), 777):
+                part = body[i : i + 777]
+                self.wfile.write(f"{len(part):x};ext=1\r\n".encode() + part + b"\r\n")
+            self.wfile.write(b"0\r\nx-trailer: 1\r\n\r\n")
+        elif mode == "close":
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(type(self).body)
+            self.close_connection = True
+        else:  # cut: promises more than it sends, then hangs up; the next attempt is served chunked
+            self.send_header("Content-Length", str(len(type(self).body) + 10))
+            self.end_headers()
+            self.wfile.write(type(self).body)
+            self.close_connection = True
+            type(self).mode = "chunked"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", ["chunked", "close", "cut"])
+def test_body_framings(mode: str) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Framing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _Framing.mode, _Framing.served = mode, []
+        lite = LiteS3(endpoint=f"http://127.0.0.1:{server.server_address[1]}", credentials=("a", "b", None))
+        for _ in range(2):  # twice: the connection is reused (chunked) or reopened (close)
+            assert lite.get_bytes("b", "k") == _Framing.body
+        assert b"".join(lite.iter_object("b", "k", chunk=100)) == _Framing.body
+        keys, _ = lite.list("b", "")
+        assert keys == ["a&b"]
+        expected = {"chunked": ["chunked"] * 4, "close": ["close"] * 4, "cut": ["cut"] + ["chunked"] * 4}
+        assert _Framing.served == expected[mode]
+    finally:
+        server.shutdown()
+
+
+class _Ranged(BaseHTTPRequestHandler):
+    """Sends half the object and hangs up; honours `Range: bytes=N-` (206), or ignores it (200)."""
+
+    protocol_version = "HTTP/1.1"
+    body = bytes(range(256)) * 400
+    honour_range = True
+    ranges: list[str | None] = []
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        rng = self.headers.get("Range")
+        cls.ranges.append(rng)
+        if rng is None or not cls.honour_range:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(cls.body)))
+            self.end_headers()
+            if len(cls.ranges) == 1:
+                self.wfile.write(cls.body[: len(cls.body) // 2 + 13])
+                self.close_connection = True
+                return
+            self.wfile.write(cls.body)
+            return
+        start = int(rng.split("=")[1].rstrip("-"))
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(cls.body) - start))
+        self.end_headers()
+        self.wfile.write(cls.body[start:])
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("honour_range", [True, False])
+def test_cut_off_download_resumes(honour_range: bool) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ranged)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _Ranged.ranges, _Ranged.honour_range = [], honour_range
+        lite = LiteS3(endpoint=f"http://127.0.0.1:{server.server_address[1]}", credentials=("a", "b", None))
+        assert b"".join(lite.iter_object("b", "k", chunk=1000)) == _Ranged.body
+        assert len(_Ranged.ranges) == 2 and _Ranged.ranges[0] is None
+        assert _Ranged.ranges[1] is not None and _Ranged.ranges[1].startswith("bytes=")
+    finally:
+        server.shutdown()
