@@ -126,7 +126,6 @@ def test_metrics_fairness_and_gates() -> None:
 
 def test_fingerprint_bins_feed_psi_and_constant_features_have_edges() -> None:
     from maas.rai import drift
-
     from maas.training.fingerprint import feature_stats
 
     rng = np.random.default_rng(0)
