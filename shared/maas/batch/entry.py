@@ -19,12 +19,18 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.config import Config
 
 from maas.batch.fanout import handle_chunk, is_chunk_task
 from maas.batch.job import BatchConfig, BatchContext, handle_object
+from maas.batch.log import logger
 
 __all__ = ["BatchContext", "default_context", "handle_event"]
-from maas.batch.log import logger
+
+
+#: Throttling (SlowDown), 5xx and dropped connections are retried with backoff ("standard" mode) before
+#: an error reaches the handler; what still fails raises, and Lambda/SQS redeliver the whole unit of work.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=10, read_timeout=60)
 
 
 class UnknownTask(ValueError):
@@ -41,7 +47,10 @@ def default_context() -> BatchContext:
     except Exception:  # preloading is an optimization; the first event loads on demand
         logger.exception("model preload failed")
     return BatchContext(
-        s3=boto3.client("s3"), sqs=boto3.client("sqs"), loader=loader, config=BatchConfig.from_env()
+        s3=boto3.client("s3", config=CLIENT_CONFIG),
+        sqs=boto3.client("sqs", config=CLIENT_CONFIG),
+        loader=loader,
+        config=BatchConfig.from_env(),
     )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -19,6 +20,7 @@ import orjson
 from botocore.exceptions import ClientError
 
 PART_BYTES = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB (except the last)
+UPLOADS_IN_FLIGHT = 2  # parts uploading in the background (memory: these parts + the buffer)
 NET_CHUNK = 1024 * 1024
 
 
@@ -236,6 +238,8 @@ class S3MultipartSink:
         self._pos = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._pending: list[Future[dict[str, Any]]] = []
+        self._pool: ThreadPoolExecutor | None = None
         self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -259,20 +263,33 @@ class S3MultipartSink:
         """pyarrow closes its sink when a writer closes; publishing is ``commit()``'s job."""
 
     def _flush_part(self) -> None:
+        """Upload the buffer as the next part, in the background (at most UPLOADS_IN_FLIGHT at once)."""
         if self._upload_id is None:
             self._upload_id = self.s3.create_multipart_upload(
                 Bucket=self.bucket, Key=self.key, ContentType=self.content_type
             )["UploadId"]
-        number = len(self._parts) + 1
-        resp = self.s3.upload_part(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=bytes(self._buf),
-        )
-        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+            self._pool = ThreadPoolExecutor(max_workers=UPLOADS_IN_FLIGHT, thread_name_prefix="maas-upload")
+        assert self._pool is not None
+        number = len(self._parts) + len(self._pending) + 1
+        self._pending.append(self._pool.submit(self._upload, number, bytes(self._buf)))
         self._buf.clear()
+        while len(self._pending) > UPLOADS_IN_FLIGHT:
+            self._parts.append(self._pending.pop(0).result())
+
+    def _upload(self, number: int, body: bytes) -> dict[str, Any]:
+        resp = self.s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": resp["ETag"]}
+
+    def _drain(self) -> None:
+        try:
+            while self._pending:
+                self._parts.append(self._pending.pop(0).result())
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
     def commit(self) -> None:
         if self.closed:
@@ -284,6 +301,7 @@ class S3MultipartSink:
         else:
             if self._buf:
                 self._flush_part()
+            self._drain()
             self.s3.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=self.key,
@@ -298,6 +316,8 @@ class S3MultipartSink:
             return
         self.closed = True
         self._buf.clear()
+        with contextlib.suppress(Exception):
+            self._drain()
         if self._upload_id is not None:
             # on failure the bucket's lifecycle rule for incomplete uploads cleans up
             with contextlib.suppress(ClientError):

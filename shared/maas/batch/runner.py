@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import queue
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -26,6 +31,82 @@ class RangeStats:
             "rejected": self.rejected,
             "timings": self.timings.as_dict(),
         }
+
+
+T = TypeVar("T")
+M_MMAP_THRESHOLD = -3
+
+
+def _fix_mmap_threshold(threshold: int = 128 * 1024) -> bool:
+    """Keep glibc from retaining freed block buffers: pin its mmap threshold (Linux/glibc only).
+
+    glibc raises its mmap threshold each time a large block is freed, so later multi-MB buffers (parsed
+    blocks, feature matrices) come from heap arenas that fragment and never shrink: RSS then creeps up
+    with the number of blocks, i.e. with file size. A fixed threshold returns every large buffer to the
+    OS on free, which is what keeps peak RSS flat whatever the file size.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
+
+
+MMAP_THRESHOLD_FIXED = _fix_mmap_threshold()
+PREFETCH_BLOCKS = 2
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterator[T], depth: int = PREFETCH_BLOCKS) -> Iterator[T]:
+    """Run ``items`` (download + parse) in a thread, ``depth`` blocks ahead of the consumer.
+
+    pyarrow parsing and S3 reads release the GIL, so reading block i+1 overlaps predicting and
+    writing block i. Memory stays bounded: at most ``depth`` parsed blocks wait in the queue.
+    Exceptions of the reader are re-raised in the consumer.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:
+            put(_Failed(exc))
+
+    thread = threading.Thread(target=work, name="maas-batch-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def error_line(err: RowError) -> bytes:
@@ -53,7 +134,7 @@ def score_range(
     sw = Stopwatch(stats.timings)
     offset = int(rng.get("first_row") or 0)
     writer = fmt.open_writer(out, layout, scorer.spec, part=part)
-    batches = fmt.read(source, layout, scorer.spec, rng, block_bytes)
+    batches = prefetch(fmt.read(source, layout, scorer.spec, rng, block_bytes))
     while True:
         with sw("read"):
             batch = next(batches, None)

@@ -107,7 +107,7 @@ class CsvFormat(Format):
             table = pacsv.read_csv(
                 pa.BufferReader(block),
                 read_options=pacsv.ReadOptions(
-                    column_names=names, use_threads=True, block_size=max(1 << 20, len(block) // 2 + 1)
+                    column_names=names, use_threads=True, block_size=max(1 << 18, len(block) // 8 + 1)
                 ),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=lambda r: "error"),
                 convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),

@@ -91,7 +91,7 @@ class JsonlFormat(Format):
             table = pajson.read_json(
                 pa.BufferReader(block),
                 read_options=pajson.ReadOptions(
-                    use_threads=True, block_size=max(1 << 20, len(block) // 2 + 1)
+                    use_threads=True, block_size=max(1 << 20, len(block) // 8 + 1)
                 ),
                 parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
             )

@@ -28,7 +28,7 @@ from maas.batch.common import (
 from maas.batch.formats.base import Format, Writer
 from maas.batch.io import Sink, Source
 
-READ_BATCH_ROWS = 65_536
+READ_BATCH_ROWS = 16_384
 
 
 def _open(source: Source) -> pq.ParquetFile:
@@ -102,10 +102,14 @@ class ParquetFormat(Format):
         pf = _open(source)
         row_base = 0
         try:
-            for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=groups):
-                batch = self._convert(rb, layout["passthrough"], spec, row_base)
-                row_base += batch.rows_seen
-                yield batch
+            # one row group at a time: pre_buffer coalesces that group's column chunks into a few
+            # ranged GETs, and only one group's bytes are held (asking for all groups at once would
+            # pre-buffer the whole file)
+            for group in groups:
+                for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=[group]):
+                    batch = self._convert(rb, layout["passthrough"], spec, row_base)
+                    row_base += batch.rows_seen
+                    yield batch
         except (pa.ArrowInvalid, OSError) as exc:
             raise UnreadableInput("Parquet data pages cannot be decoded") from exc
 
@@ -137,8 +141,8 @@ class ParquetFormat(Format):
                                 )
                         else:
                             values[i] = v
-            else:
-                values = pc.cast(col, pa.float32(), safe=False).to_numpy(zero_copy_only=False)
+            else:  # numeric: numpy converts while filling the float32 matrix (pc.cast is slower)
+                values = col.to_numpy(zero_copy_only=False)
             cols.append(values)
         x = columns_to_matrix(cols, n)
         good, value_errors = check_rows(x, spec.feature_names, numbers)
