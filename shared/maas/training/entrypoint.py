@@ -62,8 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pathlib import Path
 
     from maas.training.data import DataError
-    from maas.training.trainer import EXIT_INTERRUPTED, run
+    from maas.training.rendezvous import RendezvousTimeout, ensure_tf_config
+    from maas.training.trainer import EXIT_INTERRUPTED, checkpoint_uri_for, run, run_id_for
 
+    try:  # Batch multi-node parallel job: find the other nodes before TensorFlow starts
+        ensure_tf_config(checkpoint_uri_for(spec, run_id_for(spec)))
+    except (RendezvousTimeout, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
     try:
         result = run(spec, work_dir=Path(args.work_dir) if args.work_dir else None)
     except DataError as exc:

@@ -2,9 +2,10 @@
 
 - One instance (the usual Batch job): `tf.distribute.MirroredStrategy` over every local GPU; with no GPU it
   mirrors onto the one CPU device, so the same code path runs on a laptop, in CI and on g5/p4d instances.
-- AWS Batch multi-node parallel jobs: set TF_CONFIG in every node (see `tf_config_from_batch_env`) and
-  `MultiWorkerMirroredStrategy` is selected: synchronous all-reduce data parallelism across nodes, each node
-  using all its GPUs. Worker 0 is the chief: only it uploads checkpoints and publishes the model.
+- AWS Batch multi-node parallel jobs: TF_CONFIG on every node (`maas.training.rendezvous` builds it from
+  the Batch environment) selects `MultiWorkerMirroredStrategy`: synchronous all-reduce data parallelism
+  across nodes, each node using all its GPUs. Worker 0 is the chief: only it uploads checkpoints and
+  publishes the model.
 - Mixed precision (`mixed_float16`) only when a GPU is present (spec training.mixed_precision "auto"); on CPU
   float16 is slower and less precise, so it stays float32. The output layer is always float32.
 
@@ -132,22 +133,3 @@ def keras_multi_worker_compat() -> None:
     tf_trainer.reduce_per_replica = reduce_per_replica
     tf_trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
     _COMPAT_APPLIED = True
-
-
-def tf_config_from_batch_env(port: int = 12345, addresses: list[str] | None = None) -> dict[str, Any] | None:
-    """TF_CONFIG for an AWS Batch multi-node parallel job, or None outside one.
-
-    Batch gives every node AWS_BATCH_JOB_NODE_INDEX, AWS_BATCH_JOB_NUM_NODES and
-    AWS_BATCH_JOB_MAIN_NODE_INDEX / AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS, but not the addresses of
-    the other child nodes, so `addresses` (node index order) must come from a rendezvous: e.g. each node
-    writes its private IP to s3://<checkpoint prefix>/rendezvous/<AWS_BATCH_JOB_ID>/<index> and waits
-    for all of them.
-    The main node is worker 0 (the chief).
-    """
-    if "AWS_BATCH_JOB_NUM_NODES" not in os.environ or addresses is None:
-        return None
-    index = int(os.environ["AWS_BATCH_JOB_NODE_INDEX"])
-    main = int(os.environ.get("AWS_BATCH_JOB_MAIN_NODE_INDEX", "0"))
-    order = [main] + [i for i in range(len(addresses)) if i != main]
-    workers = [f"{addresses[i]}:{port}" for i in order]
-    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": order.index(index)}}
