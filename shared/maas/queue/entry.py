@@ -22,10 +22,12 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.config import Config
 
 from maas.queue.processor import MessageRejected, QueueContext, deliver, prepare
 
 __all__ = ["QueueContext", "default_context", "handle_event", "logger"]
+
 
 logger = Logger(service="maas-queue")
 
@@ -39,7 +41,10 @@ def default_context() -> QueueContext:
         loader.preload_from_env()
     except Exception:  # preloading is an optimization; the first message loads on demand
         logger.exception("model preload failed")
-    return QueueContext.from_env(sqs=boto3.client("sqs"), s3=boto3.client("s3"), loader=loader)
+    config = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=10, read_timeout=60)
+    return QueueContext.from_env(
+        sqs=boto3.client("sqs", config=config), s3=boto3.client("s3", config=config), loader=loader
+    )
 
 
 def handle_event(ctx: QueueContext, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
