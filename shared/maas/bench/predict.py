@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,11 @@ def child(mode: str, export_dir: str, out_path: str, n1: int, n100: int) -> None
     if first["statusCode"] != 200:
         raise SystemExit(f"{mode}: first response {first['statusCode']}: {first['body'][:300]}")
     rss_after_first = peak_rss_mb()
+    if n1 == 0 and n100 == 0:  # cold start only
+        Path(out_path).write_text(
+            json.dumps({"mode": mode, "first_at": first_at, "rss_first_mb": rss_after_first})
+        )
+        return
     timings: dict[str, list[float]] = {}
     for name, event, n in (("1", one, n1), ("100", hundred, n100)):
         for _ in range(max(3, n // 20)):  # warm-up
@@ -291,29 +297,38 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
     export_dir = cached_reference_export()
     server, env = _publish(export_dir)
+    cold_runs = (3, 1) if quick else (7, 3)
     try:
         maas = _spawn(
             "maas", export_dir, env, n1=2000 if quick else 20000, n100=300 if quick else 3000, timeout=120
         )
+        maas_cold = [maas["cold_ms"]] + [
+            _spawn("maas", export_dir, env, 0, 0, timeout=60)["cold_ms"] for _ in range(cold_runs[0] - 1)
+        ]
         naive = _spawn(
             "naive", export_dir, env, n1=20 if quick else 200, n100=10 if quick else 100, timeout=300
         )
+        naive_cold = [naive["cold_ms"]] + [
+            _spawn("naive", export_dir, env, 0, 0, timeout=300)["cold_ms"] for _ in range(cold_runs[1] - 1)
+        ]
     finally:
         server.stop()
     if maas["tensorflow_imported"]:
         raise RuntimeError("the predict handler imported TensorFlow")
+    cold, naive_cold_p50 = statistics.median(maas_cold), statistics.median(naive_cold)
     figures = [
         _figure("1-row p50 latency", "us", maas["p50_1"], naive["p50_1"], TARGETS["p50_1"]),
         _figure("1-row p99 latency", "us", maas["p99_1"], naive["p99_1"], None),
         _figure("100-row p50 latency", "us", maas["p50_100"], naive["p50_100"], TARGETS["p50_100"]),
         _figure("100-row p99 latency", "us", maas["p99_100"], naive["p99_100"], None),
         _figure(
-            "cold start (spawn to first response)",
+            f"cold start p50 of {len(maas_cold)} (spawn to first response)",
             "ms",
-            maas["cold_ms"],
-            naive["cold_ms"],
+            cold,
+            naive_cold_p50,
             TARGETS["cold_ms"],
         ),
+        _figure(f"cold start best of {len(maas_cold)}", "ms", min(maas_cold), min(naive_cold), None),
         _figure("peak RSS", "MB", maas["rss_mb"], naive["rss_mb"], TARGETS["rss_mb"]),
     ]
     return figures
