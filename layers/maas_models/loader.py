@@ -43,6 +43,7 @@ from maas_models.errors import (
     ModelError,
     ModelNotFound,
     ModelUnavailable,
+    RuntimeMissing,
 )
 from maas_models.manifest import Manifest, ModelRef
 from maas_models.naming import LATEST, parse_spec, validate_name, validate_relpath
@@ -52,6 +53,7 @@ log = logging.getLogger("maas_models.loader")
 
 MB = 1024 * 1024
 FREE_SPACE_MARGIN = 8 * MB
+MAX_FAILURE_BACKOFF_S = 5.0
 NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64}
 
 
@@ -168,6 +170,11 @@ class ModelLoader:
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._aliases: dict[tuple[str, str], _AliasEntry] = {}
         self._busy_dirs: set[Path] = set()
+        # (name, version) -> (when, error) of a load that failed for good (corrupt artifact, missing
+        # runtime): the same error is answered without another download for `failure_backoff` seconds,
+        # so a corrupt model does not cost an S3 download per request. Transient errors are not cached.
+        self._failures: dict[tuple[str, int], tuple[float, ModelError]] = {}
+        self.failure_backoff = min(self.alias_ttl, MAX_FAILURE_BACKOFF_S)
 
     # ---- public -----------------------------------------------------------------------------------
     @property
@@ -303,28 +310,40 @@ class ModelLoader:
                 if model is not None:
                     self._models.move_to_end(key)
                     return model
-            started = time.perf_counter()
-            manifest = self.registry.manifest(name, version)
-            vdir = self._ensure_local(manifest)
-            options = {"num_threads": self.litert_threads}
+            failed = self._failures.get(key)
+            if failed is not None and self._clock() - failed[0] < self.failure_backoff:
+                error = failed[1]
+                raise type(error)(f"{error} (cached for {self.failure_backoff:g} s after a failed load)")
             try:
-                backend = open_backend(manifest.runtime, vdir, manifest.raw, **options)
-            except ModelCorrupt:
-                shutil.rmtree(vdir, ignore_errors=True)
-                metrics.emit("ModelCorrupt", model=name, version=str(version))
+                model = self._open(name, version)
+            except (ModelCorrupt, RuntimeMissing) as exc:  # the same bytes would fail the same way
+                self._failures[key] = (self._clock(), exc)
                 raise
-            model = LoadedModel(ModelRef(name, version), manifest, backend, vdir)
+            self._failures.pop(key, None)
             with self._lock:
                 self._models[key] = model
                 self._evict_memory(keep=key)
-            metrics.emit(
-                "ModelLoadTime",
-                (time.perf_counter() - started) * 1000.0,
-                "Milliseconds",
-                model=name,
-                runtime=manifest.runtime,
-            )
             return model
+
+    def _open(self, name: str, version: int) -> LoadedModel:
+        started = time.perf_counter()
+        manifest = self.registry.manifest(name, version)
+        vdir = self._ensure_local(manifest)
+        options = {"num_threads": self.litert_threads}
+        try:
+            backend = open_backend(manifest.runtime, vdir, manifest.raw, **options)
+        except ModelCorrupt:
+            shutil.rmtree(vdir, ignore_errors=True)
+            metrics.emit("ModelCorrupt", model=name, version=str(version))
+            raise
+        metrics.emit(
+            "ModelLoadTime",
+            (time.perf_counter() - started) * 1000.0,
+            "Milliseconds",
+            model=name,
+            runtime=manifest.runtime,
+        )
+        return LoadedModel(ModelRef(name, version), manifest, backend, vdir)
 
     def _evict_memory(self, keep: tuple[str, int]) -> None:
         total = sum(m.memory_bytes() for m in self._models.values())

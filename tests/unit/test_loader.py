@@ -90,8 +90,11 @@ def test_truncated_artifact_is_corrupt(
     published_ref.s3.put_object(Bucket=published_ref.bucket, Key=key, Body=body[:-100])
     with pytest.raises(ModelCorrupt, match="truncated"):
         loader.get("ref", 1)
+    with pytest.raises(ModelCorrupt, match="cached"):  # no second download within the backoff
+        loader.get("ref", 1)
     longer = body + b"0" * 10
     published_ref.s3.put_object(Bucket=published_ref.bucket, Key=key, Body=longer)
+    time.sleep(loader.failure_backoff + 0.01)
     with pytest.raises(ModelCorrupt, match="larger"):
         loader.get("ref", 1)
     assert not list((loader.cache_dir / "ref" / "1").glob("*tflite*"))
