@@ -60,8 +60,8 @@ def register(subparsers: Any) -> None:
     http = parser.add_argument_group("http load test options (`maas bench http`)")
     http.add_argument("--url", default=None, help="REST API base URL (default: the local stack's)")
     http.add_argument("--model", default="ref", help="model to call (default: ref)")
-    http.add_argument("--rate", type=float, default=None, help="requests per second (default 50, quick 10)")
-    http.add_argument("--duration", type=float, default=None, help="seconds (default 30, quick 5)")
+    http.add_argument("--rate", type=float, default=None, help="requests per second (default 10, quick 5)")
+    http.add_argument("--duration", type=float, default=None, help="seconds (default 30, quick 4)")
     http.add_argument("--rows", type=int, default=1, help="rows per request (default 1)")
     http.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     http.add_argument("--max-requests", type=int, default=10_000, help="hard cap on requests (10000)")
@@ -87,8 +87,12 @@ def _run_http(args: argparse.Namespace) -> AreaResult:
             api_url,
             model=args.model,
             rows=args.rows,
-            rate=args.rate if args.rate is not None else (10.0 if args.quick else 50.0),
-            duration_s=args.duration if args.duration is not None else (5.0 if args.quick else 30.0),
+            rate=args.rate
+            if args.rate is not None
+            else (http_load.QUICK_RATE if args.quick else http_load.FULL_RATE),
+            duration_s=args.duration
+            if args.duration is not None
+            else (http_load.QUICK_DURATION_S if args.quick else http_load.FULL_DURATION_S),
             concurrency=args.concurrency,
             max_requests=args.max_requests,
             timeout_s=args.timeout,
