@@ -30,6 +30,7 @@ import queue
 import select
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ ENV_STATE_DIR = "MAAS_LOCAL_STATE_DIR"
 ENV_FUNCTION_DIR = "MAAS_LOCAL_FUNCTION_DIR"
 
 API_PREFIX = "/2018-06-01/runtime"
+LAMBDA_TMP = "/tmp"  # noqa: S108 - the Lambda path we rewrite, never used as a folder here
 # Real Lambda SIGKILLs the runtime at shutdown; a short SIGTERM grace lets Python handlers flush logs.
 STOP_GRACE_SECONDS = 0.5
 
@@ -96,6 +98,14 @@ def function_dir(function_version: FunctionVersion) -> Path:
         f"function {function_version.id.function_name}: no source folder for it (looked in "
         f"{', '.join(str(c) for c in candidates)})"
     )
+
+
+def lambda_tmp(function_name: str) -> Path:
+    state = os.environ.get(ENV_STATE_DIR)
+    base = Path(state) / "lambda-tmp" if state else Path(tempfile.gettempdir()) / "maas-lambda-tmp"
+    folder = base / function_name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def function_handler(function_version: FunctionVersion, env_vars: dict[str, str]) -> str:
@@ -369,10 +379,19 @@ class LocalProcessRuntimeExecutor(RuntimeExecutor):
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
         }
-        for passthrough in ("HOME", "TMPDIR"):
-            if os.environ.get(passthrough):
-                env[passthrough] = os.environ[passthrough]
-        env.update({key: str(value) for key, value in env_vars.items() if value is not None})
+        if os.environ.get("HOME"):
+            env["HOME"] = os.environ["HOME"]
+        # Lambda's /tmp belongs to the execution environment: give each function its own folder in the
+        # stack's state dir (so parallel stacks never share caches), and map /tmp paths in its env there.
+        tmp = lambda_tmp(self._function_name)
+        env["TMPDIR"] = str(tmp)
+        for key, value in env_vars.items():
+            if value is None:
+                continue
+            text = str(value)
+            if text == LAMBDA_TMP or text.startswith(LAMBDA_TMP + "/"):
+                text = str(tmp) + text[len(LAMBDA_TMP) :]
+            env[key] = text
         for reserved in ("AWS_SESSION_TOKEN", "LAMBDA_RUNTIME_DIR", "_HANDLER"):
             env.pop(reserved, None)
         env.update(
