@@ -65,6 +65,23 @@ def test_serving_path_with_boto3_reader_still_no_tensorflow(
     assert "READER=boto3" in out
 
 
+MISSING_LITERT = r"""
+import sys
+sys.modules["ai_edge_litert"] = None  # as if the runtime extra were not installed
+from maas_models import ModelLoader
+from maas_models.errors import RuntimeMissing
+try:
+    ModelLoader(cache_dir=sys.argv[1]).get("ref", 1)
+except RuntimeMissing as exc:
+    print("MISSING:" + str(exc))
+"""
+
+
+def test_litert_missing_names_the_runtime(published_ref: Registry, tmp_path: Path) -> None:
+    out = _run(MISSING_LITERT, str(tmp_path / "cache"))
+    assert out.startswith("MISSING:") and "ai-edge-litert" in out, out
+
+
 def test_savedmodel_without_tensorflow_names_the_runtime(
     s3_moto: str, reference_export: Path, tmp_path: Path
 ) -> None:

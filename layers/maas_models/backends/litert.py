@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter  # ImportError here -> RuntimeMissing in open_backend
 
 from maas_models.errors import InvalidInput, ModelCorrupt
 
@@ -27,8 +28,6 @@ SIZES_PER_SLOT = 3
 
 
 def _interpreter_class() -> Any:
-    from ai_edge_litert.interpreter import Interpreter
-
     return Interpreter
 
 
