@@ -156,7 +156,7 @@ def _bad_row() -> st.SearchStrategy[Any]:
     return st.one_of(
         st.lists(finite, max_size=130).filter(lambda r: len(r) != N_FEATURES),  # wrong width
         st.lists(scalars, min_size=N_FEATURES, max_size=N_FEATURES).filter(  # wrong element types
-            lambda r: any(not isinstance(v, int | float) for v in r)  # (bools: see the xfail tests below)
+            lambda r: any(not isinstance(v, int | float) or isinstance(v, bool) for v in r)
         ),
         st.lists(st.just(1e39), min_size=N_FEATURES, max_size=N_FEATURES),  # outside float32
         st.dictionaries(st.text(max_size=8), finite, max_size=5),  # named features, most missing
@@ -416,6 +416,15 @@ def test_pathological_bodies(predict_app: Any, body: str) -> None:
 def test_datatype_mismatch_is_refused(predict_app: Any, route: str, body: str) -> None:
     """TF Serving and Triton refuse a JSON boolean for a float tensor, and numbers for a BOOL tensor."""
     assert_json_4xx(call(predict_app, "POST", route, body), body[:80])
+
+
+@pytest.mark.parametrize("depth", [100, 400, 600, 800, 1000, 1023])
+@pytest.mark.parametrize("route", ALL_POST_ROUTES)
+def test_nesting_just_under_the_parser_limit(predict_app: Any, depth: int, route: str) -> None:
+    """orjson parses up to 1024 levels: later checks must not recurse into a RecursionError (a 500)."""
+    nested = "[" * depth + "0.5" + "]" * depth
+    assert_json_4xx(call(predict_app, "POST", route, f'{{"instances": {nested}}}'), f"depth {depth}")
+    assert_json_4xx(call(predict_app, "POST", route, v2_text("[1, 100]", nested)), f"v2 depth {depth}")
 
 
 def test_profiles() -> None:
