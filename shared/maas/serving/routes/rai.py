@@ -33,7 +33,7 @@ from maas.serving.routes.common import (
     current_event,
     json_response,
     model_headers,
-    read_body,
+    read_tensor_body,
     record_prediction,
     service,
 )
@@ -62,7 +62,7 @@ def _options(body: dict[str, Any], n_features: int) -> tuple[Any, int | None, st
 
 def _explain(model: str, version: str | None = None, label: str | None = None) -> Response[dict[str, Any]]:
     started = time.perf_counter()
-    body = read_body()
+    body, may_hold_bools = read_tensor_body()
     if not isinstance(body, dict):
         tfserving.parse_predict_request(body)  # raises the protocol's "must be a JSON object" error
     request = tfserving.parse_predict_request({k: v for k, v in body.items() if k not in EXPLAIN_KEYS})
@@ -70,7 +70,7 @@ def _explain(model: str, version: str | None = None, label: str | None = None) -
     loaded = svc.get(model, version, label)
     sig = svc.signature(loaded)
     max_rows = settings.env_int(settings.EXPLAIN_MAX_ROWS, settings.DEFAULT_EXPLAIN_MAX_ROWS)
-    inputs = tfserving.bind_inputs(request, sig, STATE.max_rows)
+    inputs = tfserving.bind_inputs(request, sig, STATE.max_rows, check_bools=may_hold_bools)
     x = inputs[sig.inputs[0].name]
     if len(x) > max_rows:
         raise PayloadTooLarge(
