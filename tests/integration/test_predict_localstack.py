@@ -51,9 +51,15 @@ def model(registry: Any, reference_export: Path) -> Iterator[str]:
     _remove(registry, name)
 
 
-def http(api: str, path: str, data: bytes | None = None, method: str | None = None) -> tuple[int, dict, Any]:
+def http(
+    api: str,
+    path: str,
+    data: bytes | None = None,
+    method: str | None = None,
+    content_type: str = "application/json",
+) -> tuple[int, dict, Any]:
     """curl -d DATA -X METHOD $API$PATH -> (status, headers, JSON body)."""
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": content_type}
     if os.environ.get("MAAS_API_KEY"):
         headers["x-api-key"] = os.environ["MAAS_API_KEY"]
     req = urllib.request.Request(
@@ -81,7 +87,13 @@ def test_tf_serving_curl_recipes(local_stack: dict[str, Any], model: str) -> Non
     }
 
     # $ curl -d '{"instances": [1.0,2.0,5.0]}' -X POST http://localhost:8501/v1/models/half_plus_three:predict
-    status, headers, doc = http(api, f"/v1/models/{model}:predict", orjson.dumps({"instances": x.tolist()}))
+    # (curl -d sends Content-Type: application/x-www-form-urlencoded; the body is still JSON)
+    status, headers, doc = http(
+        api,
+        f"/v1/models/{model}:predict",
+        orjson.dumps({"instances": x.tolist()}),
+        content_type="application/x-www-form-urlencoded",
+    )
     assert status == 200, doc
     predictions = np.asarray(doc["predictions"], np.float32)
     assert predictions.shape == (3, 10)

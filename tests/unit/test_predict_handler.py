@@ -8,6 +8,7 @@ adapted to the reference model (input "features" [-1, 100] FP32, output "probabi
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 
 from tests import apigw
@@ -220,3 +221,20 @@ def test_default_label_routes_unversioned_requests(predict_app, published_ref):
         assert r.status == 200 and r.headers["x-maas-model-version"] == "1"
     finally:
         STATE.service.default_label = None
+
+
+def test_curl_form_content_type_and_a_proxy_re_encoded_form_body(rest: Client, expected):
+    """`curl -d` labels JSON as a form: as is (API Gateway), or re-encoded as a form (LocalStack)."""
+    from urllib.parse import urlencode
+
+    x, y = expected
+    raw = orjson.dumps({"instances": x[:1].tolist()}).decode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = rest.post("/v1/models/ref:predict", body=raw, headers=form)
+    assert r.status == 200, r.body
+    reencoded = urlencode([(raw, "")])  # what LocalStack forwards
+    r = rest.post("/v1/models/ref:predict", body=reencoded, headers=form)
+    assert r.status == 200, r.body
+    close(r.json["predictions"], y[:1])
+    # without the form label the same bytes are just invalid JSON
+    assert rest.post("/v1/models/ref:predict", body=reencoded).status == 400

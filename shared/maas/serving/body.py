@@ -36,6 +36,37 @@ def body_bytes(event: Mapping[str, Any], max_bytes: int) -> bytes | str:
     return body
 
 
+def _content_type(event: Mapping[str, Any]) -> str:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == "content-type" and isinstance(value, str):
+            return value.lower()
+    return ""
+
+
+def _from_reencoded_form(event: Mapping[str, Any], body: bytes | str) -> tuple[str, Any] | None:
+    """Undo a proxy's form re-encoding of a JSON body sent as application/x-www-form-urlencoded.
+
+    `curl -d '{"instances": ...}'` labels its JSON body as a form. API Gateway passes it through as is,
+    but LocalStack parses it as a form and re-encodes it (`%7B%22instances%22...=`). When the body is
+    labelled as a form and is not JSON, decode it back and try again; None when that does not help.
+    """
+    if "application/x-www-form-urlencoded" not in _content_type(event):
+        return None
+    from urllib.parse import parse_qsl
+
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    pairs = parse_qsl(text, keep_blank_values=True)
+    if not pairs:
+        return None
+    joined = "&".join(f"{k}={v}" for k, v in pairs)
+    for candidate in (joined[:-1], joined) if joined.endswith("=") else (joined,):
+        try:
+            return candidate, orjson.loads(candidate)
+        except orjson.JSONDecodeError:
+            continue
+    return None
+
+
 def _too_large(size: int, max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the request body is {size} bytes; the limit is {max_bytes} bytes (MAAS_MAX_BODY_BYTES): "
@@ -54,6 +85,10 @@ def read_json(event: Mapping[str, Any], max_bytes: int) -> tuple[Any, bool]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        recovered = _from_reencoded_form(event, body)
+        if recovered is not None:
+            body, doc = recovered
+            return doc, ("true" in body or "false" in body)
         raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
         if _NON_FINITE.search(raw):
             raise ProtocolError(
