@@ -156,12 +156,14 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 @dataclass
 class Rule:
-    """Fault `kind` for the next `times` requests whose "METHOD path?query" matches `pattern` (regex).
+    """Fault `kind` for the next `times` requests whose "METHOD path?query[ X-Amz-Target]" matches
+    `pattern` (a regex; e.g. "AmazonSQS.SendMessage$" for an SQS send).
 
     kind: slowdown | unavailable | internal | throttled (error answers), reset (connection closed
     without an answer), truncate (headers and the first `truncate_after` body bytes, then the
     connection closes), stall (answer after `stall_s` seconds), call (run `action()`, then forward:
-    something else happens on the machine right when the request arrives).
+    something else happens on the machine right when the request arrives), pass (forward untouched:
+    lets `times` matching requests through before the next rule for the same requests applies).
     """
 
     pattern: str
@@ -203,7 +205,8 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
-                line = f"{self.command} {self.path}"
+                target = self.headers.get("x-amz-target")  # JSON-protocol services (SQS): the operation
+                line = f"{self.command} {self.path}" + (f" {target}" if target else "")
                 rule = proxy._take(line)
                 if rule is not None and rule.kind == "reset":
                     proxy._record(f"{line} -> reset")
@@ -228,6 +231,7 @@ class FaultProxy:
                     time.sleep(rule.stall_s)
                 if rule is not None and rule.kind == "call":
                     rule.action()
+                    time.sleep(0.2)  # the action may have ended the client: do not answer it
                 status, headers, data = proxy._forward(self.command, self.path, dict(self.headers), body)
                 cut = rule is not None and rule.kind == "truncate" and len(data) > 1
                 proxy._record(f"{line} -> {status}{' truncated' if cut else ''}")
