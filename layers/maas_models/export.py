@@ -74,12 +74,18 @@ def export_keras(
     card_dir: str | Path | None = None,
     keep_keras: bool = False,
     atol: float = DEFAULT_ATOL,
+    runtime: str = "auto",
 ) -> Path:
     """Write saved_model/, model.tflite, optional model.keras, card files and metadata.json to out_dir.
 
-    Raises ExportMismatch when the .tflite does not reproduce the Keras model on probe inputs,
-    and ValueError when feature names / class labels do not match the model's shapes.
+    runtime: "litert" (convert; a conversion error propagates), "savedmodel" (no .tflite: served by
+    TensorFlow), or "auto" (LiteRT, falling back to the SavedModel when the converter cannot handle
+    the model, e.g. an op without a LiteRT kernel; the reason is recorded in metadata.json).
+    Raises ExportMismatch when an export does not reproduce the Keras model on probe inputs (NaN, or
+    a gap above atol), and ValueError when feature names / class labels do not fit the model.
     """
+    if runtime not in ("auto", "litert", "savedmodel"):
+        raise ValueError(f"runtime must be auto, litert or savedmodel, got {runtime!r}")
     import tensorflow as tf
 
     out = Path(out_dir)
@@ -103,16 +109,35 @@ def export_keras(
         shutil.rmtree(saved)
     model.export(str(saved), format="tf_saved_model", verbose=False)
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    tflite_bytes = converter.convert()
-    (out / "model.tflite").write_bytes(tflite_bytes)
-
     probes = probe_inputs(n_features, PROBE_ROWS, PROBE_SEED)
     expected = np.asarray(model(probes, training=False), dtype=np.float32)
-    from maas_models.backends.litert import LiteRTBackend
+    tflite_path = out / "model.tflite"
+    tflite_path.unlink(missing_ok=True)
+    litert_unsupported = None
+    tflite_bytes = None
+    if runtime in ("auto", "litert"):
+        try:
+            tflite_bytes = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
+        except Exception as exc:  # the converter raises ConverterError and assorted others
+            if runtime == "litert":
+                raise
+            litert_unsupported = f"{type(exc).__name__}: {str(exc)[:500]}"
+    check: dict[str, Any] = {"probe_rows": int(probes.shape[0]), "probe_seed": PROBE_SEED, "atol": atol}
+    if tflite_bytes is not None:
+        from maas_models.backends.litert import LiteRTBackend
 
-    got = LiteRTBackend(model_content=tflite_bytes).predict(probes)
-    gap = compare_outputs(expected, got, atol=atol, what="model.tflite vs Keras")
+        got = LiteRTBackend(model_content=tflite_bytes).predict(probes)
+        check["max_abs_diff_keras"] = compare_outputs(expected, got, atol=atol, what="model.tflite vs Keras")
+        tflite_path.write_bytes(tflite_bytes)
+        chosen = "litert"
+    else:
+        from maas_models.verify import saved_model_predict
+
+        got = saved_model_predict(saved, probes)
+        check["max_abs_diff_keras"] = compare_outputs(expected, got, atol=atol, what="SavedModel vs Keras")
+        chosen = "savedmodel"
+    # the source model's outputs on the probes, so publish can verify without TensorFlow
+    check["expected"] = expected.tolist()
 
     keras_path = out / "model.keras"
     if keep_keras:
@@ -132,7 +157,7 @@ def export_keras(
     metadata: dict[str, Any] = {
         "schema_version": 1,
         "framework": framework_versions(),
-        "runtime": "litert",
+        "runtime": chosen,
         "inputs": [
             {
                 "name": model.inputs[0].name.split(":")[0] or "features",
@@ -154,15 +179,10 @@ def export_keras(
         "sensitive_features": list(sensitive_features or []),
         "fairness": dict(fairness) if fairness is not None else None,
         "model_card": model_card,
-        "export_check": {
-            "probe_rows": int(probes.shape[0]),
-            "probe_seed": PROBE_SEED,
-            "max_abs_diff_keras": gap,
-            "atol": atol,
-            # the source model's outputs on the probes, so publish can verify without TensorFlow
-            "expected": expected.tolist(),
-        },
+        "export_check": check,
     }
+    if litert_unsupported:
+        metadata["litert_unsupported"] = litert_unsupported
     (out / METADATA_FILE).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2))
     return out
 

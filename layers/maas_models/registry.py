@@ -375,7 +375,7 @@ class Registry:
         if runtime == "savedmodel" and "saved_model/saved_model.pb" not in files:
             raise FileNotFoundError(f"{src}: runtime savedmodel needs saved_model/saved_model.pb")
         check = dict(metadata.get("export_check") or {})
-        if verify and "model.tflite" in files:
+        if verify:
             from maas_models.verify import verify_export
 
             check.update(verify_export(src, metadata, atol=atol, source=source))

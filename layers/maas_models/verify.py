@@ -71,35 +71,51 @@ def verify_export(
 ) -> dict[str, Any]:
     """Run the checks; returns what was checked. Raises ExportMismatch when the export is not faithful.
 
-    source: "auto" (recorded outputs, plus the SavedModel when TensorFlow is importable),
-    "recorded" (recorded outputs only: no TensorFlow import) or "savedmodel" (TensorFlow required).
+    For a LiteRT export, source is what model.tflite is compared with: "auto" (the recorded Keras
+    outputs, plus the SavedModel when TensorFlow is importable), "recorded" (recorded outputs only: no
+    TensorFlow import) or "savedmodel" (TensorFlow required). A SavedModel-only export (runtime
+    "savedmodel") is run through TensorFlow and compared with the recorded outputs.
     """
     if source not in ("auto", "recorded", "savedmodel"):
         raise ValueError(f"source must be auto, recorded or savedmodel, got {source!r}")
-    from maas_models.backends.litert import LiteRTBackend
-
     n_features = int(metadata["inputs"][0]["shape"][-1])
     check = dict(metadata.get("export_check") or {})
     rows = int(check.get("probe_rows") or PROBE_ROWS)
     seed = int(check.get("probe_seed") or PROBE_SEED)
     probes = probe_inputs(n_features, rows, seed)
-    got = LiteRTBackend(src / "model.tflite").predict(probes)
+    expected = check.get("expected")
+    ref = np.asarray(expected, dtype=np.float32) if expected is not None else None
+    saved = src / "saved_model"
+    has_saved = (saved / "saved_model.pb").is_file()
     result: dict[str, Any] = {"probe_rows": rows, "probe_seed": seed, "atol": atol, "checked_against": []}
+
+    if not (src / "model.tflite").is_file():
+        if not has_saved:
+            raise ExportMismatch("nothing to verify: neither model.tflite nor saved_model/saved_model.pb")
+        if not tensorflow_available():
+            raise ExportMismatch("a SavedModel export can only be verified where TensorFlow is installed")
+        got = saved_model_predict(saved, probes)
+        if not np.all(np.isfinite(got)):
+            raise ExportMismatch("the SavedModel returns NaN/Inf on probe inputs")
+        if ref is not None:
+            result["max_abs_diff_keras"] = compare_outputs(ref, got, atol=atol, what="SavedModel vs Keras")
+            result["checked_against"].append("keras")
+        return result
+
+    from maas_models.backends.litert import LiteRTBackend
+
+    got = LiteRTBackend(src / "model.tflite").predict(probes)
     if not np.all(np.isfinite(got)):
         raise ExportMismatch("model.tflite returns NaN/Inf on probe inputs")
-    expected = check.get("expected")
-    if expected is not None:
-        ref = np.asarray(expected, dtype=np.float32)
+    if ref is not None:
         result["max_abs_diff_keras"] = compare_outputs(ref, got, atol=atol, what="model.tflite vs Keras")
         result["checked_against"].append("keras")
-    saved = src / "saved_model"
     use_tf = source == "savedmodel" or (source == "auto" and tensorflow_available())
-    if source == "savedmodel" and not (saved / "saved_model.pb").is_file():
+    if source == "savedmodel" and not has_saved:
         raise ExportMismatch("cannot verify against the SavedModel: saved_model/saved_model.pb is missing")
-    if use_tf and (saved / "saved_model.pb").is_file():
-        ref = saved_model_predict(saved, probes)
+    if use_tf and has_saved:
         result["max_abs_diff_savedmodel"] = compare_outputs(
-            ref, got, atol=atol, what="model.tflite vs SavedModel"
+            saved_model_predict(saved, probes), got, atol=atol, what="model.tflite vs SavedModel"
         )
         result["checked_against"].append("savedmodel")
     if not result["checked_against"]:

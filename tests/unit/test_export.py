@@ -172,3 +172,38 @@ def test_savedmodel_runtime_served_by_loader(s3_moto: str, reference_export: Pat
     assert not (tmp_path / "cache" / "ref" / str(v_sm) / "model.tflite").exists()  # only what it needs
     x = np.random.default_rng(3).standard_normal((64, 100)).astype(np.float32)
     assert float(np.max(np.abs(a.predict(x) - b.predict(x)))) <= 1e-5
+
+
+def _digamma_model() -> Any:
+    """A model LiteRT cannot convert (no kernel for Digamma); TensorFlow runs it."""
+    import keras
+
+    class Digamma(keras.layers.Layer):
+        def call(self, x: Any) -> Any:
+            return tf.math.digamma(x)
+
+    keras.utils.set_random_seed(5)
+    inp = keras.Input(shape=(4,), name="features")
+    hidden = keras.layers.Dense(4, activation="relu")(inp)
+    out = keras.layers.Dense(3, activation="softmax")(Digamma()(hidden + 1.0))
+    return keras.Model(inp, out)
+
+
+def test_unconvertible_model_falls_back_to_savedmodel(s3_moto: str, tmp_path: Path) -> None:
+    from maas_models.export import export_keras
+
+    model = _digamma_model()
+    names, labels = ["a", "b", "c", "d"], ["x", "y", "z"]
+    with pytest.raises(Exception, match=r"(?i)convert|digamma|flatbuffer"):
+        export_keras(model, tmp_path / "strict", feature_names=names, class_labels=labels, runtime="litert")
+    out = export_keras(model, tmp_path / "auto", feature_names=names, class_labels=labels)
+    meta = orjson.loads((out / "metadata.json").read_bytes())
+    assert meta["runtime"] == "savedmodel" and "litert_unsupported" in meta
+    assert not (out / "model.tflite").exists()
+    reg = Registry(bucket=s3_moto)
+    version = reg.publish(out, "dg")
+    assert reg.manifest("dg", version).runtime == "savedmodel"
+    loaded = ModelLoader(registry=reg, cache_dir=tmp_path / "cache").get("dg")
+    assert loaded.runtime == "savedmodel"
+    x = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x), np.asarray(model(x)), atol=1e-5)
