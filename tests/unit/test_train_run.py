@@ -23,7 +23,8 @@ from maas.training.synthetic import make_table, write
 
 TRAIN_ROWS, TEST_ROWS = 2000, 400
 EPOCH_LINE = re.compile(r"INFO maas\.training epoch (\d+)/(\d+) ")
-RESUMED = re.compile(r"resumed from checkpoint epoch=(\d+)/(\d+)")
+RESUMED = re.compile(r"resumed from checkpoint epoch=(\d+)/(\d+) reason=\w+ optimizer_step=(\d+)")
+STEPS_PER_EPOCH = 50  # 1600 training rows / batch 32
 
 
 @pytest.fixture
@@ -115,8 +116,9 @@ def test_sigkill_resume_then_publish_load_and_predict(dataset: dict[str, Any], t
 
     code, lines, summary = finish(start(spec_path, tmp_path))
     assert code == 0, "".join(lines[-40:])
-    resumed = [int(m.group(1)) for line in lines if (m := RESUMED.search(line))]
-    assert resumed == [saved["epoch"]]
+    resumed = [(int(m.group(1)), int(m.group(3))) for line in lines if (m := RESUMED.search(line))]
+    # the weights AND the optimizer state (Adam moments, step count) come back from the checkpoint
+    assert resumed == [(saved["epoch"], saved["epoch"] * STEPS_PER_EPOCH)]
     assert epochs_logged(lines) == list(range(saved["epoch"] + 1, 9))  # the epoch counter continues
     assert saved["epoch"] >= 2  # the kill came during epoch 3 at the latest: at most that one epoch is redone
     assert summary["status"] == "published" and summary["resumed_from_epoch"] == saved["epoch"]

@@ -285,10 +285,11 @@ def _run(spec: TrainingSpec, stop: StopFlag, work_dir: Path | None, started: flo
                     state.get("spec_sha256"),
                 )
             log.info(
-                "resumed from checkpoint epoch=%d/%d reason=%s uri=%s",
+                "resumed from checkpoint epoch=%d/%d reason=%s optimizer_step=%d uri=%s",
                 start_epoch,
                 tr.epochs,
                 state.get("reason"),
+                int(model.optimizer.iterations.numpy()),
                 storage.join(ckpt_uri, state["path"]),
             )
         else:
