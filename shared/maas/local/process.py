@@ -202,13 +202,29 @@ def tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _terminate(members: list[Any], grace: float) -> None:
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _terminate(members: list[Any], grace: float, port: int | None = None) -> None:
+    """SIGTERM all, wait up to `grace` s, SIGKILL the rest. LocalStack closes its port at the end of its
+    shutdown and then may linger for seconds joining worker threads; once the port is closed, give it 1 s."""
     import psutil
 
     for proc in members:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(members, timeout=grace)
+    deadline = time.monotonic() + grace
+    alive = list(members)
+    done_at: float | None = None
+    while alive and time.monotonic() < deadline:
+        _, alive = psutil.wait_procs(alive, timeout=0.2)
+        if done_at is None and port is not None and not _listening(port):
+            done_at = time.monotonic()
+        if done_at is not None and time.monotonic() - done_at > 1.0:
+            break
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -229,7 +245,7 @@ def stop(cfg: LocalConfig) -> bool:
         if main is not None and all(p.pid != main.pid for p in ours):
             ours.append(main)
         if ours:  # LocalStack and its handler processes together: SIGTERM, ~10 s grace, then SIGKILL
-            _terminate(ours, STOP_GRACE_S)
+            _terminate(ours, STOP_GRACE_S, cfg.port)
             stopped = True
     shutil.rmtree(cfg.state_dir, ignore_errors=True)
     return stopped
