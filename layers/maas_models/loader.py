@@ -199,7 +199,16 @@ class ModelLoader:
                 if model is not None:
                     self._models.move_to_end((name, entry.version))
                     return model
-        with self._key_lock(("alias", *key)):
+        lock = self._key_lock(("alias", *key))
+        if not lock.acquire(blocking=False):
+            # another thread is re-resolving this alias: serve what is loaded instead of waiting
+            with self._lock:
+                current = self._models.get((name, entry.version)) if entry is not None else None
+            if current is not None:
+                return current
+            lock.acquire()
+        with contextlib.ExitStack() as held:
+            held.callback(lock.release)
             with self._lock:
                 entry = self._aliases.get(key)
             now = self._clock()
