@@ -1,0 +1,219 @@
+"""The end-to-end demo on the embedded local stack.
+
+Every step goes through the same doors a user would: the training entrypoint as a local process, the
+registry, the REST API URL of the deployed template, a file dropped into the ingest bucket and a message
+on the requests queue. Nothing here calls a handler directly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+MODEL = "demo-ref"
+POLL_SECONDS = 0.5
+
+
+class DemoError(RuntimeError):
+    """A demo step that did not produce its result in time; the message says which and where to look."""
+
+
+def _http(method: str, url: str, body: Any | None = None, timeout: float = 60.0) -> tuple[int, Any]:
+    data = orjson.dumps(body) if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - the URL is the local stack's own http endpoint
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read() or b"{}")
+
+
+def _wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(POLL_SECONDS)
+    raise DemoError(
+        f"timed out after {timeout:.0f} s waiting for {what}; see `maas local status` handler_logs"
+    )
+
+
+def _client(service: str, endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",  # noqa: S106 - LocalStack's fixed local credentials
+    )
+
+
+def _local_env(status: dict[str, Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AWS_ENDPOINT_URL=status["endpoint"],
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",  # noqa: S106
+        AWS_DEFAULT_REGION=status["region"],
+        AWS_REGION=status["region"],
+        MAAS_MODELS_BUCKET=status["buckets"]["models"],
+    )
+    return env
+
+
+def train_and_publish(status: dict[str, Any], work: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Train the reference model on a synthetic dataset with `maas train run --local`; returns the manifest."""
+    from maas.training import synthetic
+
+    s3 = _client("s3", status["endpoint"])
+    ingest = status["buckets"]["ingest"]
+    dataset = synthetic.write(synthetic.make_table(rows=3000, seed=7), work / "train.parquet")
+    s3.upload_file(str(dataset), ingest, "datasets/demo/train.parquet")
+    spec = {
+        "model_name": MODEL,
+        "dataset": {
+            "uris": [f"s3://{ingest}/datasets/demo/train.parquet"],
+            "label_column": "label",
+            "sensitive_columns": ["group"],
+        },
+        "training": {"epochs": 5, "batch_size": 64, "seed": 7},
+        "promotion": {"alias": "production", "min_accuracy": 0.5, "max_fairness_gap": 0.3},
+    }
+    spec_path = work / "spec.json"
+    spec_path.write_bytes(orjson.dumps(spec, option=orjson.OPT_INDENT_2))
+    say(f"training {MODEL} (reference model, 5 epochs) with `maas train run --local` ...")
+    subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "maas", "train", "run", "--local", "--spec", str(spec_path)],
+        env=_local_env(status),
+        check=True,
+    )
+    from maas_models import Registry
+
+    os.environ.update(_local_env(status))
+    registry = Registry(bucket=status["buckets"]["models"])
+    ref = registry.resolve(MODEL, "production")
+    manifest = registry.manifest(ref)
+    metrics = manifest.raw.get("metrics", {})
+    say(
+        f"published {MODEL} version {ref.version}, alias production -> {ref.version}; "
+        f"held-out accuracy {metrics.get('accuracy', float('nan')):.3f}"
+    )
+    return dict(manifest.raw)
+
+
+def predict_over_http(status: dict[str, Any], rows: list[list[float]], say: Callable[[str], None]) -> None:
+    api = status["api_url"]
+    code, body = _http("GET", f"{api}/v2/health/live")
+    say(f"GET  {api}/v2/health/live -> {code} {body}")
+    code, body = _http("POST", f"{api}/v1/models/{MODEL}/labels/production:predict", {"instances": rows})
+    if code != 200:
+        raise DemoError(f"TF Serving predict answered {code}: {body}")
+    top = [max(range(len(p)), key=p.__getitem__) for p in body["predictions"]]
+    say(f"POST {api}/v1/models/{MODEL}/labels/production:predict -> {code}, predicted classes {top}")
+    infer = {
+        "id": "demo-1",
+        "inputs": [
+            {"name": "features", "shape": [len(rows), len(rows[0])], "datatype": "FP32", "data": rows}
+        ],
+    }
+    code, body = _http("POST", f"{api}/v2/models/{MODEL}/infer", infer)
+    if code != 200:
+        raise DemoError(f"v2 infer answered {code}: {body}")
+    say(
+        f"POST {api}/v2/models/{MODEL}/infer -> {code}, model_version {body['model_version']}, "
+        f"output {body['outputs'][0]['name']} shape {body['outputs'][0]['shape']}"
+    )
+    code, body = _http("POST", f"{api}/v1/models/{MODEL}:explain", {"instances": rows[:1]})
+    if code == 200:
+        say(f"POST {api}/v1/models/{MODEL}:explain -> {code}, top features {_top_features(body)}")
+
+
+def _top_features(body: dict[str, Any]) -> Any:
+    explanations = body.get("explanations") or body.get("predictions") or [body]
+    first = explanations[0] if isinstance(explanations, list) and explanations else {}
+    return first.get("top_features", first) if isinstance(first, dict) else first
+
+
+def score_dropped_file(status: dict[str, Any], work: Path, say: Callable[[str], None]) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from maas.training import synthetic
+
+    s3 = _client("s3", status["endpoint"])
+    table = synthetic.make_table(rows=500, seed=11).drop_columns(["label", "group"])
+    table = table.append_column("id", pa.array([f"row-{i}" for i in range(table.num_rows)]))
+    path = work / "drop.csv"
+    pacsv.write_csv(table, path)
+    key = f"incoming/{MODEL}@production/demo/drop.csv"
+    s3.upload_file(str(path), status["buckets"]["ingest"], key)
+    say(f"dropped s3://{status['buckets']['ingest']}/{key} ({table.num_rows} rows)")
+    results = status["buckets"]["results"]
+
+    def report() -> dict[str, Any] | None:
+        listing = s3.list_objects_v2(Bucket=results, Prefix="predictions/")
+        for item in listing.get("Contents", []):
+            if item["Key"].endswith("_report.json") or item["Key"].endswith(".report.json"):
+                return dict(orjson.loads(s3.get_object(Bucket=results, Key=item["Key"])["Body"].read()))
+        return None
+
+    found = _wait_for("the batch report in the results bucket", report, timeout=120)
+    say(f"batch report: {orjson.dumps(found).decode()[:400]}")
+
+
+def score_queued_message(status: dict[str, Any], rows: list[list[float]], say: Callable[[str], None]) -> None:
+    sqs = _client("sqs", status["endpoint"])
+    message = {"id": "demo-msg-1", "model": MODEL, "label": "production", "instances": rows}
+    sqs.send_message(QueueUrl=status["queues"]["requests"], MessageBody=orjson.dumps(message).decode())
+    say(f"sent message {message['id']} to {status['queues']['requests']}")
+
+    def reply() -> dict[str, Any] | None:
+        got = sqs.receive_message(
+            QueueUrl=status["queues"]["results"], WaitTimeSeconds=1, MaxNumberOfMessages=10
+        )
+        for msg in got.get("Messages", []):
+            body = orjson.loads(msg["Body"])
+            sqs.delete_message(QueueUrl=status["queues"]["results"], ReceiptHandle=msg["ReceiptHandle"])
+            if body.get("id") == message["id"]:
+                return dict(body)
+        return None
+
+    found = _wait_for("the reply on the results queue", reply, timeout=120)
+    say(f"queue result: {orjson.dumps(found).decode()[:400]}")
+
+
+def run(say: Callable[[str], None] = print) -> int:
+    from maas import local
+
+    say("starting the local stack (`maas local up`) ...")
+    status = local.up(say=say)
+    for name in ("api_url", "endpoint"):
+        say(f"{name}: {status[name]}")
+    with tempfile.TemporaryDirectory(prefix="maas-demo-") as tmp:
+        work = Path(tmp)
+        train_and_publish(status, work, say)
+        from maas.training import synthetic
+
+        sample = synthetic.make_table(rows=3, seed=5).drop_columns(["label", "group"])
+        rows = [[float(v) for v in row.values()] for row in sample.to_pylist()]
+        predict_over_http(status, rows, say)
+        score_dropped_file(status, work, say)
+        score_queued_message(status, rows, say)
+    say("demo complete. `maas local down` stops the local stack.")
+    return 0
