@@ -78,7 +78,7 @@ def _local_env(status: dict[str, Any]) -> dict[str, str]:
 
 
 def train_and_publish(status: dict[str, Any], work: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    """Train the reference model on a synthetic dataset with `maas train run --local`; returns the manifest."""
+    """Train the reference model on synthetic data with `maas train run --local`; returns the manifest."""
     from maas.training import synthetic
 
     s3 = _client("s3", status["endpoint"])
@@ -98,7 +98,7 @@ def train_and_publish(status: dict[str, Any], work: Path, say: Callable[[str], N
     spec_path = work / "spec.json"
     spec_path.write_bytes(orjson.dumps(spec, option=orjson.OPT_INDENT_2))
     say(f"training {MODEL} (reference model, 5 epochs) with `maas train run --local` ...")
-    subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+    subprocess.run(
         [sys.executable, "-m", "maas", "train", "run", "--local", "--spec", str(spec_path)],
         env=_local_env(status),
         check=True,
