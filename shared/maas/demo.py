@@ -53,15 +53,13 @@ def _wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
 
 
 def _client(service: str, endpoint: str) -> Any:
-    import boto3
+    from maas.local import stack
+    from maas.local.config import LocalConfig
 
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - LocalStack's fixed local credentials
-    )
+    cfg = LocalConfig.from_env()
+    if cfg.endpoint != endpoint:
+        raise DemoError(f"the local stack answers at {cfg.endpoint}, not {endpoint}")
+    return stack.client(cfg, service)
 
 
 def _local_env(status: dict[str, Any]) -> dict[str, str]:
