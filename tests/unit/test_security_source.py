@@ -57,6 +57,12 @@ def violations(source: str, filename: str = "<string>") -> list[str]:
     """Every pickle use and every Keras load without an explicit safe_mode=True in ``source``."""
     tree = ast.parse(source, filename=filename)
     found: list[str] = []
+    safe_loaders = set(SAFE_YAML_LOADERS)
+    for node in ast.walk(tree):  # a Loader class of this file that subclasses a safe one is safe too
+        if isinstance(node, ast.ClassDef):
+            bases = {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", None) for b in node.bases}
+            if bases & safe_loaders:
+                safe_loaders.add(node.name)
 
     def add(node: ast.AST, message: str) -> None:
         found.append(f"{filename}:{getattr(node, 'lineno', 0)}: {message}")
@@ -97,7 +103,7 @@ def violations(source: str, filename: str = "<string>") -> list[str]:
                 loader_name = (
                     loader.attr if isinstance(loader, ast.Attribute) else getattr(loader, "id", None)
                 )
-                if loader_name not in SAFE_YAML_LOADERS:
+                if loader_name not in safe_loaders:
                     add(node, "yaml.load without a safe Loader (use yaml.safe_load)")
     return found
 
@@ -145,6 +151,7 @@ def test_the_tree_has_no_pickle_and_every_keras_load_is_safe() -> None:
         "keras.config.enable_unsafe_deserialization()",
         "yaml.load(text)",
         "yaml.load(text, Loader=yaml.Loader)",
+        "class L(yaml.Loader): pass\nyaml.load(text, Loader=L)",
         "yaml.unsafe_load(text)",
         "importlib.import_module('pickle')",
         "__import__('marshal')",
@@ -164,6 +171,7 @@ def test_the_scan_catches(snippet: str) -> None:
         "np.load('x.npy', allow_pickle=False, mmap_mode='r')",
         "yaml.safe_load(text)",
         "yaml.load(text, Loader=yaml.SafeLoader)",
+        "class L(yaml.SafeLoader): pass\nyaml.load(text, Loader=L)",
         "orjson.loads(b)",
         "json.load(f)",
         "tf.saved_model.load(path)",
