@@ -26,7 +26,9 @@ BROKEN = {
 }
 DEPLOY_TIMEOUT_S = 300.0
 STALE_IN_PROGRESS_S = 30.0
-LOCAL_PARAMETERS = {"Stage": "dev", "AuthType": "none"}
+# FanoutThresholdMB/ChunkMB: locally, files over 1 MB fan out into 0.25 MB chunk tasks, so the fan-out
+# path (chunks queue -> concurrent invocations -> assembly) runs with small test files.
+LOCAL_PARAMETERS = {"Stage": "dev", "AuthType": "none", "FanoutThresholdMB": "1", "ChunkMB": "0.25"}
 
 
 def client(cfg: LocalConfig, service: str) -> Any:
