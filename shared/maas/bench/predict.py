@@ -111,7 +111,7 @@ def _load_naive_handler(export_dir: str) -> Any:
     import numpy as np
     from tensorflow import keras
 
-    model = keras.models.load_model(os.path.join(export_dir, "model.keras"), compile=False)
+    model = keras.models.load_model(os.path.join(export_dir, "model.keras"), compile=False, safe_mode=True)
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         body = json.loads(event["body"])
