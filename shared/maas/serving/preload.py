@@ -32,6 +32,9 @@ class Preloading:
             self.results = self.loader.preload_from_env()
         except BaseException as exc:  # reported by the ModelService, never lost
             self.error = exc
+            return
+        for model in self.results.values():
+            _warm_up(model)
 
     def wait(self, timeout: float | None = None) -> Preloading:
         self._thread.join(timeout)
@@ -42,3 +45,13 @@ def start(env_var: str = "MAAS_PRELOAD") -> Preloading | None:
     """Begin preloading when MAAS_PRELOAD names models; None otherwise."""
     spec = (os.environ.get(env_var) or "").strip()
     return Preloading(spec) if spec else None
+
+
+def _warm_up(model: Any) -> None:
+    """One prediction on zeros, so the first request does not pay the runtime's first-invoke setup."""
+    try:
+        import numpy as np
+
+        model.predict(np.zeros((1, int(model.n_features)), dtype=model.manifest.input_dtype))
+    except Exception:  # noqa: S110 - a failed warm-up only means the first request pays that cost
+        pass
