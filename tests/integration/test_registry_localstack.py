@@ -139,3 +139,28 @@ def test_concurrent_publishers_threads_and_processes(
     assert not errors
     assert sorted(got) == list(range(1, 8))
     assert registry.versions(name) == list(range(1, 8))
+
+
+def test_models_cli_on_the_local_stack(on_stack: tuple[Registry, str], reference_export: Path) -> None:
+    import orjson
+
+    _, name = on_stack
+    maas = [sys.executable, "-m", "maas", "models"]
+
+    def cli(*args: str) -> Any:
+        proc = subprocess.run(
+            [*maas, *args, "--local", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=dict(os.environ),
+        )
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        return orjson.loads(proc.stdout)
+
+    assert cli(
+        "publish", str(reference_export), "--name", name, "--source", "recorded", "--promote", "production"
+    ) == {"name": name, "version": 1, "alias": "production"}
+    listed = [m for m in cli("list") if m["name"] == name]
+    assert listed == [{"name": name, "versions": [1], "aliases": {"production": 1}}]
+    assert cli("show", name, "production")["version"] == 1
