@@ -249,9 +249,14 @@ def test_cli_bench_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_runs_areas_and_updates_readme(
     area_module: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import maas.cli.bench as cli_bench
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli_bench, "AREAS", ("_testarea", "no_such_area_xyz"))  # `all` = these two
     (tmp_path / "README.md").write_text("<!-- bench:start -->\n<!-- bench:end -->\n")
-    assert cli_main(["bench", "--quick", "--json", "r.json"]) == 0  # real areas: skipped or run
-    rc = cli_main(["bench", "--from-json", "r.json", "--update-readme"])
-    assert rc in (0, 1)
-    assert "| Benchmark |" in (tmp_path / "README.md").read_text()
+    assert cli_main(["bench", "--quick", "--json", "r.json"]) == 0  # one area runs, one is skipped
+    assert area_module.calls == [True]
+    assert cli_main(["bench", "--quick", "--json", "r.json", "--fail-on-miss"]) == 1  # a figure missed
+    assert cli_main(["bench", "--from-json", "r.json", "--update-readme"]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "| _testarea | 1-row p50 latency | 42.0 us |" in text and "| _testarea | rss |" in text
