@@ -384,6 +384,25 @@ class Registry:
         if card is not None and card not in files:
             raise FileNotFoundError(f"{src}: model_card {card!r} is not among the files")
 
+        manifest = {
+            k: v
+            for k, v in metadata.items()
+            if k not in ("export_check", "schema_version", "name", "version", "files", "created_at")
+        }
+        manifest.update(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "name": name,
+                "version": 0,  # set once a number is claimed
+                "created_at": utc_now(),
+                "runtime": runtime,
+                "files": files,
+                "model_card": card,
+                "export_check": check,
+                "published_by": actor or default_actor(),
+            }
+        )
+        Manifest.from_dict(manifest)  # validate before a version number is spent
         claim = orjson.dumps({"by": actor or default_actor(), "at": utc_now(), "token": uuid.uuid4().hex})
         numbers = self._version_numbers(name)
         version = (numbers[-1] if numbers else 0) + 1
@@ -394,25 +413,7 @@ class Registry:
         else:
             raise VersionConflict(f"could not claim a version of {name!r} after {MAX_CLAIM_ATTEMPTS} tries")
 
-        manifest = {
-            k: v
-            for k, v in metadata.items()
-            if k not in ("export_check", "schema_version", "name", "version", "files", "created_at")
-        }
-        manifest.update(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "name": name,
-                "version": version,
-                "created_at": utc_now(),
-                "runtime": runtime,
-                "files": files,
-                "model_card": card,
-                "export_check": check,
-                "published_by": actor or default_actor(),
-            }
-        )
-        Manifest.from_dict(manifest)  # validate before anything is visible
+        manifest["version"] = version
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -420,6 +421,7 @@ class Registry:
                 self.s3.upload_file(str(path), self.bucket, self.key(name, version, rel))
         except (ClientError, BotoCoreError, OSError) as exc:
             raise self._unavailable(exc, f"uploading {name}:{version}") from exc
+        manifest["created_at"] = utc_now()  # the moment the version becomes complete
         body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         if not self._put_if_absent(self.key(name, version, MANIFEST_FILE), body, f"writing {name}:{version}"):
             raise VersionConflict(f"{name}:{version} already has a manifest (claim was bypassed?)")

@@ -181,3 +181,17 @@ def test_promote_rejects_reserved_and_missing(published_ref: Registry) -> None:
         published_ref.promote("ref", 1, "latest")
     with pytest.raises(ModelNotFound):
         published_ref.promote("ref", 9, "staging")
+
+
+def test_invalid_metadata_spends_no_version(s3_moto: str, reference_export: Path, tmp_path: Path) -> None:
+    from maas_models.errors import ModelCorrupt
+
+    bad = tmp_path / "bad"
+    shutil.copytree(reference_export, bad)
+    meta = orjson.loads((bad / "metadata.json").read_bytes())
+    meta["inputs"] = []
+    (bad / "metadata.json").write_bytes(orjson.dumps(meta))
+    reg = Registry(bucket=s3_moto)
+    with pytest.raises(ModelCorrupt, match="input"):
+        reg.publish(bad, "ref", verify=False)
+    assert reg.publish(reference_export, "ref", source="recorded") == 1
