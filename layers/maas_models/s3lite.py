@@ -118,6 +118,8 @@ class _Response:
         length = headers.get("content-length")
         self._left: int | None = None if self._chunked or length is None else int(length)
         self._chunk_left = 0
+        if status in (204, 304) or 100 <= status < 200:
+            self._left, self._chunked = 0, False  # no body by definition
         self.complete = self._left == 0
         connection = headers.get("connection", "").lower()
         self.will_close = (
