@@ -99,11 +99,13 @@ class Scorer:
         model: str,
         version: int,
         batch_rows: int | None = None,
+        manifest: Any = None,
     ) -> None:
         self._predict = predict
         self.spec = spec
         self.model = model
         self.version = version
+        self.manifest = manifest  # for drift (the training fingerprint); None when unknown
         self.batch_rows = batch_rows or settings.env_int(
             settings.BATCH_PREDICT_ROWS, settings.DEFAULT_BATCH_PREDICT_ROWS
         )
@@ -125,6 +127,7 @@ class Scorer:
             model=loaded.ref.name,
             version=int(loaded.ref.version),
             batch_rows=batch_rows,
+            manifest=getattr(loaded, "manifest", None),
         )
 
     def score(self, x: np.ndarray) -> np.ndarray:

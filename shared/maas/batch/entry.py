@@ -24,6 +24,7 @@ from botocore.config import Config
 from maas.batch.fanout import handle_chunk, is_chunk_task
 from maas.batch.job import BatchConfig, BatchContext, handle_object
 from maas.batch.log import logger
+from maas.batch.monitor import flush_audit
 
 __all__ = ["BatchContext", "default_context", "handle_event"]
 
@@ -70,6 +71,13 @@ def handle_s3_event(ctx: BatchContext, event: dict[str, Any]) -> list[dict[str, 
 
 
 def handle_event(ctx: BatchContext, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    try:
+        return _dispatch(ctx, event, context)
+    finally:
+        flush_audit()  # the invocation's audit records, as one object (never raises)
+
+
+def _dispatch(ctx: BatchContext, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     records = event.get("Records") or []
     if records and records[0].get("eventSource") == "aws:sqs":
         return handle_sqs_event(ctx, event, context)

@@ -61,6 +61,8 @@ from maas.batch.job import (
     PERMANENT_MODEL_ERRORS,
     BatchContext,
     Job,
+    add_drift,
+    audit_file,
     make_report,
     now_iso,
     resolve_scorer,
@@ -68,6 +70,7 @@ from maas.batch.job import (
     write_failed,
 )
 from maas.batch.log import logger
+from maas.batch.monitor import DriftCounter
 from maas.batch.runner import score_range
 
 CHUNK_TASK_KIND = "maas.batch.chunk"
@@ -206,6 +209,7 @@ def _score_chunk(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKe
         return {"index": i, "failed": f"model {job.model!r}: {exc}"}
     out = S3MultipartSink(ctx.s3, bucket, keys.part(i))
     errors = S3MultipartSink(ctx.s3, bucket, keys.errors(i))
+    drift = DriftCounter(scorer.manifest, list(scorer.spec.feature_names)) if scorer.manifest else None
     try:
         stats = score_range(
             fmt,
@@ -217,6 +221,7 @@ def _score_chunk(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKe
             errors,
             part=True,
             block_bytes=ctx.config.block_bytes,
+            drift=drift,
         )
     except UnreadableInput as exc:
         out.abort()
@@ -241,6 +246,7 @@ def _score_chunk(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKe
         **stats.as_dict(),
         "part_bytes": part_bytes,
         "errors_bytes": errors.tell() if stats.rejected else 0,
+        "drift": drift.as_dict() if drift is not None else None,
     }
 
 
@@ -340,7 +346,17 @@ def _assemble(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKeys)
         errors_key=bk.errors_key if rejected else None,
     )
     report["timings"]["elapsed_s"] = _elapsed(job.started_at)
+    try:
+        manifest = resolve_scorer(ctx, job).manifest
+    except Exception:  # drift is advisory: a model that cannot load now must not block the result
+        manifest = None
+    drift = DriftCounter(manifest, list(spec.feature_names)) if manifest is not None else None
+    if drift is not None:
+        for d in dones:
+            drift.merge(d.get("drift"))
+    add_drift(report, job, drift, manifest)
     put_json(ctx.s3, bucket, bk.report_key, report)
+    audit_file(job, status=200, rows=scored, duration_ms=report["timings"]["elapsed_s"] * 1000)
     logger.info(
         "fanned-out batch input assembled",
         extra={"input_key": job.key, "chunks": count, "rows": rows_total, "rejected": rejected},

@@ -72,7 +72,7 @@ class S3Source:
 
     @classmethod
     def head(cls, s3: Any, bucket: str, key: str, version_id: str | None = None) -> tuple[S3Source, dict]:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
         if version_id:
             kwargs["VersionId"] = version_id
         meta = s3.head_object(**kwargs)

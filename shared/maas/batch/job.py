@@ -36,6 +36,7 @@ A transient one (S3 or model store unavailable) raises, so Lambda retries the ev
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ from maas.batch.io import (
 )
 from maas.batch.keys import BatchKey, InvalidKey, decode_event_key, parse_key
 from maas.batch.log import logger
+from maas.batch.monitor import DriftCounter, audit, emit_drift
 from maas.batch.runner import score_range
 
 REPORT_SCHEMA_VERSION = 1
@@ -128,6 +130,7 @@ class Job:
     version: int | None = None
     all_probabilities: bool = False
     started_at: str = field(default_factory=now_iso)
+    sha256: str | None = None  # hex, when S3 holds a full-object SHA-256 checksum of the input
 
     @property
     def tag(self) -> str:
@@ -209,7 +212,46 @@ def write_failed(
     )
     put_json(ctx.s3, ctx.config.results_bucket, bk.report_key, report)
     logger.warning("batch input failed", extra={"input_key": job.key, "reason": reason})
+    audit_file(job, status=422, error=reason)
     return {"status": "failed", "reason": reason, "report_key": bk.report_key}
+
+
+def audit_file(
+    job: Job,
+    *,
+    status: int,
+    error: str | None = None,
+    rows: int | None = None,
+    duration_ms: float | None = None,
+) -> None:
+    """The audit record of one batch file (identity = the object; never its content)."""
+    audit(
+        "batch_file",
+        caller={"source": "s3", "bucket": job.bucket, "key": job.key},
+        model=job.model,
+        version=job.version,
+        alias=job.selector if job.selector and not job.selector.isdigit() else None,
+        input_sha256=job.sha256,
+        rows=rows,
+        status=status,
+        error=error,
+        duration_ms=duration_ms,
+        etag=job.etag,
+        version_id=job.version_id,
+    )
+
+
+def add_drift(report: dict[str, Any], job: Job, drift: DriftCounter | None, manifest: Any) -> None:
+    """Put the input's drift against the training fingerprint into the report (warnings over PSI 0.2)."""
+    summary = drift.report(manifest) if drift is not None else None
+    report["drift"] = summary
+    if summary:
+        report["warnings"] = list(summary["warnings"])
+        emit_drift(job.model, job.version, summary)
+        if summary["drifted"]:
+            logger.warning(
+                "batch input drifted", extra={"input_key": job.key, "features": summary["drifted"]}
+            )
 
 
 def resolve_scorer(ctx: BatchContext, job: Job) -> Scorer:
@@ -242,6 +284,10 @@ def handle_object(
             return {"status": "gone"}
         raise
     meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+    checksum = head.get("ChecksumSHA256")
+    sha256 = None
+    if checksum and "-" not in str(checksum) and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+        sha256 = base64.b64decode(checksum).hex()
     job = Job(
         bucket=bucket,
         key=key,
@@ -252,6 +298,7 @@ def handle_object(
         model=bk.model,
         selector=bk.selector,
         all_probabilities=ctx.config.all_probabilities or meta.get("maas-probabilities") == "all",
+        sha256=sha256,
     )
     existing = get_json(ctx.s3, ctx.config.results_bucket, bk.report_key)
     if same_input(existing, job):
@@ -287,6 +334,7 @@ def score_whole(
 ) -> dict[str, Any]:
     bk = job.batch_key()
     results = ctx.config.results_bucket
+    drift = DriftCounter(scorer.manifest, list(scorer.spec.feature_names)) if scorer.manifest else None
     out = S3MultipartSink(ctx.s3, results, bk.output_key, content_type=fmt.content_type)
     errors = S3MultipartSink(ctx.s3, results, bk.errors_key, content_type="application/x-ndjson")
     try:
@@ -300,6 +348,7 @@ def score_whole(
             errors,
             part=False,
             block_bytes=ctx.config.block_bytes,
+            drift=drift,
         )
     except UnreadableInput as exc:
         out.abort()
@@ -333,7 +382,9 @@ def score_whole(
         output_key=bk.output_key,
         errors_key=bk.errors_key if stats.rejected else None,
     )
+    add_drift(report, job, drift, scorer.manifest)
     put_json(ctx.s3, results, bk.report_key, report)
+    audit_file(job, status=200, rows=stats.scored, duration_ms=report["timings"]["elapsed_s"] * 1000)
     logger.info(
         "batch input scored",
         extra={

@@ -15,6 +15,7 @@ import orjson
 from maas.batch.common import RowError, Scorer, Stopwatch, Timings
 from maas.batch.formats.base import Format
 from maas.batch.io import Sink, Source
+from maas.batch.monitor import DriftCounter
 
 
 @dataclass
@@ -124,6 +125,7 @@ def score_range(
     *,
     part: bool,
     block_bytes: int,
+    drift: DriftCounter | None = None,
 ) -> RangeStats:
     """Stream ``rng`` of ``source`` through the model into ``out`` (and rejected rows into ``errors``).
 
@@ -142,6 +144,8 @@ def score_range(
             break
         with sw("predict"):
             probs = scorer.score(batch.x)
+            if drift is not None:
+                drift.add(batch.x)
         with sw("write"):
             writer.write(batch, probs)
             if batch.errors:

@@ -12,6 +12,7 @@ an ``s3://`` reply overwrites the same object).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -24,7 +25,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 
-from maas.queue.processor import MessageRejected, QueueContext, deliver, prepare
+from maas.batch.monitor import audit, flush_audit
+from maas.queue.processor import MessageRejected, Outcome, QueueContext, deliver, prepare
 
 __all__ = ["QueueContext", "default_context", "handle_event", "logger"]
 
@@ -48,6 +50,31 @@ def default_context() -> QueueContext:
 
 
 def handle_event(ctx: QueueContext, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    try:
+        return _handle(ctx, event, context)
+    finally:
+        flush_audit()  # the invocation's audit records, as one object (never raises)
+
+
+def _audit(record: SQSRecord, outcome: Outcome | None, *, error: str | None) -> None:
+    req = outcome.request if outcome is not None else None
+    result = outcome.result if outcome is not None else None
+    audit(
+        "queue_message",
+        caller={"source": "sqs", "queue": record.event_source_arn, "message_id": record.message_id},
+        request_id=req.correlation_id if req is not None else record.message_id,
+        model=(result or {}).get("model") or (req.model if req is not None else None),
+        version=(result or {}).get("version") or (req.version if req is not None else None),
+        alias=req.label if req is not None else None,
+        input_sha256=hashlib.sha256(record.body.encode()).hexdigest(),
+        rows=len(result.get("classes", [])) if result else None,
+        status=400 if error else 200,
+        error=error,
+        receive_count=record.attributes.approximate_receive_count,
+    )
+
+
+def _handle(ctx: QueueContext, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     records = event.get("Records") or []
     if not records:
         return {"batchItemFailures": []}
@@ -74,8 +101,10 @@ def handle_event(ctx: QueueContext, event: dict[str, Any], context: Any = None) 
                     "reason": reason,
                 },
             )
+            _audit(record, outcome, error=reason)
             raise MessageRejected(reason)
         where = deliver(ctx, outcome)
+        _audit(record, outcome, error=None)
         logger.info(
             "queue message scored",
             extra={

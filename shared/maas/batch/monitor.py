@@ -1,0 +1,132 @@
+"""Responsible-AI glue of the asynchronous paths: drift of batch inputs and audit records.
+
+Drift: each scored block contributes a bounded sample of its rows (at most ``SAMPLE_ROWS_PER_BLOCK``)
+to per-feature histograms on the bins of the manifest's training fingerprint. Histograms add up, so
+fan-out chunks store theirs in their done markers and the assembler sums them; the report then
+carries ``maas.rai.drift``-style PSI per feature and a warning for each feature over 0.2.
+
+Audit: one ``maas.rai.audit`` record per batch file and per queue message (never the payload).
+Everything here is best effort: a missing ``maas.rai`` or a failure never affects scoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from maas.batch.log import logger
+
+SAMPLE_ROWS_PER_BLOCK = 2048
+PSI_THRESHOLD = 0.2
+
+
+def _fingerprint_bins(manifest: Any, names: list[str]) -> dict[str, np.ndarray]:
+    raw = getattr(manifest, "raw", manifest) or {}
+    features = ((raw.get("fingerprint") or {}).get("features")) or {}
+    bins: dict[str, np.ndarray] = {}
+    for name in names:
+        stats = features.get(name)
+        if isinstance(stats, Mapping) and stats.get("bins") and stats.get("counts"):
+            bins[name] = np.asarray(stats["bins"], dtype=np.float64)
+    return bins
+
+
+class DriftCounter:
+    """Per-feature histograms of (a sample of) scored rows on the training fingerprint's bins."""
+
+    def __init__(self, manifest: Any, feature_names: list[str], *, seed: int = 0) -> None:
+        self.names = list(feature_names)
+        self.bins = _fingerprint_bins(manifest, self.names)
+        self.index = {n: j for j, n in enumerate(self.names) if n in self.bins}
+        self.counts = {n: np.zeros(len(b) - 1, dtype=np.int64) for n, b in self.bins.items()}
+        self.rows = 0
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, x: np.ndarray) -> None:
+        if not self.bins or x.shape[0] == 0:
+            return
+        try:
+            sample = x
+            if x.shape[0] > SAMPLE_ROWS_PER_BLOCK:
+                pick = self._rng.choice(x.shape[0], SAMPLE_ROWS_PER_BLOCK, replace=False)
+                sample = x[np.sort(pick)]
+            for name, j in self.index.items():
+                edges = self.bins[name]
+                idx = np.searchsorted(edges[1:-1], sample[:, j], side="right")
+                self.counts[name] += np.bincount(idx, minlength=len(edges) - 1)[: len(edges) - 1]
+            self.rows += sample.shape[0]
+        except Exception:  # drift is advisory; never let it break scoring
+            logger.exception("drift sampling failed")
+            self.bins = {}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "counts": {n: c.tolist() for n, c in self.counts.items()}}
+
+    def merge(self, other: Mapping[str, Any] | None) -> None:
+        if not other:
+            return
+        self.rows += int(other.get("rows", 0))
+        for name, counts in (other.get("counts") or {}).items():
+            if name in self.counts and len(counts) == len(self.counts[name]):
+                self.counts[name] += np.asarray(counts, dtype=np.int64)
+
+    def report(self, manifest: Any) -> dict[str, Any] | None:
+        """``{"rows", "threshold", "psi", "max_psi", "max_feature", "drifted", "warnings"}`` or None."""
+        if not self.bins or self.rows == 0:
+            return None
+        try:
+            from maas.rai.drift import psi
+        except ImportError:
+            return None
+        raw = getattr(manifest, "raw", manifest) or {}
+        features = ((raw.get("fingerprint") or {}).get("features")) or {}
+        values = {n: round(float(psi(features[n]["counts"], self.counts[n])), 6) for n in self.counts}
+        worst = max(values, key=lambda n: values[n]) if values else None
+        drifted = sorted((n for n, v in values.items() if v > PSI_THRESHOLD), key=lambda n: -values[n])
+        return {
+            "rows": self.rows,
+            "threshold": PSI_THRESHOLD,
+            "psi": values,
+            "max_psi": values[worst] if worst else None,
+            "max_feature": worst,
+            "drifted": drifted,
+            "warnings": [f"feature {n!r} drifted: PSI {values[n]:.3f} > {PSI_THRESHOLD}" for n in drifted],
+        }
+
+
+def emit_drift(model: str, version: int | None, drift: dict[str, Any] | None) -> None:
+    """CloudWatch metric of the batch input's worst PSI (via maas.rai.drift when present)."""
+    if not drift:
+        return
+    try:
+        from maas.rai import drift as rai_drift
+
+        emit = getattr(rai_drift, "emit_drift_metrics", None)
+        if emit is not None:
+            emit(drift, model=model, version=version, source="batch")
+    except Exception:
+        logger.debug("drift metric not emitted", exc_info=True)
+
+
+def audit(kind: str, **fields: Any) -> None:
+    """One audit record (``maas.rai.audit``), flushed at once. Never raises, never gets payloads."""
+    try:
+        from maas.rai.audit import default_trail
+    except ImportError:
+        return
+    try:
+        trail = default_trail()
+        trail.record(kind, **fields)
+    except Exception:
+        logger.debug("audit record failed", exc_info=True)
+
+
+def flush_audit() -> None:
+    try:
+        from maas.rai.audit import default_trail
+
+        default_trail().flush()
+    except Exception:
+        logger.debug("audit flush failed", exc_info=True)
