@@ -43,6 +43,7 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "IngestBucket": {READ},  # read only: outputs never re-trigger inputs
         "ResultsBucket": {READ, WRITE, DELETE},  # delete: temporary parts of fan-out assembly
         "ChunksQueue": {SEND, CONSUME},
+        "BatchEventsDLQ": {SEND},  # its dead-letter queue for S3 events that keep failing
         "AuditBucket": {WRITE},
         "param:KmsKeyArn": {KMS},
         "*DynamoDB": {ITEMS},  # an idempotency table of this stack, if the batch path uses one
