@@ -46,6 +46,12 @@ def own_address() -> str:
             return socket.gethostbyname(socket.gethostname())
 
 
+def _is_node_entry(uri: str) -> bool:
+    # Only finished entries: a local write goes through `node-NNNN.json.tmp` before its atomic rename.
+    name = uri.rsplit("/", 1)[-1]
+    return name.startswith("node-") and name.endswith(".json")
+
+
 def batch_tf_config(
     checkpoint_uri: str,
     env: Mapping[str, str] | None = None,
@@ -76,7 +82,7 @@ def batch_tf_config(
 
     deadline = time.monotonic() + timeout
     while True:
-        found = [u for u in storage.list_files(prefix + "/") if u.rsplit("/", 1)[-1].startswith("node-")]
+        found = [u for u in storage.list_files(prefix + "/") if _is_node_entry(u)]
         if len(found) >= nodes:
             break
         if time.monotonic() > deadline:
