@@ -111,12 +111,22 @@ def check_gates(manifest: Manifest) -> list[str]:
         if not isinstance(gaps, dict) or not gaps:
             failures.append(f"max_fairness_gap {max_gap} declared but no fairness gaps recorded")
         else:
-            for gap_name, value in sorted(gaps.items()):
-                if value is None:
-                    continue
-                if float(value) > float(max_gap):
-                    failures.append(f"{gap_name} {float(value):.4g} > max_fairness_gap {float(max_gap):.4g}")
+            for gap_name, value in sorted(_numeric_gaps(gaps)):
+                if value > float(max_gap):
+                    failures.append(f"{gap_name} {value:.4g} > max_fairness_gap {float(max_gap):.4g}")
     return failures
+
+
+def _numeric_gaps(gaps: dict[str, Any], prefix: str = "") -> list[tuple[str, float]]:
+    """Every number in the gaps block, nested blocks named `outer.inner`. Labels such as `worst_class`
+    (strings) describe a gap rather than measure one, so they are not gated."""
+    found: list[tuple[str, float]] = []
+    for name, value in gaps.items():
+        if isinstance(value, dict):
+            found.extend(_numeric_gaps(value, f"{prefix}{name}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            found.append((f"{prefix}{name}", float(value)))
+    return found
 
 
 class Registry:

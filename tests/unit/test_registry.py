@@ -195,3 +195,25 @@ def test_invalid_metadata_spends_no_version(s3_moto: str, reference_export: Path
     with pytest.raises(ModelCorrupt, match="input"):
         reg.publish(bad, "ref", verify=False)
     assert reg.publish(reference_export, "ref", source="recorded") == 1
+
+
+def test_gaps_with_labels_and_nested_blocks_are_gated_on_their_numbers(
+    published_ref: Registry, tmp_path: Path, reference_export: Path
+) -> None:
+    # maas.rai.fairness reports labels (worst_class) and per-attribute blocks beside the numbers.
+    gated = tmp_path / "gated"
+    shutil.copytree(reference_export, gated)
+    meta = orjson.loads((gated / "metadata.json").read_bytes())
+    meta["fairness"] = {
+        "gaps": {
+            "worst_class": "7",
+            "multiclass": "one-vs-rest max",
+            "per_attribute": {"group": {"equalized_odds_difference": 0.4}},
+            "demographic_parity_difference": 0.01,
+        },
+        "gates": {"max_fairness_gap": 0.1},
+    }
+    (gated / "metadata.json").write_bytes(orjson.dumps(meta))
+    version = published_ref.publish(gated, "ref", source="recorded")
+    with pytest.raises(PromotionRefused, match=r"per_attribute\.group\.equalized_odds_difference 0\.4"):
+        published_ref.promote("ref", version, "production")
