@@ -35,7 +35,9 @@ class Source(Protocol):
 
     def iter_range(self, start: int, end: int) -> Iterator[bytes]: ...
 
-    def open(self) -> BinaryIO: ...
+    def open(self) -> Any:
+        """A seekable binary file (pyarrow accepts Python files and its own NativeFile)."""
+        ...
 
 
 class Sink(Protocol):
@@ -144,8 +146,10 @@ class LocalSource:
                 pos += len(chunk)
                 yield chunk
 
-    def open(self) -> BinaryIO:
-        return self.path.open("rb")
+    def open(self) -> Any:
+        import pyarrow as pa
+
+        return pa.OSFile(str(self.path))  # native reads (not mmap: mapped pages would count as RSS)
 
 
 class RangeFile(io.RawIOBase):

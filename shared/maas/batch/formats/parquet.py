@@ -22,6 +22,7 @@ from maas.batch.common import (
     check_rows,
     columns_to_matrix,
     describe_value,
+    features_matrix,
     float_or_none,
     prediction_columns,
 )
@@ -119,8 +120,12 @@ class ParquetFormat(Format):
         numbers = np.arange(row_base + 1, row_base + n + 1)
         not_number = np.zeros(n, dtype=bool)
         errors: list[RowError] = []
+        numeric = all(
+            pa.types.is_integer(rb.schema.field(f).type) or pa.types.is_floating(rb.schema.field(f).type)
+            for f in spec.feature_names
+        )
         cols = []
-        for f in spec.feature_names:
+        for f in [] if numeric else spec.feature_names:
             col = rb.column(f)
             if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
                 try:
@@ -144,7 +149,7 @@ class ParquetFormat(Format):
             else:  # numeric: numpy converts while filling the float32 matrix (pc.cast is slower)
                 values = col.to_numpy(zero_copy_only=False)
             cols.append(values)
-        x = columns_to_matrix(cols, n)
+        x = features_matrix(rb, spec.feature_names) if numeric else columns_to_matrix(cols, n)
         good, value_errors = check_rows(x, spec.feature_names, numbers)
         errors += [e for e, i in zip(value_errors, np.flatnonzero(~good), strict=True) if not not_number[i]]
         errors.sort(key=lambda e: e.row)
