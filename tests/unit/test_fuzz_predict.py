@@ -418,6 +418,20 @@ def test_datatype_mismatch_is_refused(predict_app: Any, route: str, body: str) -
     assert_json_4xx(call(predict_app, "POST", route, body), body[:80])
 
 
+@pytest.mark.parametrize("digit", ["\u00b2", "\u0661", "\u2460", "\u00bd", "\uff11", "1\u0663", "\U0001d7cf"])
+@pytest.mark.parametrize(
+    "template",
+    ["/v1/models/ref/versions/{}:predict", "/v2/models/ref/versions/{}/infer", "/v1/models/ref/versions/{}",
+     "/v2/models/ref/versions/{}/ready", "/v1/models/ref/versions/{}:explain"],
+)  # fmt: skip
+def test_unicode_digits_as_versions(predict_app: Any, digit: str, template: str) -> None:
+    """'²', Arabic-Indic, circled, fullwidth digits pass str.isdigit() but are no versions: a 4xx."""
+    path = template.format(digit)
+    method = "GET" if not path.endswith(("predict", "infer", "explain")) else "POST"
+    body = VALID_TFS if "/v1/" in path else VALID_V2
+    assert_json_4xx(call(predict_app, method, path, body if method == "POST" else None), path)
+
+
 @pytest.mark.parametrize("depth", [100, 400, 600, 800, 1000, 1023])
 @pytest.mark.parametrize("route", ALL_POST_ROUTES)
 def test_nesting_just_under_the_parser_limit(predict_app: Any, depth: int, route: str) -> None:
