@@ -250,3 +250,10 @@ def test_client_input_never_produces_a_500(rest: Client, body, path):
 def test_raw_bytes_never_produce_a_500(rest: Client, raw):
     r = rest.post("/v1/models/ref:predict", body=raw, base64_body=True)
     assert r.status in (200, 400), (r.status, r.body)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/models/ref%0A:predict", "/v1/models/ref\n:predict", "/v2/health/live%00"]
+)
+def test_control_characters_in_the_path_are_400(client: Client, path):
+    check_error(client.post(path, json={"instances": [ROW]}), 400, "control characters")

@@ -153,14 +153,7 @@ def test_a_manifest_naming_files_outside_its_directory_writes_nothing_outside_th
         "/v2/models/..%2Fref/infer",
         "/v2/models/ref%00/infer",
         "/v2/models/ref/versions/1%2F..%2F2/infer",
-        pytest.param(
-            "/v1/models/ref%0A:predict",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="low: a decoded path '/v1/models/ref\\n:predict' serves model 'ref' (the route "
-                "pattern's `$` matches before a trailing newline); refuse control characters in paths",
-            ),
-        ),
+        "/v1/models/ref%0A:predict",
     ],
 )
 def test_the_predict_api_answers_traversal_with_a_4xx(predict_app: Any, path: str) -> None:

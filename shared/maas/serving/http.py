@@ -8,6 +8,7 @@ answers every error as JSON `{"error": "..."}` with the status chosen by `maas.s
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -115,23 +116,28 @@ def dispatch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         logger.warning(
             "unsupported event shape", keys=sorted(event)[:10] if isinstance(event, Mapping) else None
         )
-        return {
-            "statusCode": 400,
-            "headers": {"Content-Type": JSON},
-            "body": serialize(
-                error_body("unsupported event: expected an API Gateway or Function URL request")
-            ),
-            "isBase64Encoded": False,
-        }
-    if kind == REST:
-        path = event.get("path") or ""
-        if "%" in path:
-            event = {**event, "path": unquote(path)}
-    else:
-        raw = event.get("rawPath") or ""
-        if "%" in raw:
-            event = {**event, "rawPath": unquote(raw)}
+        return _plain_error(400, "unsupported event: expected an API Gateway or Function URL request")
+    key = "path" if kind == REST else "rawPath"
+    path = event.get(key) or ""
+    if "%" in path:
+        path = unquote(path)
+        event = {**event, key: path}
+    if _CONTROL_CHARS.search(path):
+        # a route pattern's `$` would match before a trailing newline: refuse such paths outright
+        return _plain_error(400, "the request path contains control characters")
     return RESOLVERS[kind].resolve(event, context)
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _plain_error(status: int, message: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": JSON},
+        "body": serialize(error_body(message)),
+        "isBase64Encoded": False,
+    }
 
 
 _OPENAPI: dict[str, str] = {}
