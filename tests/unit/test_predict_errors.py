@@ -257,3 +257,21 @@ def test_raw_bytes_never_produce_a_500(rest: Client, raw):
 )
 def test_control_characters_in_the_path_are_400(client: Client, path):
     check_error(client.post(path, json={"instances": [ROW]}), 400, "control characters")
+
+
+@pytest.mark.parametrize("version", ["\u00b2", "\u0661", "\u2460", "1.0", "-1"])  # ², Arabic-Indic 1, ①
+def test_non_ascii_or_non_integer_versions_are_400(rest: Client, version):
+    check_error(rest.post(f"/v1/models/ref/versions/{version}:predict", json={"instances": [ROW]}), 400, "")
+
+
+def test_deeply_nested_bodies_are_400(rest: Client):
+    deep = "[" * 1000 + "true" + "]" * 1000
+    for path, body in (
+        ("/v1/models/ref:predict", f'{{"instances": {deep}}}'),
+        (
+            "/v2/models/ref/infer",
+            f'{{"inputs": [{{"name": "features", "shape": [1], "datatype": "FP32", "data": {deep}}}]}}',
+        ),
+    ):
+        r = rest.post(path, body=body)
+        assert 400 <= r.status < 500, (path, r.status, r.body)

@@ -108,13 +108,18 @@ def shape_str(shape: Sequence[int]) -> str:
 
 
 def has_bool(value: Any) -> bool:
-    """True when a (nested) list holds a JSON boolean anywhere."""
-    if type(value) is bool:
-        return True
-    if isinstance(value, list):
-        if value and not isinstance(value[0], list):
-            return any(type(v) is bool or (isinstance(v, list) and has_bool(v)) for v in value)
-        return any(has_bool(v) for v in value)
+    """True when a (nested) list holds a JSON boolean anywhere (iterative: any nesting depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is bool:
+            return True
+        if isinstance(item, list):
+            for v in item:
+                if type(v) is bool:
+                    return True
+                if isinstance(v, list):
+                    stack.append(v)
     return False
 
 

@@ -18,6 +18,8 @@ def classify(exc: BaseException) -> tuple[int, str, dict[str, str]]:
     """(status, message, extra headers) for an exception raised while serving a request."""
     if isinstance(exc, ProtocolError):
         return exc.status_code, exc.message, {}
+    if isinstance(exc, RecursionError):  # only deeply nested client JSON gets here
+        return 400, "the request nests too deeply: send tensors with their natural nesting", {}
     status = _model_error_status(exc)
     if status is not None:
         headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else {}

@@ -58,7 +58,7 @@ class ModelService:
     def selector(self, version: str | None = None, label: str | None = None) -> int | str | None:
         """What to ask the loader for: an int version, a label (alias), or the default."""
         if version is not None:
-            if not version.isdigit():
+            if not (version.isascii() and version.isdigit()):  # ASCII only: int() reads other Unicode digits
                 raise ProtocolError(
                     f"version '{version}' is not an integer; "
                     "use /labels/{label} for labels such as 'production'"
