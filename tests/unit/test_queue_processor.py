@@ -208,3 +208,15 @@ def test_handler_with_sample_event(qenv: dict[str, Any], monkeypatch: pytest.Mon
     assert out == {"batchItemFailures": []}
     assert [orjson.loads(m["Body"])["id"] for m in received(qenv["sqs"], qenv["results_q"])] == ["order-1001"]
     assert qenv["s3"].get_object(Bucket=qenv["bucket"], Key="replies/order-1002.json")
+
+
+def test_redelivered_message_gives_one_result_on_a_fifo_results_queue(qenv: dict[str, Any]) -> None:
+    sqs = qenv["sqs"]
+    fifo = sqs.create_queue(QueueName=f"res-{uuid.uuid4().hex[:6]}.fifo", Attributes={"FifoQueue": "true"})[
+        "QueueUrl"
+    ]
+    qenv["ctx"].results_queue_url = fifo
+    msg = body(id="dup-1", model="ref", instances=rows(2).tolist())
+    for _ in range(3):  # the same message delivered three times (crash, visibility timeout, ...)
+        assert handle_event(qenv["ctx"], sqs_event([msg])) == {"batchItemFailures": []}
+    assert [orjson.loads(m["Body"])["id"] for m in received(sqs, fifo)] == ["dup-1"]

@@ -183,8 +183,8 @@ def deliver(ctx: QueueContext, outcome: Outcome) -> dict[str, Any]:
         "MessageBody": body.decode(),
         "MessageAttributes": {"correlation_id": {"DataType": "String", "StringValue": cid}},
     }
-    if dest.endswith(".fifo"):
-        kwargs["MessageGroupId"] = req.model
+    if dest.endswith(".fifo"):  # a re-send (crash, redelivery) within 5 minutes is dropped by SQS
+        kwargs["MessageGroupId"] = cid[:128]
         kwargs["MessageDeduplicationId"] = hashlib.sha256(f"{req.model}:{cid}".encode()).hexdigest()
     ctx.sqs.send_message(**kwargs)
     return {"id": req.id, "queue": dest}
