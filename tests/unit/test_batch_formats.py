@@ -266,3 +266,15 @@ def test_many_blocks_memory_is_bounded_by_block_size(env: BatchEnv) -> None:
     out = read_csv_output(env.get("predictions/ref/big.csv"))
     assert out.num_rows == 3000
     assert out.column("id").to_pylist() == [f"r{i}" for i in range(3000)]
+
+
+def test_parquet_big_row_groups_are_streamed(env: BatchEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    import maas.batch.formats.parquet as parquet_format
+
+    monkeypatch.setattr(parquet_format, "MAX_BUFFERED_GROUP_BYTES", 1)  # every group counts as "too big"
+    x = rows(3000, seed=8)
+    env.put("incoming/ref/s.parquet", parquet_bytes(x, row_group_size=3000))
+    assert handle_object(env.ctx(), env.ingest, "incoming/ref/s.parquet")["status"] == "succeeded"
+    out = pq.read_table(io.BytesIO(env.get("predictions/ref/s.parquet")))
+    assert out.column("id").to_pylist() == list(range(3000))
+    np.testing.assert_allclose(out.column("probability").to_numpy(), expected(env, x).max(1), rtol=1e-5)

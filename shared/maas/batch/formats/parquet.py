@@ -6,7 +6,12 @@ group), so memory follows the row group size, not the file size. Fan-out splits 
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -30,10 +35,17 @@ from maas.batch.formats.base import Format, Writer
 from maas.batch.io import Sink, Source
 
 READ_BATCH_ROWS = 16_384
+MAX_BUFFERED_GROUP_BYTES = 48 * 1024 * 1024  # larger row groups are streamed, not held
+STREAM_BUFFER_BYTES = 1024 * 1024
+READ_WORKERS = min(2, os.cpu_count() or 1)  # row groups decoded in parallel (pyarrow releases the GIL)
 
 
-def _open(source: Source) -> pq.ParquetFile:
+def _open(source: Source, *, streaming: bool = False) -> pq.ParquetFile:
+    """``streaming``: read each column chunk through a small buffer (for row groups too big to hold);
+    otherwise pre-buffer a row group's column chunks with a few coalesced ranged reads."""
     try:
+        if streaming:
+            return pq.ParquetFile(source.open(), pre_buffer=False, buffer_size=STREAM_BUFFER_BYTES)
         return pq.ParquetFile(source.open(), pre_buffer=True)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UnreadableInput("not a readable Parquet file (bad magic bytes or footer)") from exc
@@ -97,22 +109,61 @@ class ParquetFormat(Format):
     def read(
         self, source: Source, layout: dict[str, Any], spec: InputSpec, rng: dict[str, Any], block_bytes: int
     ) -> Iterator[Batch]:
+        """Row groups are decoded and converted by ``READ_WORKERS`` threads (each with its own file
+        handle), at most that many groups ahead, and yielded in file order. One row group at a time per
+        worker: pre_buffer coalesces that group's column chunks into a few ranged GETs and only its bytes
+        are held (asking for all groups at once would pre-buffer the whole file)."""
         groups = list(range(rng["start"], rng["end"]))
         if not groups:
             return
-        pf = _open(source)
-        row_base = 0
-        try:
-            # one row group at a time: pre_buffer coalesces that group's column chunks into a few
-            # ranged GETs, and only one group's bytes are held (asking for all groups at once would
-            # pre-buffer the whole file)
+        counts = [int(n) for n, _ in layout["row_groups"]]
+        bases = {g: sum(counts[rng["start"] : g]) for g in groups}  # data rows before g in this range
+        passthrough = layout["passthrough"]
+        if max(int(layout["row_groups"][g][1]) for g in groups) > MAX_BUFFERED_GROUP_BYTES:
+            # row groups too big to hold (pyarrow writes up to 1Mi rows per group by default): stream
+            # them one record batch at a time, column chunks read through a small buffer
+            pf = _open(source, streaming=True)
+            try:
+                for group in groups:
+                    base = bases[group]
+                    for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=[group]):
+                        batch = self._convert(rb, passthrough, spec, base)
+                        base += batch.rows_seen
+                        yield batch
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise UnreadableInput("Parquet data pages cannot be decoded") from exc
+            return
+        local = threading.local()
+
+        def load(group: int) -> list[Batch]:
+            if not hasattr(local, "pf"):
+                local.pf = _open(source)
+            out, base = [], bases[group]
+            try:
+                for rb in local.pf.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=[group]):
+                    batch = self._convert(rb, passthrough, spec, base)
+                    base += batch.rows_seen
+                    out.append(batch)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise UnreadableInput("Parquet data pages cannot be decoded") from exc
+            return out
+
+        workers = max(1, min(READ_WORKERS, len(groups)))
+        if workers == 1:
             for group in groups:
-                for rb in pf.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=[group]):
-                    batch = self._convert(rb, layout["passthrough"], spec, row_base)
-                    row_base += batch.rows_seen
-                    yield batch
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise UnreadableInput("Parquet data pages cannot be decoded") from exc
+                yield from load(group)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maas-parquet") as pool:
+            pending: deque[Future[list[Batch]]] = deque()
+            todo = iter(groups)
+            for group in itertools.islice(todo, workers):
+                pending.append(pool.submit(load, group))
+            while pending:
+                batches = pending.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.submit(load, nxt))
+                yield from batches
 
     @staticmethod
     def _convert(rb: pa.RecordBatch, passthrough: list[str], spec: InputSpec, row_base: int) -> Batch:
