@@ -3,6 +3,7 @@ histograms) and one audit record per batch file / queue message, never with payl
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -82,7 +83,8 @@ def test_drifted_batch_input_warns_in_report_and_is_audited(env: BatchEnv, trail
     assert report["warnings"] and "f5" in report["warnings"][0]
     (rec,) = [r for r in records(trail) if r.get("kind") == "batch_file"]
     assert (rec["model"], rec["version"], rec["rows"]) == ("fp", 1, 800)
-    assert rec["caller"]["key"] == "incoming/fp/drift.csv"
+    assert rec["extra"]["input"]["key"] == "incoming/fp/drift.csv"
+    assert rec["input_sha256"] == hashlib.sha256(csv_bytes(x)).hexdigest()  # streamed: no S3 checksum
     assert "0.5" not in json.dumps(rec)  # no feature values
 
 
@@ -131,7 +133,7 @@ def test_queue_messages_are_audited(env: BatchEnv, trail: io.StringIO) -> None:
     out = handle_queue(ctx, sqs_event(msgs))
     assert [f["itemIdentifier"] for f in out["batchItemFailures"]] == ["m2"]
     recs = {r["request_id"]: r for r in records(trail) if r.get("kind") == "queue_message"}
-    assert recs["a1"]["outcome"]["status"] == 200 and recs["a1"]["rows"] == 1
-    assert recs["a2"]["outcome"]["status"] == 400
-    assert len(recs["a1"]["input_sha256"]) == 64
+    assert recs["m1"]["outcome"]["status"] == 200 and recs["m1"]["rows"] == 1
+    assert recs["m2"]["outcome"]["status"] == 400
+    assert recs["m1"]["input_sha256"] == hashlib.sha256(msgs[0]["Body"].encode()).hexdigest()
     assert str(secret) not in trail.getvalue()

@@ -66,7 +66,11 @@ def handle_s3_event(ctx: BatchContext, event: dict[str, Any]) -> list[dict[str, 
             continue
         s3 = record.get("s3") or {}
         obj = s3.get("object") or {}
-        outcomes.append(handle_object(ctx, s3["bucket"]["name"], obj["key"], version_id=obj.get("versionId")))
+        outcomes.append(
+            handle_object(
+                ctx, s3["bucket"]["name"], obj["key"], version_id=obj.get("versionId"), event_record=record
+            )
+        )
     return outcomes
 
 

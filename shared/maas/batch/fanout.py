@@ -356,7 +356,7 @@ def _assemble(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKeys)
             drift.merge(d.get("drift"))
     add_drift(report, job, drift, manifest)
     put_json(ctx.s3, bucket, bk.report_key, report)
-    audit_file(job, status=200, rows=scored, duration_ms=report["timings"]["elapsed_s"] * 1000)
+    audit_file(ctx, job, status="succeeded", rows=scored, duration_ms=report["timings"]["elapsed_s"] * 1000)
     logger.info(
         "fanned-out batch input assembled",
         extra={"input_key": job.key, "chunks": count, "rows": rows_total, "rejected": rejected},

@@ -59,7 +59,7 @@ from maas.batch.io import (
 )
 from maas.batch.keys import BatchKey, InvalidKey, decode_event_key, parse_key
 from maas.batch.log import logger
-from maas.batch.monitor import DriftCounter, audit, emit_drift
+from maas.batch.monitor import DriftCounter, emit_drift
 from maas.batch.runner import score_range
 
 REPORT_SCHEMA_VERSION = 1
@@ -131,6 +131,7 @@ class Job:
     all_probabilities: bool = False
     started_at: str = field(default_factory=now_iso)
     sha256: str | None = None  # hex, when S3 holds a full-object SHA-256 checksum of the input
+    event: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # S3 record (not stored)
 
     @property
     def tag(self) -> str:
@@ -138,7 +139,7 @@ class Job:
         return f"v-{self.version_id}" if self.version_id else f"e-{self.etag}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "event"}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Job:
@@ -212,33 +213,44 @@ def write_failed(
     )
     put_json(ctx.s3, ctx.config.results_bucket, bk.report_key, report)
     logger.warning("batch input failed", extra={"input_key": job.key, "reason": reason})
-    audit_file(job, status=422, error=reason)
+    audit_file(ctx, job, status="failed", reason=reason, event_record=job_event(job))
     return {"status": "failed", "reason": reason, "report_key": bk.report_key}
 
 
+def job_event(job: Job) -> dict[str, Any] | None:
+    return job.event
+
+
 def audit_file(
+    ctx: BatchContext,
     job: Job,
     *,
-    status: int,
-    error: str | None = None,
+    status: str,
+    reason: str | None = None,
     rows: int | None = None,
     duration_ms: float | None = None,
+    event_record: dict[str, Any] | None = None,
 ) -> None:
-    """The audit record of one batch file (identity = the object; never its content)."""
-    audit(
-        "batch_file",
-        caller={"source": "s3", "bucket": job.bucket, "key": job.key},
-        model=job.model,
-        version=job.version,
-        alias=job.selector if job.selector and not job.selector.isdigit() else None,
-        input_sha256=job.sha256,
-        rows=rows,
-        status=status,
-        error=error,
-        duration_ms=duration_ms,
-        etag=job.etag,
-        version_id=job.version_id,
-    )
+    """The audit record of one batch file (``maas.rai.audit.record_batch_file``: identity from the S3
+    event, input SHA-256 from the S3 checksum or a streamed hash; never the content). Never raises."""
+    try:
+        from maas.rai.audit import record_batch_file
+
+        record_batch_file(
+            s3=ctx.s3,
+            bucket=job.bucket,
+            key=job.key,
+            version_id=job.version_id,
+            model=job.model,
+            version=job.version,
+            rows=rows,
+            status=status,
+            reason=reason,
+            event_record=event_record,
+            duration_ms=duration_ms,
+        )
+    except Exception:  # auditing never breaks scoring
+        logger.warning("batch audit record failed", exc_info=True)
 
 
 def add_drift(report: dict[str, Any], job: Job, drift: DriftCounter | None, manifest: Any) -> None:
@@ -263,7 +275,13 @@ def resolve_scorer(ctx: BatchContext, job: Job) -> Scorer:
 
 
 def handle_object(
-    ctx: BatchContext, bucket: str, raw_key: str, *, version_id: str | None = None, encoded: bool = True
+    ctx: BatchContext,
+    bucket: str,
+    raw_key: str,
+    *,
+    version_id: str | None = None,
+    encoded: bool = True,
+    event_record: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score ``s3://bucket/key`` once (see the module docstring). Returns an outcome summary."""
     t0 = time.perf_counter()
@@ -299,6 +317,7 @@ def handle_object(
         selector=bk.selector,
         all_probabilities=ctx.config.all_probabilities or meta.get("maas-probabilities") == "all",
         sha256=sha256,
+        event=event_record,
     )
     existing = get_json(ctx.s3, ctx.config.results_bucket, bk.report_key)
     if same_input(existing, job):
@@ -384,7 +403,14 @@ def score_whole(
     )
     add_drift(report, job, drift, scorer.manifest)
     put_json(ctx.s3, results, bk.report_key, report)
-    audit_file(job, status=200, rows=stats.scored, duration_ms=report["timings"]["elapsed_s"] * 1000)
+    audit_file(
+        ctx,
+        job,
+        status="succeeded",
+        rows=stats.scored,
+        duration_ms=report["timings"]["elapsed_s"] * 1000,
+        event_record=job_event(job),
+    )
     logger.info(
         "batch input scored",
         extra={

@@ -5,7 +5,8 @@ to per-feature histograms on the bins of the manifest's training fingerprint. Hi
 fan-out chunks store theirs in their done markers and the assembler sums them; the report then
 carries ``maas.rai.drift``-style PSI per feature and a warning for each feature over 0.2.
 
-Audit: one ``maas.rai.audit`` record per batch file and per queue message (never the payload).
+Audit: one ``maas.rai.audit`` record per batch file and per queue message (never the payload), written
+by ``job.audit_file`` / ``queue.entry``; ``flush_audit`` writes an invocation's records as one object.
 Everything here is best effort: a missing ``maas.rai`` or a failure never affects scoring.
 """
 
@@ -108,19 +109,6 @@ def emit_drift(model: str, version: int | None, drift: dict[str, Any] | None) ->
             emit(drift, model=model, version=version, source="batch")
     except Exception:
         logger.debug("drift metric not emitted", exc_info=True)
-
-
-def audit(kind: str, **fields: Any) -> None:
-    """One audit record (``maas.rai.audit``), flushed at once. Never raises, never gets payloads."""
-    try:
-        from maas.rai.audit import default_trail
-    except ImportError:
-        return
-    try:
-        trail = default_trail()
-        trail.record(kind, **fields)
-    except Exception:
-        logger.debug("audit record failed", exc_info=True)
 
 
 def flush_audit() -> None:

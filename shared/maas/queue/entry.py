@@ -12,7 +12,6 @@ an ``s3://`` reply overwrites the same object).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -25,7 +24,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 
-from maas.batch.monitor import audit, flush_audit
+from maas.batch.monitor import flush_audit
 from maas.queue.processor import MessageRejected, Outcome, QueueContext, deliver, prepare
 
 __all__ = ["QueueContext", "default_context", "handle_event", "logger"]
@@ -57,21 +56,23 @@ def handle_event(ctx: QueueContext, event: dict[str, Any], context: Any = None) 
 
 
 def _audit(record: SQSRecord, outcome: Outcome | None, *, error: str | None) -> None:
+    """One audit record per message (``maas.rai.audit.record_queue_message``: body hashed, never stored)."""
     req = outcome.request if outcome is not None else None
     result = outcome.result if outcome is not None else None
-    audit(
-        "queue_message",
-        caller={"source": "sqs", "queue": record.event_source_arn, "message_id": record.message_id},
-        request_id=req.correlation_id if req is not None else record.message_id,
-        model=(result or {}).get("model") or (req.model if req is not None else None),
-        version=(result or {}).get("version") or (req.version if req is not None else None),
-        alias=req.label if req is not None else None,
-        input_sha256=hashlib.sha256(record.body.encode()).hexdigest(),
-        rows=len(result.get("classes", [])) if result else None,
-        status=400 if error else 200,
-        error=error,
-        receive_count=record.attributes.approximate_receive_count,
-    )
+    try:
+        from maas.rai.audit import record_queue_message
+
+        record_queue_message(
+            record.raw_event,
+            model=(result or {}).get("model") or (req.model if req is not None else None),
+            version=(result or {}).get("version") or (req.version if req is not None else None),
+            rows=len(result.get("classes", [])) if result else None,
+            ok=error is None,
+            error=error,
+            explain=bool(req.explain) if req is not None else False,
+        )
+    except Exception:  # auditing never breaks scoring
+        logger.warning("queue audit record failed", exc_info=True)
 
 
 def _handle(ctx: QueueContext, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
