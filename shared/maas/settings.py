@@ -43,6 +43,7 @@ DEFAULT_LABEL = "MAAS_DEFAULT_LABEL"  # label (alias) served when a request name
 AUDIT_PREFIX = "MAAS_AUDIT_PREFIX"  # default "audit/"
 AUDIT_LOG = "MAAS_AUDIT_LOG"  # "1" (default): also print each audit record as one log line
 AUDIT_FLUSH_SECONDS = "MAAS_AUDIT_FLUSH_SECONDS"  # predict: batch S3 audit objects (0 = every invocation)
+AUDIT_LEAN_S3 = "MAAS_AUDIT_LEAN_S3"  # "0": write audit objects with boto3 even with env credentials
 AUDIT_HASH_MAX_MB = "MAAS_AUDIT_HASH_MAX_MB"  # batch files without an S3 SHA-256 checksum: hash up to this
 EXPLAIN_MAX_ROWS = "MAAS_EXPLAIN_MAX_ROWS"
 EXPLAIN_SAMPLES = "MAAS_EXPLAIN_SAMPLES"  # coalitions per row; default 2 * F + 2048

@@ -281,3 +281,26 @@ def test_queue_message_record():
     )
     assert rej["outcome"] == {"status": 400, "ok": False, "error": "invalid message"}
     assert "0.25" not in log.getvalue()
+
+
+def test_lean_writer_needs_no_boto3(audit_bucket):
+    """With credentials in the environment (Lambda) audit objects are written without importing boto3."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io\n"
+        "from maas.rai.audit import AuditTrail, LitePutClient\n"
+        f"t = AuditTrail(bucket={audit_bucket!r}, log_stream=io.StringIO())\n"
+        "t.record('predict', event={}, rows=1, status=200)\n"
+        "key = t.flush()\n"
+        "assert isinstance(t._client(), LitePutClient) and key and t.failures == 0, (key, t.failures)\n"
+        "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules\n"
+        "print(key)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    key = out.stdout.strip()
+    (records,) = [v for k, v in _objects(audit_bucket).items() if k == key]
+    assert records[0]["kind"] == "predict"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -115,6 +116,91 @@ def _s3_key(prefix: str, now: datetime) -> str:
     return f"{prefix.rstrip('/')}/{now:%Y/%m/%d/%H}/{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.jsonl"
 
 
+class LitePutClient:
+    """Just ``put_object(Bucket, Key, Body, ContentType)`` over http.client, signed with
+    ``maas_models.s3lite.sigv4_headers``; honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style)
+    and AWS_REGION. One keep-alive connection; one retry on a connection error or a 5xx."""
+
+    def __init__(
+        self, access: str, secret: str, token: str | None, region: str, endpoint: str | None
+    ) -> None:
+        self._creds = (access, secret, token)
+        self.region = region
+        self.endpoint = endpoint
+        self._conn: Any = None
+        self._conn_key: tuple[str, str] | None = None
+
+    @classmethod
+    def from_env(cls) -> LitePutClient | None:
+        from maas_models.s3lite import env_credentials
+
+        creds = env_credentials()
+        if creds is None:
+            return None
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        return cls(*creds, region=region, endpoint=endpoint)
+
+    def _target(self, bucket: str, key: str) -> tuple[str, str, str]:
+        from urllib.parse import quote, urlsplit
+
+        quoted = quote(key, safe="/-_.~")
+        if self.endpoint:
+            parts = urlsplit(self.endpoint)
+            return parts.scheme or "http", parts.netloc, f"/{bucket}/{quoted}"
+        return "https", f"{bucket}.s3.{self.region}.amazonaws.com", f"/{quoted}"
+
+    def _connection(self, scheme: str, host: str) -> Any:
+        import http.client
+
+        if self._conn is None or self._conn_key != (scheme, host):
+            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+            self._conn = cls(host, timeout=10)
+            self._conn_key = (scheme, host)
+        return self._conn
+
+    def put_object(
+        self, *, Bucket: str, Key: str, Body: bytes, ContentType: str = "application/octet-stream", **_: Any
+    ) -> dict[str, Any]:
+        from maas_models.s3lite import sigv4_headers
+
+        scheme, host, path = self._target(Bucket, Key)
+        access, secret, token = self._creds
+        last: BaseException | None = None
+        for _attempt in range(2):
+            amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            headers = sigv4_headers(
+                "PUT",
+                host,
+                path,
+                {},
+                region=self.region,
+                access_key=access,
+                secret_key=secret,
+                token=token,
+                amz_date=amz_date,
+                payload_sha256=hashlib.sha256(Body).hexdigest(),
+            )
+            headers["content-type"] = ContentType
+            headers["content-length"] = str(len(Body))
+            try:
+                conn = self._connection(scheme, host)
+                conn.request("PUT", path, body=Body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except OSError as exc:  # includes http.client errors on a stale keep-alive connection
+                last = exc
+                self._conn = None
+                continue
+            if 200 <= resp.status < 300:
+                return {"ETag": resp.getheader("ETag")}
+            last = OSError(f"S3 PUT {resp.status}: {data[:200]!r}")
+            if resp.status < 500:
+                break
+        assert last is not None
+        raise last
+
+
 class AuditTrail:
     """Per-invocation buffer of audit records. Create one per process; call ``flush()`` once per
     invocation (in the handler's ``finally``)."""
@@ -211,10 +297,16 @@ class AuditTrail:
 
     # ---------------------------------------------------------------- storage
     def _client(self) -> Any:
+        """boto3, unless the credentials are in the environment (Lambda): then a stdlib PUT signed
+        with the model layer's SigV4 signer, so the predict function never imports boto3 (~0.45 s)."""
         if self._s3 is None:
-            import boto3
+            lean = LitePutClient.from_env() if settings.env_str(settings.AUDIT_LEAN_S3, "1") != "0" else None
+            if lean is not None:
+                self._s3 = lean
+            else:
+                import boto3
 
-            self._s3 = boto3.client("s3")
+                self._s3 = boto3.client("s3")
         return self._s3
 
     def maybe_flush(self) -> str | None:
