@@ -34,7 +34,7 @@ from maas.batch.common import (
 from maas.batch.formats.base import Format, Writer
 from maas.batch.io import Sink, Source
 
-READ_BATCH_ROWS = 16_384
+READ_BATCH_ROWS = 65_536
 MAX_BUFFERED_GROUP_BYTES = 48 * 1024 * 1024  # larger row groups are streamed, not held
 STREAM_BUFFER_BYTES = 1024 * 1024
 READ_WORKERS = min(2, os.cpu_count() or 1)  # row groups decoded in parallel (pyarrow releases the GIL)
