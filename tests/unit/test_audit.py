@@ -304,3 +304,21 @@ def test_lean_writer_needs_no_boto3(audit_bucket):
     key = out.stdout.strip()
     (records,) = [v for k, v in _objects(audit_bucket).items() if k == key]
     assert records[0]["kind"] == "predict"
+
+
+def test_strict_promotion_hook_raises_when_the_record_is_lost(s3_moto):
+    from maas.rai.audit import registry_audit_hook
+    from maas_models.errors import ModelUnavailable
+
+    event = {
+        "model": "ref",
+        "version": 1,
+        "alias": "production",
+        "actor": "a",
+        "override": True,
+        "reason": "r",
+    }
+    lost = AuditTrail(bucket="no-such-audit-bucket", log_stream=io.StringIO())
+    with pytest.raises(ModelUnavailable, match="audit record could not be written"):
+        registry_audit_hook(lost, strict=True)(event)
+    registry_audit_hook(lost)(event)  # not strict: never raises

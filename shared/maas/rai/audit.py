@@ -492,7 +492,9 @@ def audit_promotion(
         reason=reason,
         violations=list(violations or []),
     )
-    t.flush()
+    key = t.flush()
+    if key is not None:
+        rec = {**rec, "_key": key}
     return rec
 
 
@@ -591,13 +593,19 @@ def record_queue_message(
     )
 
 
-def registry_audit_hook(trail: AuditTrail | None = None) -> Callable[[dict[str, Any]], None]:
+def registry_audit_hook(
+    trail: AuditTrail | None = None, *, strict: bool = False
+) -> Callable[[dict[str, Any]], None]:
     """An ``audit`` hook for ``maas_models.Registry(audit=...)`` / ``promote(audit=...)``: the registry's
     promotion event (model, version, alias, actor, override, reason, gate_failures) becomes an audit
-    record of kind ``promotion`` in the audit bucket, written immediately."""
+    record of kind ``promotion`` in the audit bucket, written immediately.
+
+    ``strict`` (the CLI): raise ``ModelUnavailable`` when the record could not be written to S3, so an
+    operator never believes an override was recorded when it was not (the alias has moved already)."""
 
     def hook(event: dict[str, Any]) -> None:
-        audit_promotion(
+        t = trail or default_trail()
+        rec = audit_promotion(
             model=str(event.get("model")),
             version=int(event.get("version") or 0),
             alias=str(event.get("alias")),
@@ -605,7 +613,14 @@ def registry_audit_hook(trail: AuditTrail | None = None) -> Callable[[dict[str, 
             override=bool(event.get("override")),
             reason=event.get("reason"),
             violations=list(event.get("gate_failures") or []),
-            trail=trail,
+            trail=t,
         )
+        if strict and t.bucket and "_key" not in rec:
+            from maas_models.errors import ModelUnavailable
+
+            raise ModelUnavailable(
+                f"{event.get('model')}:{event.get('version')} is now {event.get('alias')}, but its audit "
+                f"record could not be written to s3://{t.bucket}/{t.prefix} (see the warning above)"
+            )
 
     return hook
