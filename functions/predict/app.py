@@ -14,6 +14,7 @@ preloading = start()  # MAAS_PRELOAD: S3 downloads run while the imports below e
 
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
+from maas.rai import hooks as rai  # noqa: E402
 from maas.serving.http import dispatch  # noqa: E402
 from maas.serving.observability import logger, metrics, tracer  # noqa: E402
 from maas.serving.routes.common import configure  # noqa: E402
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 service = configure()
+rai.install(logger)  # mask the manifests' sensitive fields in every log record
 service.adopt(preloading)
 if service.preload_error:
     logger.warning("preload failed; models load on request instead", error=service.preload_error)
@@ -33,4 +35,10 @@ elif service.preloaded:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dispatch(event, context)
+    started = rai.begin_request()
+    response: dict[str, Any] | None = None
+    try:
+        response = dispatch(event, context)
+        return response
+    finally:
+        rai.end_request(event, response, started)  # one audit record per request; never raises

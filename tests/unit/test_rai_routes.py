@@ -110,3 +110,41 @@ def test_published_card_files_are_served(rest: Client, published_ref):
         "/v1/models/ref/labels/latest/card", headers={"Accept": "text/markdown;q=1, text/html;q=0.5"}
     )
     assert r.status == 200 and r.body == "# the published card\n"
+
+
+# -- the predict handler writes one audit record per POST request ---------------------------------------
+def test_handler_audits_every_prediction_request(rest: Client, s3_moto, monkeypatch):
+    from maas.rai import audit, hooks
+
+    bucket = "audit-handler"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("MAAS_AUDIT_BUCKET", bucket)
+    audit.reset_default_trail()
+    try:
+        body = {"instances": X[:2].tolist()}
+        assert rest.post("/v1/models/ref:predict", json=body).status == 200
+        assert rest.post("/v1/models/ref:explain", json={"instances": X[:1].tolist()}).status == 200
+        assert rest.post("/v1/models/ref/versions/7:predict", json=body).status == 404
+        assert rest.get("/v1/models/ref/card").status == 200  # GETs are not audited
+    finally:
+        audit.reset_default_trail()
+    s3 = boto3.client("s3")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    records = [
+        orjson.loads(line)
+        for k in keys
+        for line in s3.get_object(Bucket=bucket, Key=k)["Body"].read().splitlines()
+    ]
+    assert sorted(
+        (r["kind"], r["version"] or 0, r["rows"] or 0, r["outcome"]["status"]) for r in records
+    ) == [
+        ("explain", 1, 1, 200),
+        ("predict", 0, 0, 404),
+        ("predict", 1, 2, 200),
+    ]
+    assert all(r["caller"]["type"] == "source_ip" and r["input_sha256"] for r in records)
+    assert {r["input_sha256"] for r in records if r["kind"] == "predict"} == {
+        audit.sha256_hex(orjson.dumps(body))
+    }
+    assert str(X[0, 0])[:8] not in orjson.dumps(records).decode()
+    assert hooks.drift_monitor() is not None

@@ -133,7 +133,21 @@ def _registry(args: argparse.Namespace) -> Any:
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
         os.environ.setdefault("AWS_DEFAULT_REGION", info.get("region") or "us-east-1")
         bucket = bucket or (info.get("buckets") or {}).get("models")
-    return Registry(bucket=bucket, prefix=args.prefix)
+        os.environ.setdefault("MAAS_AUDIT_BUCKET", (info.get("buckets") or {}).get("audit") or "")
+    return Registry(bucket=bucket, prefix=args.prefix, audit=_audit_hook())
+
+
+def _audit_hook() -> Any:
+    """Promotions (and gate overrides) go to the audit trail in MAAS_AUDIT_BUCKET when it is set
+    (`maas.rai.audit`); otherwise the registry's own record under audit/promotions/ in the models bucket."""
+    from maas import settings
+
+    bucket = settings.env_str(settings.AUDIT_BUCKET)
+    if not bucket:
+        return None
+    from maas.rai.audit import AuditTrail, registry_audit_hook
+
+    return registry_audit_hook(AuditTrail(bucket=bucket, emit_log=False), strict=True)
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 
 from maas.protocols.errors import ProtocolError
 from maas.protocols.tensors import Signature
+from maas.rai import hooks as rai
 
 if TYPE_CHECKING:
     from maas_models import LoadedModel, ModelLoader, Registry
@@ -71,7 +72,9 @@ class ModelService:
         return self.default_label
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> LoadedModel:
-        return self.loader.get(name, self.selector(version, label))
+        loaded = self.loader.get(name, self.selector(version, label))
+        rai.on_model(loaded)  # audit record: model + version; log masking: its sensitive fields
+        return loaded
 
     def signature(self, model: LoadedModel) -> Signature:
         key = (model.ref.name, model.ref.version)
@@ -85,6 +88,7 @@ class ModelService:
         sig = self.signature(model)
         x = inputs[sig.inputs[0].name]
         y = model.predict(x)
+        rai.on_predict(model, x)  # audit row count; reservoir sample of online inputs for drift (PSI)
         return {sig.outputs[0].name: y}
 
     # -- registry views -----------------------------------------------------------------------
