@@ -54,7 +54,7 @@ class LayerSettings:
 
     models_bucket: str | None = field(default_factory=lambda: env_str(MODELS_BUCKET))
     models_prefix: str = field(default_factory=lambda: env_str(MODELS_PREFIX, "models/") or "models/")
-    cache_dir: str = field(default_factory=lambda: env_str(CACHE_DIR, "/tmp/maas-models") or "")  # noqa: S108
+    cache_dir: str = field(default_factory=lambda: env_str(CACHE_DIR, "/tmp/maas-models") or "")  # noqa: S108 - the only writable disk in Lambda  # nosec B108
     cache_max_mb: int = field(default_factory=lambda: env_int(CACHE_MAX_MB, 400))
     memory_budget_mb: int = field(default_factory=lambda: env_int(MEMORY_BUDGET_MB, 512))
     alias_ttl_seconds: float = field(default_factory=lambda: env_float(ALIAS_TTL_SECONDS, 60.0))

@@ -53,7 +53,7 @@ ENV_STATE_DIR = "MAAS_LOCAL_STATE_DIR"
 ENV_FUNCTION_DIR = "MAAS_LOCAL_FUNCTION_DIR"
 
 API_PREFIX = "/2018-06-01/runtime"
-LAMBDA_TMP = "/tmp"  # noqa: S108 - the Lambda path we rewrite, never used as a folder here
+LAMBDA_TMP = "/tmp"  # noqa: S108 - the Lambda path we rewrite, never used as a folder here  # nosec B108
 # Real Lambda SIGKILLs the runtime at shutdown; a short SIGTERM grace lets Python handlers flush logs.
 STOP_GRACE_SECONDS = 0.5
 

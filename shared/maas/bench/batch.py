@@ -152,7 +152,7 @@ def child_naive(path_csv: str, path_parquet: str, out_dir: str) -> dict[str, Any
     import pandas as pd
     from maas_models.reference import cached_reference_export
 
-    model = keras.models.load_model(cached_reference_export() / "model.keras", compile=False)
+    model = keras.models.load_model(cached_reference_export() / "model.keras", compile=False, safe_mode=True)
     features = [f"f{j}" for j in range(100)]
     result: dict[str, Any] = {}
     for fmt, path in (("parquet", path_parquet), ("csv", path_csv)):
