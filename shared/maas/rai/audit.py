@@ -112,6 +112,18 @@ def outcome(status: int | None = None, error: BaseException | str | None = None)
     return {"status": status, "ok": ok, "error": err}
 
 
+_TS_CACHE: list[Any] = [-1, ""]
+
+
+def _utc_now_ms() -> str:
+    """``2026-11-28T17:25:00.156Z``; the seconds part is formatted once per second (isoformat costs ~4 us)."""
+    now = time.time()
+    sec = int(now)
+    if sec != _TS_CACHE[0]:
+        _TS_CACHE[0], _TS_CACHE[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_TS_CACHE[1]}.{int((now - sec) * 1000):03d}Z"
+
+
 def _s3_key(prefix: str, now: datetime) -> str:
     return f"{prefix.rstrip('/')}/{now:%Y/%m/%d/%H}/{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.jsonl"
 
@@ -257,28 +269,33 @@ class AuditTrail:
         sensitive: Iterable[str] = (),
         **extra: Any,
     ) -> dict[str, Any]:
-        """Buffer one record (and print its log copy). Never raises."""
+        """Buffer one record (and print its log copy). Never raises. ~5 us: it is on the hot path."""
         try:
+            if isinstance(version, str):
+                version = int(version) if version.isdigit() else version
+            if isinstance(error, BaseException):
+                error = type(error).__name__
             rec: dict[str, Any] = {
                 "schema_version": SCHEMA_VERSION,
-                "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "ts": _utc_now_ms(),
                 "kind": kind,
                 "request_id": request_id,
                 "caller": dict(caller) if caller is not None else caller_identity(event),
                 "model": model,
-                "version": None
-                if version is None
-                else int(version)
-                if str(version).isdigit()
-                else str(version),
+                "version": version,
                 "alias": alias,
                 "input_sha256": input_sha256,
                 "rows": rows,
-                "outcome": outcome(status, error),
+                "outcome": {
+                    "status": status,
+                    "ok": error is None and (status is None or 200 <= status < 400),
+                    "error": error,
+                },
                 "duration_ms": None if duration_ms is None else round(float(duration_ms), 3),
             }
             if extra:
-                rec["extra"] = mask_fields(extra, self.sensitive | set(sensitive))
+                names = self.sensitive.union(sensitive) if sensitive else self.sensitive
+                rec["extra"] = mask_fields(extra, names) if names else extra
             with self._lock:
                 if not self._buffer:
                     self._oldest = time.monotonic()
@@ -415,7 +432,7 @@ def audit_http(
     started: float | None = None,
     trail: AuditTrail | None = None,
     methods: tuple[str, ...] = ("POST",),
-    sensitive: Iterable[str] = (),
+    sensitive: Iterable[str] | None = None,
 ) -> dict[str, Any] | None:
     """One record for an API request (REST v1, HTTP API v2 or Function URL event) and its response.
 
@@ -427,21 +444,23 @@ def audit_http(
         if method not in methods:
             return None
         headers = (response or {}).get("headers") or {}
-        noted = dict(_NOTE)
+        noted = _NOTE
         status = (response or {}).get("statusCode")
+        model = noted.get("model")
+        version = noted.get("version")
         return (trail or default_trail()).record(
-            str(noted.pop("kind", "predict")),
+            str(noted.get("kind", "predict")),
             event=event,
-            model=noted.pop("model", None) or _header(headers, "x-maas-model"),
-            version=noted.pop("version", None) or _header(headers, "x-maas-model-version"),
-            alias=noted.pop("alias", None),
+            model=model if model is not None else _header(headers, "x-maas-model"),
+            version=version if version is not None else _header(headers, "x-maas-model-version"),
+            alias=noted.get("alias"),
             input_sha256=sha256_hex(http_body_bytes(event)),
-            rows=noted.pop("rows", None),
+            rows=noted.get("rows"),
             status=int(status) if status is not None else None,
-            error=noted.pop("error", None),
+            error=noted.get("error"),
             request_id=rc.get("requestId"),
             duration_ms=None if started is None else (time.perf_counter() - started) * 1000.0,
-            sensitive=sensitive,
+            sensitive=sensitive if sensitive is not None else (noted.get("sensitive") or ()),
             path=event.get("path") or event.get("rawPath"),
         )
     except Exception as exc:

@@ -78,6 +78,5 @@ def begin_request() -> float:
 
 def end_request(event: Mapping[str, Any], response: Mapping[str, Any] | None, started: float) -> None:
     """Write the request's audit record and flush the trail per its policy. Never raises."""
-    sensitive = list(audit.noted().get("sensitive") or ())
-    audit.audit_http(event, response, started=started, sensitive=sensitive)
+    audit.audit_http(event, response, started=started)  # sensitive fields: from on_model's note
     audit.default_trail().maybe_flush()
