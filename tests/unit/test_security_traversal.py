@@ -186,15 +186,7 @@ def test_batch_keys_with_traversal_are_ignored(key: str) -> None:
         parse_key(key)
 
 
-TRAILING_NEWLINE = pytest.mark.xfail(
-    strict=True,
-    reason="`^...$` patterns used with re.match accept a trailing newline ('ref\\n'); "
-    "use re.fullmatch or end the pattern with \\Z (maas.batch.keys._NAME/_ALIAS, maas.queue.schema "
-    "_ID/_NAME/_LABEL, maas.training.spec MODEL_NAME_RE)",
-)
-
-
-@TRAILING_NEWLINE
+# `^...$` with re.match accepts a trailing newline ("ref\n"): every name check uses fullmatch.
 def test_batch_keys_refuse_a_model_name_with_a_newline() -> None:
     from maas.batch.keys import InvalidKey, parse_key
 
@@ -202,7 +194,6 @@ def test_batch_keys_refuse_a_model_name_with_a_newline() -> None:
         parse_key("incoming/ref\n/x.csv")
 
 
-@TRAILING_NEWLINE
 def test_queue_messages_refuse_a_model_name_with_a_newline() -> None:
     from maas.queue.schema import InvalidMessage, parse_message
 
@@ -210,7 +201,6 @@ def test_queue_messages_refuse_a_model_name_with_a_newline() -> None:
         parse_message(orjson.dumps({"id": "a", "model": "ref\n", "instances": [[0.5] * 100]}).decode())
 
 
-@TRAILING_NEWLINE
 def test_training_specs_refuse_a_model_name_with_a_newline() -> None:
     from maas.training.spec import SpecError
     from maas.training.spec import parse_spec as parse_training_spec

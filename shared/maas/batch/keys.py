@@ -111,12 +111,12 @@ def parse_key(key: str) -> BatchKey:
             "key needs a model segment and a file path: incoming/<model>[@<version|alias>]/<path>"
         )
     model, at, selector = head.partition("@")
-    if not _NAME.match(model):
+    if not _NAME.fullmatch(model):
         raise InvalidKey(
             "model name must be 1-63 characters of lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"
         )
-    if at and not _ALIAS.match(selector):
+    if at and not _ALIAS.fullmatch(selector):
         raise InvalidKey("after '@' give a version number or an alias name (letters, digits, '-', '_')")
     segments = path.split("/")
     if any(seg in ("", ".", "..") for seg in segments):

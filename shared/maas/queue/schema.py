@@ -81,14 +81,14 @@ def parse_message(body: str | bytes, *, max_rows: int | None = None) -> ScoreReq
         )
     mid = msg.get("id")
     if isinstance(mid, bool) or not (
-        (isinstance(mid, str) and _ID.match(mid)) or (isinstance(mid, int) and 0 <= mid < MAX_ID_INT)
+        (isinstance(mid, str) and _ID.fullmatch(mid)) or (isinstance(mid, int) and 0 <= mid < MAX_ID_INT)
     ):
         raise InvalidMessage(
             "'id' is required: a string of 1-128 letters, digits, '.', '_', ':' or '-', "
             "or a non-negative integer"
         )
     model = msg.get("model")
-    if not isinstance(model, str) or not _NAME.match(model):
+    if not isinstance(model, str) or not _NAME.fullmatch(model):
         raise InvalidMessage("'model' is required: 1-63 lowercase letters, digits, '-' or '_'")
     if "version" in msg and "label" in msg:
         raise InvalidMessage("give 'version' or 'label', not both")
@@ -99,7 +99,7 @@ def parse_message(body: str | bytes, *, max_rows: int | None = None) -> ScoreReq
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidMessage("'version' must be a positive integer")
     label = msg.get("label")
-    if label is not None and (not isinstance(label, str) or not _LABEL.match(label)):
+    if label is not None and (not isinstance(label, str) or not _LABEL.fullmatch(label)):
         raise InvalidMessage("'label' must be 1-63 letters, digits, '-' or '_'")
     if ("instances" in msg) == ("inputs" in msg):
         raise InvalidMessage("give exactly one of 'instances' (row format) or 'inputs' (columnar format)")

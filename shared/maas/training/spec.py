@@ -295,7 +295,7 @@ def parse_spec(doc: Any) -> TrainingSpec:
         c.err("schema_version", f"unsupported schema version {version!r} (supported: {SCHEMA_VERSION})")
 
     name = c.string(top, "model_name", "model_name", required=True)
-    if name is not None and not MODEL_NAME_RE.match(name):
+    if name is not None and not MODEL_NAME_RE.fullmatch(name):
         c.err(
             "model_name",
             f"must match {MODEL_NAME_RE.pattern} (lowercase letters, digits, '-', '_'), got {name!r}",
@@ -420,7 +420,7 @@ def parse_spec(doc: Any) -> TrainingSpec:
     # promotion
     pr = c.obj(top.get("promotion"), "promotion", {"alias", "min_accuracy", "max_fairness_gap"})
     alias = c.string(pr, "alias", "promotion.alias")
-    if alias is not None and not re.match(r"^[a-z][a-z0-9_-]{0,62}$", alias):
+    if alias is not None and not re.fullmatch(r"^[a-z][a-z0-9_-]{0,62}$", alias):
         c.err("promotion.alias", f"must be a lowercase name like 'production', got {alias!r}")
     if alias is not None and alias.isdigit():
         c.err("promotion.alias", "must not be a number (numbers are versions)")
