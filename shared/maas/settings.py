@@ -36,7 +36,8 @@ TRAINING_JOB_DEFINITION = "MAAS_TRAINING_JOB_DEFINITION"
 TRAINING_LOG_LEVEL = "MAAS_TRAINING_LOG_LEVEL"  # maas-train log level, default INFO
 TRAINING_NODE_ADDRESS = "MAAS_TRAINING_NODE_ADDRESS"  # Batch multi-node: this node's IP (default: detected)
 TRAINING_NODE_PORT = "MAAS_TRAINING_NODE_PORT"  # Batch multi-node: worker port, default 12345
-TRAINING_RENDEZVOUS_TIMEOUT = "MAAS_TRAINING_RENDEZVOUS_TIMEOUT"  # seconds to wait for every node, default 900
+# Batch multi-node: seconds to wait for every node to join, default 900
+TRAINING_RENDEZVOUS_TIMEOUT = "MAAS_TRAINING_RENDEZVOUS_TIMEOUT"
 # Synchronous predict API (maas.serving)
 DEFAULT_LABEL = "MAAS_DEFAULT_LABEL"  # label (alias) served when a request names no version; "" = latest
 # Responsible AI (maas.rai)
