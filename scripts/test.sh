@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, CI): bootstrap, ruff, mypy, unit tests, then integration tests on the embedded
-# local AWS stack. The integration fixture starts LocalStack if none runs and stops it at the end; if this
+# The test command (README, CI): bootstrap, ruff, mypy, security scans (cfn-lint, checkov, bandit), unit
+# tests, then integration tests on the embedded local AWS stack. The integration fixture starts LocalStack if none runs and stops it at the end; if this
 # script is interrupted, the trap below stops a stack that was not running before it started.
 # Exit status: non-zero if any step failed.
 set -uo pipefail
@@ -39,6 +39,7 @@ step() {  # step NAME COMMAND...; pytest's exit 5 (no tests collected) counts as
 
 step "ruff" "$bin/ruff" check .
 step "mypy" "$bin/mypy"
+step "security scans" bash scripts/security.sh cfn checkov bandit
 step "unit tests" "$bin/pytest" -q tests/unit -m "not integration and not bench"
 step "integration tests" "$bin/pytest" -q tests/integration -m integration
 
