@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, CI): bootstrap, ruff, mypy, security scans (cfn-lint, checkov, bandit), unit
-# tests, then integration tests on the embedded local AWS stack. The integration fixture starts LocalStack if none runs and stops it at the end; if this
-# script is interrupted, the trap below stops a stack that was not running before it started.
+# tests, then integration tests on the embedded local AWS stack. The integration fixture starts LocalStack
+# if none runs and stops it at the end; if this script is interrupted, the trap below stops a stack that
+# was not running before it started.
 # Exit status: non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
