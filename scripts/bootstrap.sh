@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Idempotent setup: .venv with Python >= 3.11 and the project installed editable with the dev extra.
-# Re-running it is a no-op unless pyproject.toml changed. (LocalStack's own venv is made by `maas local up`.)
+# Idempotent setup: .venv with Python >= 3.11 and the project installed editable with the dev extra, at the
+# tested versions in scripts/constraints.txt.
+# Re-running it is a no-op unless pyproject.toml or the constraints changed. (LocalStack's own venv is made by `maas local up`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv
 stamp="$venv/.maas-bootstrap"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/constraints.txt | sha256sum | cut -d' ' -f1)"
 
 ok_python() {  # usable: Python >= 3.11 with venv
   "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
@@ -40,5 +41,5 @@ fi
 
 echo "bootstrap: installing the project (pip install -e '.[dev]')" >&2
 "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip
-"$venv/bin/python" -m pip install --disable-pip-version-check --quiet -e '.[dev]'
+"$venv/bin/python" -m pip install --disable-pip-version-check --quiet -e '.[dev]' -c scripts/constraints.txt
 echo "$want" > "$stamp"
