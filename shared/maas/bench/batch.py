@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from maas.bench._proc import peak_rss_mb, quiet_tf_env
+
 GEN_BLOCK_ROWS = 16_384  # also the Parquet row group size, the same at both file sizes
 TARGET_PARQUET = 1_000_000.0
 TARGET_CSV_PER_VCPU = 100_000.0
@@ -42,18 +44,6 @@ def vcpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def peak_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -171,7 +161,7 @@ def child_naive(path_csv: str, path_parquet: str, out_dir: str) -> dict[str, Any
 
 
 def _spawn(args: list[str], timeout: float) -> dict[str, Any]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env = quiet_tf_env()
     proc = subprocess.run(
         [sys.executable, "-m", "maas.bench.batch", "--child", *args],
         capture_output=True,

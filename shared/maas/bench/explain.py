@@ -21,7 +21,6 @@ on a cache miss, so this process never imports TensorFlow).
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+
+from maas.bench._proc import quiet_tf_env, ratio_figure
 
 TARGET_MS = 50.0
 
@@ -59,7 +60,7 @@ def reference_export(seed: int = 0) -> Path:
         return target
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f".tmp-{uuid.uuid4().hex}"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env = quiet_tf_env()
     subprocess.run(
         [sys.executable, "-m", "maas_models.export", str(tmp), "--seed", str(seed)],
         check=True,
@@ -91,17 +92,7 @@ def _pct(values: list[float], q: float) -> float:
 def _figure(
     name: str, unit: str, value: float, baseline: float | None, target: str | None, ok: bool | None
 ) -> dict[str, Any]:
-    ratio = None if baseline is None or value <= 0 else round(baseline / value, 2)
-    return {
-        "benchmark": "explain",
-        "figure": name,
-        "unit": unit,
-        "value": round(value, 4),
-        "baseline": None if baseline is None else round(baseline, 4),
-        "ratio": ratio,
-        "target": target,
-        "ok": ok,
-    }
+    return ratio_figure("explain", 4, name, unit, value, baseline, target, ok)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from maas.bench._proc import ratio_figure, restore_environ
+
 TARGET_RATIO = 15.0
 TARGET_RSS_MB = 100.0
 
@@ -139,17 +141,7 @@ def _child(code: str, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
 def _figure(
     name: str, unit: str, value: float, baseline: float | None, target: str | None, ok: bool | None
 ) -> dict[str, Any]:
-    ratio = None if baseline is None or value <= 0 else round(baseline / value, 2)
-    return {
-        "benchmark": "load",
-        "figure": name,
-        "unit": unit,
-        "value": round(value, 3),
-        "baseline": None if baseline is None else round(baseline, 3),
-        "ratio": ratio,
-        "target": target,
-        "ok": ok,
-    }
+    return ratio_figure("load", 3, name, unit, value, baseline, target, ok)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -194,11 +186,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 if i < naive_runs:
                     naive.append(_child(NAIVE, base_env))
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            restore_environ(saved)
             try:
                 keys = [
                     o["Key"]

@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from maas.bench._proc import peak_rss_mb, restore_environ
+
 TARGETS = {"p50_1": 100.0, "p50_100": 1500.0, "cold_ms": 300.0, "rss_mb": 100.0}
 
 REST_EVENT: dict[str, Any] = {
@@ -131,20 +133,6 @@ def _percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     idx = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
     return ordered[idx]
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that over from the parent across
-    fork + exec, so a child of a big parent would report the parent's peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def child(mode: str, export_dir: str, out_path: str, n1: int, n100: int) -> None:
@@ -273,11 +261,7 @@ def _publish(export_dir: Path) -> tuple[Any, dict[str, str]]:
         boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
         Registry(bucket=bucket).publish(export_dir, "ref", source="recorded")
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_environ(saved)
     return server, env
 
 
