@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aws_lambda_powertools.event_handler import Response
@@ -15,6 +15,11 @@ from maas.serving.body import read_json
 from maas.serving.emf import emit_prediction
 from maas.serving.observability import logger
 from maas.serving.service import ModelService
+
+if TYPE_CHECKING:
+    import numpy as np
+    from maas_models.loader import LoadedModel
+    from maas_models.manifest import ModelRef
 
 JSON = "application/json"
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -79,3 +84,19 @@ def record_prediction(protocol: str, name: str, version: int, rows: int, started
 
 def model_headers(name: str, version: int) -> dict[str, str]:
     return {"X-Maas-Model": name, "X-Maas-Model-Version": str(version)}
+
+
+def model_response(doc: Any, ref: ModelRef) -> Response:
+    """A 200 JSON response carrying the served model's name and version headers."""
+    return json_response(doc, headers=model_headers(ref.name, ref.version))
+
+
+def predict_recorded(
+    protocol: str, svc: ModelService, loaded: LoadedModel, inputs: dict[str, np.ndarray], started: float
+) -> dict[str, np.ndarray]:
+    """Run the model on bound inputs and record the prediction's metrics (rows: the first output's)."""
+    outputs = svc.predict(loaded, inputs)
+    rows = len(next(iter(outputs.values())))
+    ref = loaded.ref
+    record_prediction(protocol, ref.name, ref.version, rows, started)
+    return outputs

@@ -31,8 +31,8 @@ from maas.rai.explain import DEFAULT_TOP_K, METHODS, explain_model, explanation_
 from maas.serving.routes.common import (
     STATE,
     current_event,
-    json_response,
     model_headers,
+    model_response,
     read_tensor_body,
     record_prediction,
     service,
@@ -94,7 +94,7 @@ def _explain(model: str, version: str | None = None, label: str | None = None) -
         "model": {"name": ref.name, "version": ref.version},
         "explanations": explanation_response(explanations, top_k=top_k),
     }
-    return json_response(doc, headers=model_headers(ref.name, ref.version))
+    return model_response(doc, ref)
 
 
 @router.post(

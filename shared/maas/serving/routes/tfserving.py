@@ -13,9 +13,9 @@ from maas.protocols.errors import MethodNotAllowed
 from maas.serving.routes.common import (
     STATE,
     json_response,
-    model_headers,
+    model_response,
+    predict_recorded,
     read_tensor_body,
-    record_prediction,
     service,
 )
 
@@ -30,13 +30,8 @@ def _predict(model: str, version: str | None = None, label: str | None = None) -
     svc = service()
     loaded = svc.get(model, version, label)
     inputs = tfserving.bind_inputs(request, svc.signature(loaded), STATE.max_rows, check_bools=may_hold_bools)
-    outputs = svc.predict(loaded, inputs)
-    rows = len(next(iter(outputs.values())))
-    ref = loaded.ref
-    record_prediction("tfserving", ref.name, ref.version, rows, started)
-    return json_response(
-        tfserving.predict_response(request.format, outputs), headers=model_headers(ref.name, ref.version)
-    )
+    outputs = predict_recorded("tfserving", svc, loaded, inputs, started)
+    return model_response(tfserving.predict_response(request.format, outputs), loaded.ref)
 
 
 @router.post(
@@ -92,7 +87,7 @@ def _metadata(model: str, version: str | None = None, label: str | None = None) 
     svc = service()
     loaded = svc.get(model, version, label)
     doc = tfserving.metadata_document(loaded.ref.name, loaded.ref.version, svc.signature(loaded))
-    return json_response(doc, headers=model_headers(loaded.ref.name, loaded.ref.version))
+    return model_response(doc, loaded.ref)
 
 
 @router.get("/v1/models/<model>/metadata", summary="Model metadata (signature def)", tags=TAGS)

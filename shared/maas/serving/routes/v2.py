@@ -14,9 +14,9 @@ from maas.protocols.v2.response import check_requested_outputs
 from maas.serving.routes.common import (
     STATE,
     json_response,
-    model_headers,
+    model_response,
+    predict_recorded,
     read_tensor_body,
-    record_prediction,
     service,
 )
 
@@ -47,7 +47,7 @@ def _metadata(model: str, version: str | None = None) -> Response[dict[str, Any]
     loaded = svc.get(model, version)
     versions = svc.versions(model)
     doc = v2.model_metadata(loaded.ref.name, versions, loaded.manifest.runtime, svc.signature(loaded))
-    return json_response(doc, headers=model_headers(loaded.ref.name, loaded.ref.version))
+    return model_response(doc, loaded.ref)
 
 
 @router.get("/v2/models/<model>", summary="Model metadata", tags=TAGS)
@@ -62,10 +62,7 @@ def model_metadata_version(model: str, version: str) -> Response[dict[str, Any]]
 
 def _ready(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     loaded = service().get(model, version)  # loads it: readiness doubles as a warm-up
-    return json_response(
-        v2.model_ready(loaded.ref.name, str(loaded.ref.version), True),
-        headers=model_headers(loaded.ref.name, loaded.ref.version),
-    )
+    return model_response(v2.model_ready(loaded.ref.name, str(loaded.ref.version), True), loaded.ref)
 
 
 @router.get("/v2/models/<model>/ready", summary="Model readiness (loads the model)", tags=TAGS)
@@ -87,12 +84,10 @@ def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     signature = svc.signature(loaded)
     check_requested_outputs(request, signature.output_names)
     inputs = v2.bind_inputs(request, signature, STATE.max_rows, check_bools=may_hold_bools)
-    outputs = svc.predict(loaded, inputs)
-    rows = len(next(iter(outputs.values())))
+    outputs = predict_recorded("v2", svc, loaded, inputs, started)
     ref = loaded.ref
-    record_prediction("v2", ref.name, ref.version, rows, started)
     response = v2.infer_response(request, ref.name, str(ref.version), outputs)
-    return json_response(response.to_dict(), headers=model_headers(ref.name, ref.version))
+    return model_response(response.to_dict(), ref)
 
 
 @router.post("/v2/models/<model>/infer", summary="Inference", tags=TAGS)
