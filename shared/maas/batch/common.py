@@ -217,6 +217,48 @@ def check_rows(
     return good, errors
 
 
+def parse_cells(
+    cells: list[Any],
+    column: str,
+    missing: str | None,
+    numbers: np.ndarray,
+    not_number: np.ndarray,
+    errors: list[RowError],
+) -> np.ndarray:
+    """Slow path for a text column Arrow cannot cast: parse each cell alone (``missing`` cells: NaN).
+
+    A cell that is not a number becomes NaN and, for the first such cell of a row, adds a RowError
+    and sets ``not_number`` for that row (`check_rows_once` then skips the row's NaN error).
+    """
+    values = np.empty(len(cells), dtype=np.float32)
+    for i, cell in enumerate(cells):
+        v = float_or_none(cell) if cell != missing else float("nan")
+        if v is None:
+            values[i] = np.nan
+            if not not_number[i]:
+                not_number[i] = True
+                errors.append(
+                    RowError(
+                        int(numbers[i]),
+                        f"value {describe_value(cell)} in column {column!r} is not a number",
+                    )
+                )
+        else:
+            values[i] = v
+    return values
+
+
+def check_rows_once(
+    x: np.ndarray, names: Sequence[str], numbers: np.ndarray, not_number: np.ndarray, errors: list[RowError]
+) -> np.ndarray:
+    """`check_rows`, adding to ``errors`` (sorted by row) only rows not already reported as not a number.
+    Returns the boolean mask of good rows."""
+    good, value_errors = check_rows(x, names, numbers)
+    errors += [e for e, i in zip(value_errors, np.flatnonzero(~good), strict=True) if not not_number[i]]
+    errors.sort(key=lambda e: e.row)
+    return good
+
+
 class Stopwatch:
     """Accumulates wall time into a Timings field: ``with sw("read"): ...``."""
 

@@ -23,10 +23,10 @@ from maas.batch.common import (
     RowError,
     UnreadableInput,
     check_rows,
+    check_rows_once,
     columns_to_matrix,
-    describe_value,
     features_matrix,
-    float_or_none,
+    parse_cells,
     prediction_columns,
 )
 from maas.batch.formats.base import Format, Writer, first_line, split_on_lines
@@ -168,26 +168,10 @@ class CsvFormat(Format):
                     zero_copy_only=False
                 )
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                values = np.empty(n, dtype=np.float32)
-                for i, cell in enumerate(col.to_pylist()):
-                    v = float_or_none(cell) if cell != "" else float("nan")
-                    if v is None:
-                        values[i] = np.nan
-                        if not not_number[i]:
-                            not_number[i] = True
-                            errors.append(
-                                RowError(
-                                    int(numbers[i]),
-                                    f"value {describe_value(cell)} in column {f!r} is not a number",
-                                )
-                            )
-                    else:
-                        values[i] = v
+                values = parse_cells(col.to_pylist(), f, "", numbers, not_number, errors)
             cols.append(np.asarray(values, dtype=np.float32))
         x = columns_to_matrix(cols, n)
-        good, value_errors = check_rows(x, spec.feature_names, numbers)
-        errors += [e for e, i in zip(value_errors, np.flatnonzero(~good), strict=True) if not not_number[i]]
-        errors.sort(key=lambda e: e.row)
+        good = check_rows_once(x, spec.feature_names, numbers, not_number, errors)
         pt = table.select(passthrough).filter(pa.array(good))
         return Batch(x=np.ascontiguousarray(x[good]), rows_seen=total, errors=errors, passthrough=pt)
 

@@ -24,11 +24,10 @@ from maas.batch.common import (
     InputSpec,
     RowError,
     UnreadableInput,
-    check_rows,
+    check_rows_once,
     columns_to_matrix,
-    describe_value,
     features_matrix,
-    float_or_none,
+    parse_cells,
     prediction_columns,
 )
 from maas.batch.formats.base import Format, Writer
@@ -182,28 +181,12 @@ class ParquetFormat(Format):
                 try:
                     values = pc.cast(col, pa.float32()).to_numpy(zero_copy_only=False)
                 except pa.ArrowInvalid:
-                    values = np.empty(n, dtype=np.float32)
-                    for i, cell in enumerate(col.to_pylist()):
-                        v = float_or_none(cell) if cell is not None else float("nan")
-                        if v is None:
-                            values[i] = np.nan
-                            if not not_number[i]:
-                                not_number[i] = True
-                                errors.append(
-                                    RowError(
-                                        int(numbers[i]),
-                                        f"value {describe_value(cell)} in column {f!r} is not a number",
-                                    )
-                                )
-                        else:
-                            values[i] = v
+                    values = parse_cells(col.to_pylist(), f, None, numbers, not_number, errors)
             else:  # numeric: numpy converts while filling the float32 matrix (pc.cast is slower)
                 values = col.to_numpy(zero_copy_only=False)
             cols.append(values)
         x = features_matrix(rb, spec.feature_names) if numeric else columns_to_matrix(cols, n)
-        good, value_errors = check_rows(x, spec.feature_names, numbers)
-        errors += [e for e, i in zip(value_errors, np.flatnonzero(~good), strict=True) if not not_number[i]]
-        errors.sort(key=lambda e: e.row)
+        good = check_rows_once(x, spec.feature_names, numbers, not_number, errors)
         pt = (
             pa.Table.from_batches([rb.select(passthrough)])
             if passthrough
