@@ -71,7 +71,7 @@ from maas.batch.job import (
 )
 from maas.batch.log import logger
 from maas.batch.monitor import DriftCounter
-from maas.batch.runner import score_range
+from maas.batch.runner import aborting, score_range
 
 CHUNK_TASK_KIND = "maas.batch.chunk"
 SQS_BATCH = 10
@@ -211,30 +211,23 @@ def _score_chunk(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKe
     errors = S3MultipartSink(ctx.s3, bucket, keys.errors(i))
     drift = DriftCounter(scorer.manifest, list(scorer.spec.feature_names)) if scorer.manifest else None
     try:
-        stats = score_range(
-            fmt,
-            job.source(ctx.s3),
-            plan["layout"],
-            scorer,
-            rng,
-            out,
-            errors,
-            part=True,
-            block_bytes=ctx.config.block_bytes,
-            drift=drift,
-        )
+        with aborting(out, errors):
+            stats = score_range(
+                fmt,
+                job.source(ctx.s3),
+                plan["layout"],
+                scorer,
+                rng,
+                out,
+                errors,
+                part=True,
+                block_bytes=ctx.config.block_bytes,
+                drift=drift,
+            )
     except UnreadableInput as exc:
-        out.abort()
-        errors.abort()
         return {"index": i, "failed": str(exc)}
     except InputChanged:
-        out.abort()
-        errors.abort()
         return {"index": i, "stale": True}
-    except BaseException:
-        out.abort()
-        errors.abort()
-        raise
     part_bytes = out.tell()
     out.commit()
     if stats.rejected:

@@ -60,7 +60,7 @@ from maas.batch.io import (
 from maas.batch.keys import BatchKey, InvalidKey, decode_event_key, parse_key
 from maas.batch.log import logger
 from maas.batch.monitor import DriftCounter, emit_drift
-from maas.batch.runner import score_range
+from maas.batch.runner import aborting, score_range
 
 REPORT_SCHEMA_VERSION = 1
 PERMANENT_MODEL_ERRORS = (ModelNotFound, InvalidModelName, InvalidInput)
@@ -357,34 +357,27 @@ def score_whole(
     out = S3MultipartSink(ctx.s3, results, bk.output_key, content_type=fmt.content_type)
     errors = S3MultipartSink(ctx.s3, results, bk.errors_key, content_type="application/x-ndjson")
     try:
-        stats = score_range(
-            fmt,
-            source,
-            layout,
-            scorer,
-            fmt.full_range(source, layout),
-            out,
-            errors,
-            part=False,
-            block_bytes=ctx.config.block_bytes,
-            drift=drift,
-        )
+        with aborting(out, errors):
+            stats = score_range(
+                fmt,
+                source,
+                layout,
+                scorer,
+                fmt.full_range(source, layout),
+                out,
+                errors,
+                part=False,
+                block_bytes=ctx.config.block_bytes,
+                drift=drift,
+            )
     except UnreadableInput as exc:
-        out.abort()
-        errors.abort()
         return write_failed(ctx, job, str(exc), t0=t0)
     except InputChanged:
-        out.abort()
-        errors.abort()
         logger.info(
             "input replaced while scoring; the newer version's event will score it",
             extra={"input_key": job.key},
         )
         return {"status": "stale"}
-    except BaseException:
-        out.abort()
-        errors.abort()
-        raise
     out.commit()
     if stats.rejected:
         errors.commit()

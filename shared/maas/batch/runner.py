@@ -7,6 +7,7 @@ import queue
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -156,3 +157,15 @@ def score_range(
     with sw("write"):
         writer.close()
     return stats
+
+
+@contextmanager
+def aborting(out: Sink, errors: Sink) -> Iterator[None]:
+    """On any exception in the block, abort both sinks (``out`` first) and re-raise it. Nothing is
+    committed on success: the caller commits the sinks."""
+    try:
+        yield
+    except BaseException:
+        out.abort()
+        errors.abort()
+        raise
