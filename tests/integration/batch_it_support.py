@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 
+from tests.integration.helpers import delete_prefix, point_at_stack
+
 T = TypeVar("T")
 
 
@@ -43,12 +45,7 @@ def published_model(
     (name, LoadedModel for direct predictions)."""
     from maas_models import ModelLoader, Registry
 
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "MAAS_S3_READER"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stack["endpoint"])
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", stack.get("region") or "us-east-1")
+    point_at_stack(stack, monkeypatch)
     registry = Registry(bucket=stack["buckets"]["models"])
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     registry.publish(export, name, source="recorded")
@@ -56,8 +53,4 @@ def published_model(
     try:
         yield name, loader.get(name, 1)
     finally:
-        s3 = client(stack, "s3")
-        listing = s3.list_objects_v2(Bucket=stack["buckets"]["models"], Prefix=f"models/{name}/")
-        objects = [{"Key": o["Key"]} for o in listing.get("Contents", [])]
-        if objects:
-            s3.delete_objects(Bucket=stack["buckets"]["models"], Delete={"Objects": objects})
+        delete_prefix(client(stack, "s3"), stack["buckets"]["models"], f"models/{name}/")

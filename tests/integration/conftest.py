@@ -67,3 +67,10 @@ def local_stack() -> Iterator[dict[str, Any]]:
                 and os.environ.get("MAAS_LOCAL_KEEP") != "1"
             ):
                 down(cfg)
+
+
+@pytest.fixture(scope="module")
+def module_monkeypatch() -> Iterator[pytest.MonkeyPatch]:
+    """A MonkeyPatch undone when the module's tests end (for module-scoped stack fixtures)."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp

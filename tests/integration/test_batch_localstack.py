@@ -22,12 +22,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def module_monkeypatch() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as mp:
-        yield mp
-
-
-@pytest.fixture(scope="module")
 def model(
     local_stack: dict[str, Any], reference_export: Path, module_monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[str, Any]]:

@@ -7,9 +7,6 @@ stack's models bucket under a fresh name.
 
 from __future__ import annotations
 
-import os
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +16,8 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.integration.helpers import api_request, delete_prefix, point_at_stack
+
 pytestmark = pytest.mark.integration
 
 
@@ -26,20 +25,12 @@ pytestmark = pytest.mark.integration
 def registry(local_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     from maas_models import Registry
 
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "MAAS_S3_READER"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", local_stack["endpoint"])
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", local_stack.get("region") or "us-east-1")
+    point_at_stack(local_stack, monkeypatch)
     return Registry(bucket=local_stack["buckets"]["models"])
 
 
 def _remove(registry: Any, name: str) -> None:
-    s3 = registry.s3
-    listing = s3.list_objects_v2(Bucket=registry.bucket, Prefix=f"models/{name}/").get("Contents", [])
-    if listing:
-        s3.delete_objects(Bucket=registry.bucket, Delete={"Objects": [{"Key": o["Key"]} for o in listing]})
+    delete_prefix(registry.s3, registry.bucket, f"models/{name}/")
 
 
 @pytest.fixture
@@ -59,18 +50,10 @@ def http(
     content_type: str = "application/json",
 ) -> tuple[int, dict, Any]:
     """curl -d DATA -X METHOD $API$PATH -> (status, headers, JSON body)."""
-    headers = {"Content-Type": content_type}
-    if os.environ.get("MAAS_API_KEY"):
-        headers["x-api-key"] = os.environ["MAAS_API_KEY"]
-    req = urllib.request.Request(
-        api + path, data=data, method=method or ("POST" if data is not None else "GET"), headers=headers
+    status, hdrs, body = api_request(
+        api + path, data, method or ("POST" if data is not None else "GET"), {"Content-Type": content_type}
     )
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            status, hdrs, body = resp.status, dict(resp.headers), resp.read()
-    except urllib.error.HTTPError as exc:
-        status, hdrs, body = exc.code, dict(exc.headers), exc.read()
-    return status, {k.lower(): v for k, v in hdrs.items()}, orjson.loads(body) if body else None
+    return status, hdrs, orjson.loads(body) if body else None
 
 
 def test_tf_serving_curl_recipes(local_stack: dict[str, Any], model: str) -> None:

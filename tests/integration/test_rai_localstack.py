@@ -3,10 +3,7 @@ and the audit record the predict function writes to the audit bucket (no payload
 
 from __future__ import annotations
 
-import os
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from hashlib import sha256
@@ -18,6 +15,8 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.integration.helpers import api_request, delete_prefix, point_at_stack
+
 pytestmark = pytest.mark.integration
 
 
@@ -28,43 +27,25 @@ def stack_model(
     """The reference model published under a fresh name in the stack's models bucket (removed after)."""
     from maas_models import Registry
 
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "MAAS_S3_READER"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", local_stack["endpoint"])
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", local_stack.get("region") or "us-east-1")
+    point_at_stack(local_stack, monkeypatch)
     registry = Registry(bucket=local_stack["buckets"]["models"])
     name = f"it-rai-{uuid.uuid4().hex[:8]}"
     registry.publish(reference_export, name, source="recorded")
     yield name
-    s3 = registry.s3
-    keys = [
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=registry.bucket, Prefix=f"models/{name}/").get("Contents", [])
-    ]
-    if keys:
-        s3.delete_objects(Bucket=registry.bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    delete_prefix(registry.s3, registry.bucket, f"models/{name}/")
 
 
 def _call(api_url: str, path: str, body: Any = None, accept: str | None = None) -> tuple[int, str, bytes]:
     headers = {"Content-Type": "application/json"}
     if accept:
         headers["Accept"] = accept
-    api_key = os.environ.get("MAAS_API_KEY")
-    if api_key:
-        headers["x-api-key"] = api_key
-    req = urllib.request.Request(
+    status, hdrs, data = api_request(
         api_url + path,
-        data=None if body is None else orjson.dumps(body),
-        method="GET" if body is None else "POST",
-        headers=headers,
+        None if body is None else orjson.dumps(body),
+        "GET" if body is None else "POST",
+        headers,
     )
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, resp.headers.get("Content-Type", ""), resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+    return status, hdrs.get("content-type", ""), data
 
 
 def test_explain_and_card_over_http(local_stack: dict[str, Any], stack_model: str) -> None:

@@ -20,6 +20,8 @@ import pytest
 from maas_models import ModelLoader, Registry
 from maas_models.errors import ModelCorrupt, ModelNotFound
 
+from tests.integration.helpers import delete_prefix, point_at_stack
+
 pytestmark = pytest.mark.integration
 
 PUBLISH = """
@@ -34,25 +36,13 @@ print(",".join(map(str, versions)))
 @pytest.fixture
 def on_stack(local_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Registry, str]]:
     """(registry on the stack's models bucket, a fresh model name); removes the model afterwards."""
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "MAAS_S3_READER"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", local_stack["endpoint"])
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", local_stack.get("region") or "us-east-1")
+    point_at_stack(local_stack, monkeypatch)
     bucket = local_stack["buckets"]["models"]
     monkeypatch.setenv("MAAS_MODELS_BUCKET", bucket)
     name = f"it-{uuid.uuid4().hex[:10]}"
     registry = Registry(bucket=bucket)
     yield registry, name
-    s3 = registry.s3
-    keys = [
-        o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"models/{name}/")
-        for o in page.get("Contents", ())
-    ]
-    for i in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})
+    delete_prefix(registry.s3, bucket, f"models/{name}/")
 
 
 def test_publish_promote_load_predict(

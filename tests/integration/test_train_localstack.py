@@ -20,17 +20,14 @@ import numpy as np
 import pytest
 from maas.training.synthetic import make_table, write
 
+from tests.integration.helpers import delete_prefix, point_at_stack
+
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def stack_env(local_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "MAAS_MODELS_BUCKET"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", local_stack["endpoint"])
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", local_stack.get("region") or "us-east-1")
+    point_at_stack(local_stack, monkeypatch, ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "MAAS_MODELS_BUCKET"))
     name = f"it-train-{uuid.uuid4().hex[:8]}"
     info = {
         "name": name,
@@ -44,13 +41,7 @@ def stack_env(local_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> I
         (info["models"], f"checkpoints/{name}/"),
         (info["ingest"], f"training/{name}/"),
     ):
-        keys = [
-            o["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for o in page.get("Contents", ())
-        ]
-        for i in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})
+        delete_prefix(s3, bucket, prefix)
 
 
 def test_train_run_local_publishes_to_localstack(stack_env: dict[str, Any], tmp_path: Path) -> None:
