@@ -43,23 +43,27 @@ def fingerprint(x: np.ndarray, feature_names: Sequence[str], *, bins: int = DEFA
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != len(feature_names):
         raise ValueError(f"expected [N, {len(feature_names)}] data, got {list(arr.shape)}")
-    features: dict[str, Any] = {}
-    for j, name in enumerate(feature_names):
-        col = arr[:, j]
-        edges = np.unique(np.quantile(col, np.linspace(0.0, 1.0, bins + 1)))
-        if len(edges) < 2:
-            edges = np.array([col.min() - 0.5, col.max() + 0.5])
-        counts = bin_counts(col, edges)
-        features[str(name)] = {
-            "mean": float(col.mean()),
-            "std": float(col.std()),
-            "min": float(col.min()),
-            "max": float(col.max()),
-            "bins": [float(e) for e in edges],
-            "counts": [int(c) for c in counts],
-        }
+    features = {str(name): feature_fingerprint(arr[:, j], bins=bins) for j, name in enumerate(feature_names)}
     digest = hashlib.sha256(np.ascontiguousarray(arr, dtype=np.float32).tobytes()).hexdigest()
     return {"sha256": digest, "rows": int(arr.shape[0]), "features": features}
+
+
+def feature_fingerprint(col: np.ndarray, *, bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    """One feature's fingerprint: mean/std/min/max, quantile bin edges (one-wide bins around a constant
+    feature, so PSI still has edges) and the column's counts in them."""
+    col = np.asarray(col, dtype=np.float64)
+    edges = np.unique(np.quantile(col, np.linspace(0.0, 1.0, bins + 1)))
+    if len(edges) < 2:
+        edges = np.array([col.min() - 0.5, col.max() + 0.5])
+    counts = bin_counts(col, edges)
+    return {
+        "mean": float(col.mean()),
+        "std": float(col.std()),
+        "min": float(col.min()),
+        "max": float(col.max()),
+        "bins": [float(e) for e in edges],
+        "counts": [int(c) for c in counts],
+    }
 
 
 def bin_counts(values: np.ndarray, edges: Sequence[float] | np.ndarray) -> np.ndarray:
