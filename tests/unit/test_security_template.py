@@ -382,7 +382,6 @@ def least_privilege_problems(translated: dict[str, Any], params: dict[str, Any])
     return sorted(set(problems))
 
 
-@pytest.mark.xfail(strict=True, reason=MANAGED_KNOWN_FINDING["AWSLambdaSQSQueueExecutionRole"])
 def test_sqs_consumers_get_no_wildcard_managed_policy(translated: dict[str, Any]) -> None:
     found = [
         f"{fn}: {managed}"
