@@ -150,12 +150,39 @@ def test_outputs_never_retrigger_inputs(resources: dict[str, Any]) -> None:
     rules = s3_events[0][1]["Properties"]["Filter"]["S3Key"]["Rules"]
     assert {"Name": "prefix", "Value": "incoming/"} in rules
     # No function may write to the ingest bucket (its writes would be new inputs).
-    text = yaml.safe_dump({n: fn["Properties"].get("Policies") for n, fn in _functions(resources).items()})
-    for block in re.split(r"\n(?=\S)", text):
-        assert not ("-ingest-" in block and ("S3CrudPolicy" in block or "S3WritePolicy" in block)), block
+    for name, fn in _functions(resources).items():
+        policies = yaml.safe_dump(fn["Properties"].get("Policies") or [])
+        for block in re.split(r"\n(?=\S)", policies):
+            assert not ("-ingest-" in block and ("S3CrudPolicy" in block or "S3WritePolicy" in block)), block
+        for statement in _role_statements(resources, fn):
+            writes = [a for a in _actions(statement) if a.startswith(("s3:Put", "s3:Delete"))]
+            assert not (writes and "-ingest-" in yaml.safe_dump(statement["Resource"])), (name, statement)
     # The queue scorer answers on the results queue, never on the queues it consumes.
-    queue_policies = yaml.safe_dump(resources["QueueScoreFunction"]["Properties"]["Policies"])
-    assert "RequestsQueue" not in queue_policies and "RequestsFifoQueue" not in queue_policies
+    queue_fn = resources["QueueScoreFunction"]
+    assert "Role" in queue_fn["Properties"], "QueueScoreFunction's permissions live in its own role"
+    for statement in _role_statements(resources, queue_fn):
+        if any(a.startswith("sqs:SendMessage") for a in _actions(statement)):
+            target = yaml.safe_dump(statement["Resource"])
+            assert "RequestsQueue" not in target and "RequestsFifoQueue" not in target, statement
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
+
+
+def _role_statements(resources: dict[str, Any], fn: dict[str, Any]) -> list[dict[str, Any]]:
+    """Statements of the explicit IAM role a function names with `Role: !GetAtt X.Arn` (none otherwise)."""
+    role_ref = fn["Properties"].get("Role")
+    if not isinstance(role_ref, dict) or "Fn::GetAtt" not in role_ref:
+        return []
+    target = role_ref["Fn::GetAtt"]
+    role_name = target[0] if isinstance(target, list) else str(target).split(".")[0]
+    statements: list[dict[str, Any]] = []
+    for policy in resources[role_name]["Properties"].get("Policies", []):
+        document = policy.get("PolicyDocument", {}) if isinstance(policy, dict) else {}
+        statements.extend(s for s in document.get("Statement", []) if isinstance(s, dict))
+    return statements
 
 
 # ---- queues --------------------------------------------------------------------------------------
