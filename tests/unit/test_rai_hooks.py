@@ -115,3 +115,47 @@ def test_online_drift_is_sampled_and_reported(monkeypatch):
     hooks.on_predict(loaded, rng.normal(size=(1, 3)).astype(np.float32))
     doc = orjson.loads(buf.getvalue())
     assert doc["Source"] == "online" and doc["MaxFeature"] == "f2" and doc["DriftMaxPSI"] > 0.2
+
+
+def test_record_fields_on_the_fast_path(trail):
+    """audit_http builds the record in one go: timestamp, duration to the microsecond, raw-body hash."""
+    import re
+
+    _, log = trail
+    body = '{"instances": [[1.0, 2.0, 3.0]], "note": "\udcff"}'  # a lone surrogate still gets hashed
+    started = hooks.begin_request()
+    hooks.end_request({**EVENT, "body": body}, {"statusCode": 200, "headers": {}}, started - 0.0012345678)
+    rec = orjson.loads(log.getvalue().removeprefix(audit.LOG_PREFIX))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rec["ts"])
+    assert rec["duration_ms"] >= 1.235 and round(rec["duration_ms"], 3) == rec["duration_ms"]
+    assert rec["input_sha256"] == audit.sha256_hex(body.encode("utf-8", "surrogatepass"))
+    assert rec["extra"] == {"path": EVENT["path"]}
+
+
+def test_log_copy_and_s3_object_hold_the_same_bytes():
+    log = io.StringIO()
+    written: list[bytes] = []
+    s3 = SimpleNamespace(put_object=lambda **kw: written.append(kw["Body"]) or {})
+    t = audit.AuditTrail(bucket="b", s3=s3, log_stream=log, flush_seconds=60)
+    for i in range(2):
+        audit.begin()
+        audit.audit_http({**EVENT, "requestContext": {"requestId": f"r{i}"}}, {"statusCode": 200}, trail=t)
+    assert t.pending == 2 and written == []  # buffered: flush_seconds not reached
+    assert t.flush() is not None
+    assert written[0].decode() == log.getvalue().replace(audit.LOG_PREFIX, "")
+
+
+def test_unaudited_requests_still_flush_due_records(monkeypatch):
+    t = audit.AuditTrail(bucket=None, log_stream=io.StringIO(), flush_seconds=0)
+    monkeypatch.setattr(audit, "_default", t)
+    t.record("predict", event=EVENT, status=200)
+    assert t.pending == 1
+    hooks.end_request({**EVENT, "httpMethod": "GET"}, {"statusCode": 200}, hooks.begin_request())
+    assert t.pending == 0
+
+
+def test_a_broken_audit_setting_never_fails_the_request(monkeypatch):
+    monkeypatch.setattr(audit, "_default", None)
+    monkeypatch.setenv("MAAS_AUDIT_FLUSH_SECONDS", "soon")
+    hooks.end_request(EVENT, {"statusCode": 200}, hooks.begin_request())  # no exception
+    audit.reset_default_trail()

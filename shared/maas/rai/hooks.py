@@ -26,6 +26,7 @@ from typing import Any
 
 from maas import settings
 from maas.rai import audit
+from maas.rai.audit import _NOTE
 from maas.rai.drift import OnlineDriftMonitor
 from maas.rai.mask import SensitiveFieldsFilter, sensitive_features
 
@@ -57,7 +58,11 @@ def on_model(loaded: Any) -> None:
         names = sensitive_features(loaded.manifest)
         if names:
             SENSITIVE.names.update(names)
-        audit.note(model=loaded.ref.name, version=loaded.ref.version, sensitive=names)
+        ref = loaded.ref
+        notes = _NOTE  # audit.note(...) without the keyword dict: this runs on every request
+        notes["model"] = ref.name
+        notes["version"] = ref.version
+        notes["sensitive"] = names
     except Exception:  # noqa: S110 - observability glue never fails a request
         pass
 
@@ -65,18 +70,19 @@ def on_model(loaded: Any) -> None:
 def on_predict(loaded: Any, x: Any) -> None:
     """Rows scored: the audit row count, and a reservoir sample of online inputs for drift (PSI)."""
     try:
-        audit.note(rows=len(x))
-        drift_monitor().observe(loaded.ref.name, loaded.ref.version, loaded.manifest, x)
+        _NOTE["rows"] = len(x)
+        (_drift if _drift is not None else drift_monitor()).observe(
+            loaded.ref.name, loaded.ref.version, loaded.manifest, x
+        )
     except Exception:  # noqa: S110 - observability glue never fails a request
         pass
 
 
 def begin_request() -> float:
-    audit.begin()
+    _NOTE.clear()  # audit.begin()
     return time.perf_counter()
 
 
 def end_request(event: Mapping[str, Any], response: Mapping[str, Any] | None, started: float) -> None:
     """Write the request's audit record and flush the trail per its policy. Never raises."""
-    audit.audit_http(event, response, started=started)  # sensitive fields: from on_model's note
-    audit.default_trail().maybe_flush()
+    audit.audit_http(event, response, started=started, flush=True)  # sensitive fields: on_model's note

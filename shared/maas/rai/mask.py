@@ -25,10 +25,10 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def sensitive_features(manifest: Any) -> list[str]:
     """``manifest["sensitive_features"]`` (a Manifest object or its raw dict); [] when absent."""
     raw = getattr(manifest, "raw", manifest)
-    if not isinstance(raw, Mapping):
+    if raw.__class__ is not dict and not isinstance(raw, Mapping):
         return []
-    names = raw.get("sensitive_features") or []
-    return [str(n) for n in names]
+    names = raw.get("sensitive_features")
+    return [str(n) for n in names] if names else []
 
 
 @lru_cache(maxsize=1)

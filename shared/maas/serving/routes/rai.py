@@ -26,8 +26,6 @@ from maas import settings
 from maas.protocols import tfserving
 from maas.protocols.errors import PayloadTooLarge, ProtocolError
 from maas.rai import audit
-from maas.rai.card import CARD_FILES, build_card, negotiate, render_html, render_markdown
-from maas.rai.explain import DEFAULT_TOP_K, METHODS, explain_model, explanation_response
 from maas.serving.routes.common import (
     STATE,
     current_event,
@@ -47,6 +45,8 @@ _cards: dict[tuple[str, str, int, str], tuple[bytes, bool]] = {}
 
 # -- :explain -------------------------------------------------------------------------------------------
 def _options(body: dict[str, Any], n_features: int) -> tuple[Any, int | None, str]:
+    from maas.rai.explain import DEFAULT_TOP_K, METHODS  # card/explain: imported on use (cold start)
+
     target = body.get("target")
     if isinstance(target, bool) or (target is not None and not isinstance(target, int | str | list)):
         raise ProtocolError("'target' must be a class index, a class label, or a list of them (one per row)")
@@ -61,6 +61,8 @@ def _options(body: dict[str, Any], n_features: int) -> tuple[Any, int | None, st
 
 
 def _explain(model: str, version: str | None = None, label: str | None = None) -> Response[dict[str, Any]]:
+    from maas.rai.explain import explain_model, explanation_response
+
     started = time.perf_counter()
     body, may_hold_bools = read_tensor_body()
     if not isinstance(body, dict):
@@ -133,6 +135,8 @@ def _card_bytes(name: str, version: int, media: str) -> tuple[bytes, bool]:
     from maas_models.errors import ModelUnavailable
     from maas_models.s3 import storage_errors
 
+    from maas.rai.card import CARD_FILES, build_card, render_html, render_markdown
+
     registry = service().registry
     key = (str(registry.bucket), name, version, media)
     hit = _cards.get(key)
@@ -162,6 +166,8 @@ def _card_bytes(name: str, version: int, media: str) -> tuple[bytes, bool]:
 
 
 def _card(model: str, version: str | None = None, label: str | None = None) -> Response[str]:
+    from maas.rai.card import CARD_FILES, negotiate
+
     headers = current_event().headers or {}
     accept = next((v for k, v in headers.items() if k.lower() == "accept"), None)
     media = negotiate(accept)
