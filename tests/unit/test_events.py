@@ -55,7 +55,7 @@ def _handler(function: str) -> Any:
 
 
 def test_events_exist_for_every_function_with_an_event_source() -> None:
-    for function in ("predict", "batch_score", "queue_score"):
+    for function in ("predict", "batch_score", "queue_score", "train_launcher"):
         assert list((EVENTS / function).glob("*.json")), f"no sample event for {function}"
 
 

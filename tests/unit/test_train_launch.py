@@ -226,3 +226,15 @@ def test_cli_help_and_validate(tmp_path: Path) -> None:
         text=True,
     )
     assert out.returncode == 2 and "training.epochs: must be between 1" in out.stderr
+
+
+def test_sample_event_submits_a_job(batch_env: dict[str, Any]) -> None:
+    """The sample for `sam local invoke TrainLauncherFunction -e events/train_launcher/submit.json`."""
+    sample = Path(__file__).resolve().parents[2] / "events" / "train_launcher" / "submit.json"
+    event = json.loads(sample.read_text())
+    app = load_handler("train_launcher", fresh=True)
+    result = app.handler(event, None)
+    assert result["model"] == "ref" and result["jobId"]
+    job = batch_env["batch"].describe_jobs(jobs=[result["jobId"]])["jobs"][0]
+    assert job["jobQueue"].endswith("maas-training")
+    assert json.loads(job["parameters"]["spec"])["dataset"]["sensitive_columns"] == ["group"]
