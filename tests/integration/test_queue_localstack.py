@@ -4,6 +4,7 @@ poison message reaches the DLQ after maxReceiveCount while its batch mates succe
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,9 @@ def model(
     yield from published_model(local_stack, reference_export, module_monkeypatch, "it-queue")
 
 
+POLL_SETTLE_SECONDS = 3.0
+
+
 @pytest.fixture
 def fast_redrive(local_stack: dict[str, Any]) -> Iterator[None]:
     """For the test only: the requests queue redelivers after 2 s and dead-letters after 2 receives (the
@@ -42,6 +46,10 @@ def fast_redrive(local_stack: dict[str, Any]) -> Iterator[None]:
             "RedrivePolicy": orjson.dumps({**policy, "maxReceiveCount": 2}).decode(),
         },
     )
+    # A ReceiveMessage already in flight (the event source mapping long-polls for up to its batching window,
+    # 1 s) takes the queue's visibility timeout when it starts: a message it catches would stay hidden for the
+    # old 360 s. Let any such poll finish before the test sends.
+    time.sleep(POLL_SETTLE_SECONDS)
     try:
         yield
     finally:
