@@ -247,6 +247,8 @@ class S3MultipartSink:
         self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self.closed:  # e.g. a format writer flushing on garbage collection after an abort
+            raise ValueError(f"write to s3://{self.bucket}/{self.key} after it was committed or aborted")
         n = len(data)
         self._buf += data
         self._pos += n
@@ -339,7 +341,8 @@ class LocalFileSink:
         self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        assert self._fh is not None
+        if self._fh is None:
+            raise ValueError(f"write to {self.path} after it was committed or aborted")
         return self._fh.write(data)
 
     def tell(self) -> int:

@@ -6,14 +6,17 @@ import ctypes
 import queue
 import sys
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 
-from maas.batch.common import RowError, Scorer, Stopwatch, Timings
+from maas.batch.common import Batch, RowError, Scorer, Stopwatch, Timings
 from maas.batch.formats.base import Format
 from maas.batch.io import Sink, Source
 from maas.batch.monitor import DriftCounter
@@ -58,6 +61,7 @@ def _fix_mmap_threshold(threshold: int = 128 * 1024) -> bool:
 
 MMAP_THRESHOLD_FIXED = _fix_mmap_threshold()
 PREFETCH_BLOCKS = 2
+WRITE_AHEAD_BLOCKS = 2  # scored blocks waiting for the writer (memory: these blocks)
 
 
 class _Failed:
@@ -115,6 +119,35 @@ def error_line(err: RowError) -> bytes:
     return orjson.dumps({"row": err.row, "reason": err.reason})
 
 
+class OrderedBackground:
+    """Run calls in one background thread, in submission order, at most ``ahead`` of the caller.
+
+    The first failure is re-raised in the caller at its next ``submit`` or at ``drain``; leaving the
+    ``with`` block (normally or by an exception) waits for the calls already submitted, so no call
+    runs after the block.
+    """
+
+    def __init__(self, name: str, ahead: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: deque[Future[None]] = deque()
+        self._ahead = ahead
+
+    def __enter__(self) -> OrderedBackground:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True)
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self._pending.append(self._pool.submit(fn, *args))
+        while self._pending and (len(self._pending) > self._ahead or self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+
 def score_range(
     fmt: Format,
     source: Source,
@@ -130,32 +163,45 @@ def score_range(
 ) -> RangeStats:
     """Stream ``rng`` of ``source`` through the model into ``out`` (and rejected rows into ``errors``).
 
-    Row numbers in ``errors`` are offset by ``rng["first_row"]`` when known (else range-local, fixed
-    at assembly). Nothing is committed here: the caller commits or aborts the sinks.
+    Three stages overlap: the format's reader (``prefetch``), the model (this thread) and the writer
+    (one background thread, so blocks are written in order). Phase timings are each stage's own wall
+    time, so they overlap and may add up to more than the elapsed time. Row numbers in ``errors`` are
+    offset by ``rng["first_row"]`` when known (else range-local, fixed at assembly). Nothing is
+    committed here: the caller commits or aborts the sinks.
     """
     stats = RangeStats()
     sw = Stopwatch(stats.timings)
     offset = int(rng.get("first_row") or 0)
     writer = fmt.open_writer(out, layout, scorer.spec, part=part)
-    batches = prefetch(fmt.read(source, layout, scorer.spec, rng, block_bytes))
-    while True:
-        with sw("read"):
-            batch = next(batches, None)
-        if batch is None:
-            break
-        with sw("predict"):
-            probs = scorer.score(batch.x)
-            if drift is not None:
-                drift.add(batch.x)
+
+    def write(batch: Batch, probs: np.ndarray) -> None:
         with sw("write"):
             writer.write(batch, probs)
             if batch.errors:
                 errors.write(b"".join(error_line(e.shifted(offset)) + b"\n" for e in batch.errors))
-        stats.rows_seen += batch.rows_seen
-        stats.scored += batch.x.shape[0]
-        stats.rejected += len(batch.errors)
-    with sw("write"):
-        writer.close()
+
+    batches = prefetch(fmt.read(source, layout, scorer.spec, rng, block_bytes))
+    try:
+        with OrderedBackground("maas-batch-writer", WRITE_AHEAD_BLOCKS) as background:
+            while True:
+                with sw("read"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                with sw("predict"):
+                    probs = scorer.score(batch.x)
+                    if drift is not None:
+                        drift.add(batch.x)
+                background.submit(write, batch, probs)
+                stats.rows_seen += batch.rows_seen
+                stats.scored += batch.x.shape[0]
+                stats.rejected += len(batch.errors)
+            background.drain()
+        with sw("write"):
+            writer.close()
+    except BaseException:
+        writer.discard()
+        raise
     return stats
 
 

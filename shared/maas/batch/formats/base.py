@@ -23,6 +23,9 @@ class Writer(ABC):
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Flush whatever the format buffers (Parquet footer)."""
 
+    def discard(self) -> None:  # noqa: B027  (optional hook)
+        """After a failure: drop what the format buffers, so nothing is flushed into the aborted sink."""
+
 
 class Format(ABC):
     """A file format. ``layout`` and ranges are plain JSON-able dicts so fan-out tasks can carry them.

@@ -139,7 +139,9 @@ class ParquetFormat(Format):
                 local.pf = _open(source)
             out, base = [], bases[group]
             try:
-                for rb in local.pf.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=[group]):
+                for rb in local.pf.iter_batches(
+                    batch_size=READ_BATCH_ROWS, row_groups=[group], use_threads=False
+                ):
                     batch = self._convert(rb, passthrough, spec, base)
                     base += batch.rows_seen
                     out.append(batch)
@@ -222,7 +224,9 @@ class ParquetWriter(Writer):
     def __init__(self, sink: Sink, layout: dict[str, Any], spec: InputSpec) -> None:
         self.spec = spec
         self.schema = output_schema(layout, spec)
-        self.writer = pq.ParquetWriter(sink, self.schema, compression="snappy")
+        # probabilities are all but unique, so dictionary-encoding them only costs a hash per value
+        dictionary = [f.name for f in self.schema if not pa.types.is_floating(f.type)]
+        self.writer = pq.ParquetWriter(sink, self.schema, compression="snappy", use_dictionary=dictionary)
 
     def write(self, batch: Batch, probs: np.ndarray) -> None:
         table: pa.Table = batch.passthrough
@@ -232,3 +236,7 @@ class ParquetWriter(Writer):
 
     def close(self) -> None:
         self.writer.close()
+
+    def discard(self) -> None:
+        # pyarrow's writer closes itself (writing the footer) when collected unless marked closed
+        self.writer.is_open = False
