@@ -307,3 +307,8 @@ def test_env_var_names_come_from_settings(resources: dict[str, Any], template: d
         names |= set((fn["Properties"].get("Environment") or {}).get("Variables", {}))
     unknown = {n for n in names if n.startswith("MAAS_")} - known
     assert not unknown, f"env vars not declared in maas.settings / maas_models.settings: {sorted(unknown)}"
+
+
+def test_functions_do_not_start_idle_blas_threads(template: dict[str, Any]) -> None:
+    # numpy's OpenBLAS spins a worker per core at import; the functions never use numpy's BLAS in a hot path
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["OPENBLAS_NUM_THREADS"] == "1"
