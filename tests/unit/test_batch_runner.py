@@ -128,6 +128,20 @@ def test_score_range_writes_every_block_in_order(tmp_path: Path) -> None:
     np.testing.assert_allclose(table.column("probability").to_numpy(), expected.max(axis=1), rtol=1e-6)
     assert table.column("class").to_pylist() == [SPEC.class_labels[i] for i in expected.argmax(axis=1)]
     assert errors == b'{"row":8,"reason":"missing value in column \'f1\'"}\n'
+    # 28 input row groups of 37 rows come out as one row group
+    assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_row_groups == 1
+
+
+def test_parquet_output_row_groups_are_capped_by_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maas.batch.formats import parquet as parquet_format
+
+    monkeypatch.setattr(parquet_format, "OUTPUT_GROUP_BYTES", 4096)
+    _parquet(tmp_path / "in.parquet", 1000, group=100)
+    table, _ = _score(tmp_path / "in.parquet", tmp_path)
+    groups = pq.ParquetFile(tmp_path / "out.parquet").metadata.num_row_groups
+    assert 2 <= groups <= 10 and table.num_rows == 999
 
 
 def test_parquet_output_dictionary_encodes_labels_not_probabilities(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ from maas.batch.io import Sink, Source
 READ_BATCH_ROWS = 65_536
 MAX_BUFFERED_GROUP_BYTES = 48 * 1024 * 1024  # larger row groups are streamed, not held
 STREAM_BUFFER_BYTES = 1024 * 1024
+OUTPUT_GROUP_ROWS = 1024 * 1024  # pyarrow's own default row group size
+OUTPUT_GROUP_BYTES = 16 * 1024 * 1024  # scored rows buffered before a row group is written
 READ_WORKERS = min(2, os.cpu_count() or 1)  # row groups decoded in parallel (pyarrow releases the GIL)
 
 
@@ -221,22 +223,39 @@ def output_schema(layout: dict[str, Any], spec: InputSpec) -> pa.Schema:
 
 
 class ParquetWriter(Writer):
+    """Buffers scored blocks into row groups of up to ``OUTPUT_GROUP_ROWS`` rows / ``OUTPUT_GROUP_BYTES``
+    (input row groups are often small; readers of the output prefer few, large ones)."""
+
     def __init__(self, sink: Sink, layout: dict[str, Any], spec: InputSpec) -> None:
         self.spec = spec
         self.schema = output_schema(layout, spec)
         # probabilities are all but unique, so dictionary-encoding them only costs a hash per value
         dictionary = [f.name for f in self.schema if not pa.types.is_floating(f.type)]
         self.writer = pq.ParquetWriter(sink, self.schema, compression="snappy", use_dictionary=dictionary)
+        self._pending: list[pa.Table] = []
+        self._rows = self._bytes = 0
 
     def write(self, batch: Batch, probs: np.ndarray) -> None:
         table: pa.Table = batch.passthrough
         for name, col in prediction_columns(probs, self.spec).items():
             table = table.append_column(name, col)
-        self.writer.write_table(table.cast(self.schema))
+        table = table.cast(self.schema)
+        self._pending.append(table)
+        self._rows += table.num_rows
+        self._bytes += table.nbytes
+        if self._rows >= OUTPUT_GROUP_ROWS or self._bytes >= OUTPUT_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.writer.write_table(pa.concat_tables(self._pending), row_group_size=OUTPUT_GROUP_ROWS)
+        self._pending, self._rows, self._bytes = [], 0, 0
 
     def close(self) -> None:
+        self._flush()
         self.writer.close()
 
     def discard(self) -> None:
+        self._pending = []
         # pyarrow's writer closes itself (writing the footer) when collected unless marked closed
         self.writer.is_open = False
