@@ -311,4 +311,9 @@ def test_env_var_names_come_from_settings(resources: dict[str, Any], template: d
 
 def test_functions_do_not_start_idle_blas_threads(template: dict[str, Any]) -> None:
     # numpy's OpenBLAS spins a worker per core at import; the functions never use numpy's BLAS in a hot path
-    assert template["Globals"]["Function"]["Environment"]["Variables"]["OPENBLAS_NUM_THREADS"] == "1"
+    from maas.bench._proc import FUNCTION_ENV
+
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["OPENBLAS_NUM_THREADS"] == "1"
+    # the benchmarks run their children under the same process environment
+    assert {k: variables.get(k) for k in FUNCTION_ENV} == FUNCTION_ENV

@@ -9,8 +9,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+#: What template.yaml's Globals set for every function's process (a unit test keeps the two equal):
+#: benchmark children run under it too, baselines included, so they measure what Lambda would run.
+FUNCTION_ENV: dict[str, str] = {"OPENBLAS_NUM_THREADS": "1"}
+
 #: Environment for children that may import TensorFlow: no C++ log noise, no GPU probing.
-QUIET_TF_ENV: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+QUIET_TF_ENV: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **FUNCTION_ENV}
 
 
 def quiet_tf_env() -> dict[str, str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from maas.bench._proc import ratio_figure, restore_environ
+from maas.bench._proc import QUIET_TF_ENV, ratio_figure, restore_environ
 
 TARGET_RATIO = 15.0
 TARGET_RSS_MB = 100.0
@@ -174,9 +174,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 if not k.startswith(("MAAS_", "AWS_PROFILE", "PYTHONPROFILE"))
             }
             base_env.update(creds)
-            base_env.update(
-                {"MAAS_MODELS_BUCKET": bucket, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-            )
+            base_env.update({"MAAS_MODELS_BUCKET": bucket, **QUIET_TF_ENV})
             lean: list[tuple[float, dict[str, Any]]] = []
             naive: list[tuple[float, dict[str, Any]]] = []
             _child(LEAN, {**base_env, "MAAS_CACHE_DIR": str(Path(tmp) / "warmup")})  # warm the OS file cache

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from maas.bench._proc import peak_rss_mb, restore_environ
+from maas.bench._proc import FUNCTION_ENV, peak_rss_mb, restore_environ
 
 TARGETS = {"p50_1": 100.0, "p50_100": 1500.0, "cold_ms": 300.0, "rss_mb": 100.0}
 
@@ -189,7 +189,7 @@ def _spawn(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="maas-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        child_env = {**env, "MAAS_CACHE_DIR": str(Path(tmp) / "cache")}
+        child_env = {**env, **FUNCTION_ENV, "MAAS_CACHE_DIR": str(Path(tmp) / "cache")}
         started = time.time()
         proc = subprocess.run(
             [
