@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -192,10 +192,11 @@ def score_range(
                     probs = scorer.score(batch.x)
                     if drift is not None:
                         drift.add(batch.x)
-                background.submit(write, batch, probs)
                 stats.rows_seen += batch.rows_seen
                 stats.scored += batch.x.shape[0]
                 stats.rejected += len(batch.errors)
+                # writers never read the features: let the matrix go now, not when the block is written
+                background.submit(write, replace(batch, x=batch.x[:0]), probs)
             background.drain()
         with sw("write"):
             writer.close()

@@ -37,7 +37,7 @@ READ_BATCH_ROWS = 65_536
 MAX_BUFFERED_GROUP_BYTES = 48 * 1024 * 1024  # larger row groups are streamed, not held
 STREAM_BUFFER_BYTES = 1024 * 1024
 OUTPUT_GROUP_ROWS = 1024 * 1024  # pyarrow's own default row group size
-OUTPUT_GROUP_BYTES = 16 * 1024 * 1024  # scored rows buffered before a row group is written
+OUTPUT_GROUP_BYTES = 4 * 1024 * 1024  # scored rows buffered before a row group is written (~200k rows)
 READ_WORKERS = min(2, os.cpu_count() or 1)  # row groups decoded in parallel (pyarrow releases the GIL)
 
 
