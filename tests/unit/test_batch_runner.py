@@ -3,6 +3,7 @@ Parquet output encoding, run through the real ``score_range`` on local files."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -172,3 +173,47 @@ def test_writer_failure_aborts_and_leaves_no_output(tmp_path: Path, monkeypatch:
         _score(tmp_path / "in.parquet", tmp_path)
     assert not (tmp_path / "out.parquet").exists()
     assert not list(tmp_path.glob("*.part"))
+
+
+class FooterCountingSource(LocalSource):
+    """A local file that counts the reads reaching its last byte (where Parquet keeps its footer)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.footer_reads = 0
+
+    def open(self) -> io.RawIOBase:
+        source = self
+
+        class Counting(io.FileIO):
+            def read(self, size: int = -1) -> bytes:
+                start = self.tell()
+                data = super().read(size)
+                if data and start + len(data) >= source.size:
+                    source.footer_reads += 1
+                return data
+
+        return Counting(self.path, "r")
+
+
+def test_parquet_footer_is_parsed_once_per_file(tmp_path: Path) -> None:
+    # the parsed footer grows with row groups x columns (~22 MB for 245 x 101): readers share one copy
+    _parquet(tmp_path / "in.parquet", 1000, group=37)
+    fmt = get_format("parquet")
+    source = FooterCountingSource(tmp_path / "in.parquet")
+    layout = fmt.prepare(source, SPEC)
+    out, errors = LocalFileSink(tmp_path / "out.parquet"), LocalFileSink(tmp_path / "errors.jsonl")
+    scorer = Scorer(fake_predict, SPEC, model="m", version=1)
+    stats = score_range(
+        fmt,
+        source,
+        layout,
+        scorer,
+        fmt.full_range(source, layout),
+        out,
+        errors,
+        part=False,
+        block_bytes=1 << 20,
+    )
+    assert stats.scored == 999
+    assert source.footer_reads == 1
