@@ -15,9 +15,11 @@ Each measurement runs in a fresh process so RSS is honest:
 Figures: Parquet and CSV rows/s (1M rows x 100; quick: 200k), CSV rows/s per vCPU (rows per
 CPU-second of the process, all threads: what one fully used vCPU delivers, and not inflated when other
 processes share the machine; also shown as wall-clock rows/s over the usable CPUs), and peak RSS at
-two file sizes (4x apart; 2x in quick mode) to show memory does not grow with the file. The naive
+two file sizes (4x apart; 2x in quick mode: CSV 250k and 1M rows, Parquet 1M and 4M, since a Parquet
+run must last long enough for the allocator to reach its steady state) to show memory does not grow
+with the file. The naive
 baseline runs on the smaller file (rows/s is per row).
-Each maas figure is the median of three runs (one in quick mode), each in a fresh process; the naive
+Each maas figure is the median of five runs (one in quick mode), each in a fresh process; the naive
 baseline runs once (it is 20-40x slower, so its noise does not move the ratio's verdict).
 Targets: Parquet >= 1M rows/s, CSV >= 100k rows/s per vCPU, RSS growth <= 15% from 1x to 4x the rows.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +41,7 @@ from maas.bench._proc import peak_rss_mb, quiet_tf_env
 GEN_BLOCK_ROWS = 16_384  # also the Parquet row group size, the same at both file sizes
 TARGET_PARQUET = 1_000_000.0
 TARGET_CSV_PER_VCPU = 100_000.0
-REPEATS = 3  # maas runs per format and size (full mode); figures come from the median run
+REPEATS = 5  # maas runs per format and size (full mode); figures come from the median run
 RSS_GROWTH_LIMIT = 1.15  # run-to-run noise of the pipeline's fill level is about +-10%
 
 
@@ -50,8 +53,10 @@ def vcpus() -> int:
 
 
 # -- data ----------------------------------------------------------------------------------------------
-def make_files(directory: Path, rows: int, seed: int = 0) -> dict[str, Path]:
-    """CSV (id + f0..f99, 5 decimals) and Parquet files of ``rows`` rows, built from one repeated block."""
+def make_files(
+    directory: Path, rows: int, seed: int = 0, formats: tuple[str, ...] = ("csv", "parquet")
+) -> dict[str, Path]:
+    """CSV (id + f0..f99, 5 decimals) and/or Parquet files of ``rows`` rows, built from one repeated block."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -67,18 +72,20 @@ def make_files(directory: Path, rows: int, seed: int = 0) -> dict[str, Path]:
     block = sink.getvalue().to_pybytes()
     header = ",".join(table.column_names).encode() + b"\n"
     full, rest = divmod(rows, n)
-    with csv_path.open("wb") as fh:
-        fh.write(header)
-        for _ in range(full):
-            fh.write(block)
-        if rest:
-            fh.write(b"".join(block.splitlines(keepends=True)[:rest]))
-    with pq.ParquetWriter(pq_path, table.schema) as writer:
-        for _ in range(full):
-            writer.write_table(table)
-        if rest:
-            writer.write_table(table.slice(0, rest))
-    return {"csv": csv_path, "parquet": pq_path}
+    if "csv" in formats:
+        with csv_path.open("wb") as fh:
+            fh.write(header)
+            for _ in range(full):
+                fh.write(block)
+            if rest:
+                fh.write(b"".join(block.splitlines(keepends=True)[:rest]))
+    if "parquet" in formats:
+        with pq.ParquetWriter(pq_path, table.schema) as writer:
+            for _ in range(full):
+                writer.write_table(table)
+            if rest:
+                writer.write_table(table.slice(0, rest))
+    return {fmt: path for fmt, path in (("csv", csv_path), ("parquet", pq_path)) if fmt in formats}
 
 
 # -- child processes -----------------------------------------------------------------------------------
@@ -181,11 +188,13 @@ def _spawn(args: list[str], timeout: float) -> dict[str, Any]:
 
 
 def _median_run(args: list[str], repeats: int) -> dict[str, Any]:
-    """The run with the median wall time of ``repeats`` fresh processes; its peak RSS is the highest
-    seen in any of them (memory is a limit, so the worst run counts)."""
+    """The run with the median wall time of ``repeats`` fresh processes. ``rss_mb`` is the highest peak
+    RSS seen in any of them (memory is a limit, so the worst run counts); ``rss_mb_median`` is the
+    median peak, the robust figure to compare sizes with (peaks vary +-10% from run to run)."""
     runs = sorted((_spawn(args, timeout=600) for _ in range(repeats)), key=lambda r: float(r["seconds"]))
     median = dict(runs[len(runs) // 2])
     median["rss_mb"] = max(float(r["rss_mb"]) for r in runs)
+    median["rss_mb_median"] = statistics.median(float(r["rss_mb"]) for r in runs)
     median["runs_seconds"] = [round(float(r["seconds"]), 3) for r in runs]
     return median
 
@@ -215,18 +224,22 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     from maas_models.reference import cached_reference_export
 
     cached_reference_export()  # build (or find) the model before any timing
-    # the smaller size still spans several blocks and row groups, so both runs fill the read pipeline
     big, small = (200_000, 100_000) if quick else (1_000_000, 250_000)
+    # RSS growth compares runs long enough to reach the allocator's steady state: a Parquet run of
+    # `small` rows lasts ~0.2 s, less than its RSS takes to plateau, so Parquet compares big -> 4x big
+    huge = 2 * big if quick else 4 * big
+    rss_sizes = {"csv": (small, big), "parquet": (big, huge)}
     repeats = 1 if quick else REPEATS
     cpus = vcpus()
     with tempfile.TemporaryDirectory(prefix="maas-bench-batch-") as tmp:
         d = Path(tmp)
         files = {n: make_files(d, n) for n in (big, small)}
+        files[huge] = make_files(d, huge, formats=("parquet",))
         os.sync()  # the files' write-back would otherwise run (on these CPUs) during the first timing
         maas = {
             (fmt, n): _median_run(["maas", fmt, str(files[n][fmt]), tmp], repeats)
-            for n in (big, small)
-            for fmt in ("parquet", "csv")
+            for fmt, sizes in rss_sizes.items()
+            for n in sizes
         }
         naive = _spawn(["naive", str(files[small]["csv"]), str(files[small]["parquet"]), tmp], timeout=900)
     for m in maas.values():
@@ -248,7 +261,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     label = f"{big // 1000}k rows x 100" if big < 1_000_000 else f"{big // 1_000_000}M rows x 100"
     rss_big = max(maas[("csv", big)]["rss_mb"], maas[("parquet", big)]["rss_mb"])
     # per format: the same code on 4x the rows; a path that held the file would grow ~4x
-    growth = max(maas[(fmt, big)]["rss_mb"] / maas[(fmt, small)]["rss_mb"] for fmt in ("csv", "parquet"))
+    growth = max(
+        maas[(fmt, b)]["rss_mb_median"] / maas[(fmt, a)]["rss_mb_median"] for fmt, (a, b) in rss_sizes.items()
+    )
     return [
         _figure(
             f"Parquet rows/s end to end ({label})",
@@ -305,7 +320,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             None,
         ),
         _figure(
-            f"peak RSS growth {small:,} -> {big:,} rows",
+            f"peak RSS growth, {huge // big}x the rows (CSV {small:,} -> {big:,}; Parquet -> {huge:,})",
             "x",
             growth,
             None,
