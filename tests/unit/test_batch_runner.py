@@ -186,7 +186,7 @@ class FooterCountingSource(LocalSource):
         source = self
 
         class Counting(io.FileIO):
-            def read(self, size: int = -1) -> bytes:
+            def read(self, size: int | None = -1) -> bytes:
                 start = self.tell()
                 data = super().read(size)
                 if data and start + len(data) >= source.size:
