@@ -93,10 +93,10 @@ def make_env(s3_bucket: str, registry: Any, tmp_path: Path) -> BatchEnv:
     )
 
 
-def s3_event(bucket: str, key: str, version_id: str | None = None) -> dict[str, Any]:
+def s3_event(bucket: str, key: str, version_id: str | None = None, sequencer: str = "0") -> dict[str, Any]:
     from urllib.parse import quote_plus
 
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1, "eTag": "x", "sequencer": "0"}
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1, "eTag": "x", "sequencer": sequencer}
     if version_id:
         obj["versionId"] = version_id
     return {

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from maas.batch.job import handle_object
+from maas.batch.entry import handle_event
+from maas.batch.job import handle_object, sequencer_order
 
 from tests.handlers import load_handler
 from tests.unit.batch_support import (
@@ -93,3 +94,53 @@ def test_handler_with_s3_event_and_duplicate(env: BatchEnv, monkeypatch: pytest.
     out = app.handler(s3_event(env.ingest, "incoming/ref@1/h h.csv"), lambda_context())
     assert out["results"][0]["status"] == "duplicate"
     assert env.report("ref@1/h h.csv")["rows"]["scored"] == 3
+
+
+def test_sequencers_compare_after_left_padding() -> None:
+    # S3's rule: left-pad the shorter hex string with zeros, then compare
+    assert sequencer_order("0100") > sequencer_order("FF")
+    assert sequencer_order("0055AED6DCD90281E5") > sequencer_order("0055AED6DCD90281E4")
+    assert sequencer_order("00ab") == sequencer_order("AB")
+
+
+def versioned_pair(env: BatchEnv, key: str) -> tuple[str, str]:
+    env.s3.put_bucket_versioning(Bucket=env.ingest, VersioningConfiguration={"Status": "Enabled"})
+    v1 = env.put(key, csv_bytes(rows(4)))["VersionId"]
+    v2 = env.put(key, csv_bytes(rows(6, seed=3)))["VersionId"]
+    return v1, v2
+
+
+def test_late_event_of_an_older_upload_does_not_replace_newer_predictions(env: BatchEnv) -> None:
+    v1, v2 = versioned_pair(env, "incoming/ref/late.csv")
+    ctx = env.ctx()
+    newer = handle_event(ctx, s3_event(env.ingest, "incoming/ref/late.csv", v2, sequencer="0062A1F0"))
+    assert newer["results"][0]["status"] == "succeeded"
+    output = env.get("predictions/ref/late.csv")
+    older = handle_event(ctx, s3_event(env.ingest, "incoming/ref/late.csv", v1, sequencer="0062A1EF"))
+    assert older["results"][0]["status"] == "superseded"
+    assert env.get("predictions/ref/late.csv") == output
+    report = env.report("ref/late.csv")
+    assert report["input"]["version_id"] == v2 and report["input"]["sequencer"] == "0062A1F0"
+    # a later upload still replaces it
+    v3 = env.put("incoming/ref/late.csv", csv_bytes(rows(9, seed=5)))["VersionId"]
+    later = handle_event(ctx, s3_event(env.ingest, "incoming/ref/late.csv", v3, sequencer="0062A1F1"))
+    assert later["results"][0]["status"] == "succeeded"
+    assert read_csv_output(env.get("predictions/ref/late.csv")).num_rows == 9
+
+
+def test_older_upload_finishing_after_a_newer_one_is_not_published(env: BatchEnv) -> None:
+    """The older file fans out; while its chunks wait, the newer (small) upload is scored. The older
+    one's assembly then sees the newer report and publishes nothing."""
+    env.s3.put_bucket_versioning(Bucket=env.ingest, VersioningConfiguration={"Status": "Enabled"})
+    key = "incoming/ref/race.csv"
+    v1 = env.put(key, csv_bytes(rows(2000)))["VersionId"]
+    v2 = env.put(key, csv_bytes(rows(5, seed=4)))["VersionId"]
+    fan = env.ctx(fanout_threshold_bytes=32 * 1024, chunk_bytes=64 * 1024, block_bytes=16 * 1024)
+    started = handle_event(fan, s3_event(env.ingest, key, v1, sequencer="0070"))
+    assert started["results"][0]["status"] == "fanned_out"
+    newer = handle_event(fan, s3_event(env.ingest, key, v2, sequencer="0071"))
+    assert newer["results"][0]["status"] == "succeeded"
+    assert env.drain_chunks(lambda event: handle_event(fan, event)) >= 4
+    assert read_csv_output(env.get("predictions/ref/race.csv")).num_rows == 5
+    assert env.report("ref/race.csv")["input"]["version_id"] == v2
+    assert env.keys() == ["predictions/ref/race.csv", "predictions/ref/race.csv._report.json"]

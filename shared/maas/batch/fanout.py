@@ -64,6 +64,7 @@ from maas.batch.job import (
     add_drift,
     audit_file,
     make_report,
+    newer_input_scored,
     now_iso,
     resolve_scorer,
     same_input,
@@ -317,6 +318,10 @@ def _assemble(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKeys)
         out.abort()
         errors.abort()
         raise
+    if newer_input_scored(ctx, job):
+        out.abort()
+        errors.abort()
+        return {"status": "superseded", "report_key": bk.report_key}
     out.commit()
     if rejected:
         errors.commit()

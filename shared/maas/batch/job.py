@@ -29,6 +29,11 @@ existing report is a duplicate and does nothing. We chose this over Powertools i
 * Powertools idempotency would need an in-progress lock with an expiry tuned to the longest file, and
   an ``IdempotencyAlreadyInProgressError`` retry dance for concurrent duplicates, for no extra safety.
 
+Ordering: S3 may deliver a key's events out of order. The report records the event's ``sequencer``;
+an event older than the one that produced the current report is dropped (``superseded``), and a job
+re-reads the report just before publishing, so an older upload that finishes after a newer one does
+not replace its predictions (a window of one GET remains between that check and the publish).
+
 Failures: a permanent problem (unreadable file, unknown model, header without the model's features)
 gives a ``failed`` report and no output - any output of an older version of the same key is removed.
 A transient one (S3 or model store unavailable) raises, so Lambda retries the event.
@@ -131,6 +136,7 @@ class Job:
     all_probabilities: bool = False
     started_at: str = field(default_factory=now_iso)
     sha256: str | None = None  # hex, when S3 holds a full-object SHA-256 checksum of the input
+    sequencer: str | None = None  # the S3 event's order for this key (None: invoked without an event)
     event: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # S3 record (not stored)
 
     @property
@@ -163,6 +169,41 @@ def same_input(report: dict[str, Any] | None, job: Job) -> bool:
     return bool(inp.get("etag") == job.etag)
 
 
+def sequencer_order(sequencer: str) -> str:
+    """A sortable form of an S3 event ``sequencer``: hex strings of different lengths compare after the
+    shorter is left-padded with zeros (S3's documented rule; only events of one key are comparable)."""
+    return sequencer.upper().rjust(32, "0")
+
+
+def superseded(report: dict[str, Any] | None, job: Job) -> bool:
+    """True when ``report`` describes a later upload of the same key than ``job``'s event.
+
+    S3 does not deliver a key's events in order: the event of an older version can arrive after the
+    newer version was scored, and scoring it would replace the newer predictions with older ones.
+    """
+    if not report or not job.sequencer:
+        return False
+    inp = report.get("input") or {}
+    theirs = inp.get("sequencer")
+    if not theirs or inp.get("bucket") != job.bucket or inp.get("key") != job.key:
+        return False
+    return sequencer_order(str(theirs)) > sequencer_order(job.sequencer)
+
+
+def newer_input_scored(ctx: BatchContext, job: Job) -> bool:
+    """Re-read the report just before publishing: a later upload may have finished meanwhile."""
+    if not job.sequencer:
+        return False
+    report = get_json(ctx.s3, ctx.config.results_bucket, job.batch_key().report_key)
+    if superseded(report, job):
+        logger.info(
+            "a later upload of this key was scored first; dropping this older one",
+            extra={"input_key": job.key, "tag": job.tag},
+        )
+        return True
+    return False
+
+
 def make_report(
     job: Job,
     *,
@@ -188,6 +229,7 @@ def make_report(
             "version_id": job.version_id,
             "size": job.size,
             "format": job.format,
+            "sequencer": job.sequencer,
         },
         "model": {"name": job.model, "version": job.version, "selector": job.selector},
         "output": {"bucket": results_bucket, "key": output_key, "errors_key": errors_key},
@@ -207,6 +249,8 @@ def write_failed(
 ) -> dict[str, Any]:
     """A failed report, after removing any output an older version of the input left behind."""
     bk = job.batch_key()
+    if newer_input_scored(ctx, job):
+        return {"status": "superseded", "report_key": bk.report_key}
     delete_keys(ctx.s3, ctx.config.results_bucket, [bk.output_key, bk.errors_key])
     report = make_report(
         job, status="failed", reason=reason, t0=t0, chunks=chunks, results_bucket=ctx.config.results_bucket
@@ -317,12 +361,16 @@ def handle_object(
         selector=bk.selector,
         all_probabilities=ctx.config.all_probabilities or meta.get("maas-probabilities") == "all",
         sha256=sha256,
+        sequencer=((event_record or {}).get("s3") or {}).get("object", {}).get("sequencer") or None,
         event=event_record,
     )
     existing = get_json(ctx.s3, ctx.config.results_bucket, bk.report_key)
     if same_input(existing, job):
         logger.info("duplicate event: input already scored", extra={"input_key": key, "tag": job.tag})
         return {"status": "duplicate", "report_key": bk.report_key}
+    if superseded(existing, job):
+        logger.info("late event of an older upload: a later one is scored", extra={"input_key": key})
+        return {"status": "superseded", "report_key": bk.report_key}
     try:
         scorer = resolve_scorer(ctx, job)
     except PERMANENT_MODEL_ERRORS as exc:
@@ -378,6 +426,10 @@ def score_whole(
             extra={"input_key": job.key},
         )
         return {"status": "stale"}
+    if newer_input_scored(ctx, job):
+        out.abort()
+        errors.abort()
+        return {"status": "superseded", "report_key": bk.report_key}
     out.commit()
     if stats.rejected:
         errors.commit()
