@@ -95,9 +95,9 @@ def _parquet(path: Path, rows: int, group: int) -> np.ndarray:
     return x
 
 
-def _score(src: Path, out_dir: Path) -> tuple[pa.Table, bytes]:
+def _score(src: Path | LocalSource, out_dir: Path) -> tuple[pa.Table, bytes]:
     fmt = get_format("parquet")
-    source = LocalSource(src)
+    source = src if isinstance(src, LocalSource) else LocalSource(src)
     layout = fmt.prepare(source, SPEC)
     out, errors = LocalFileSink(out_dir / "out.parquet"), LocalFileSink(out_dir / "errors.jsonl")
     scorer = Scorer(fake_predict, SPEC, model="m", version=1, batch_rows=64)
@@ -199,21 +199,6 @@ class FooterCountingSource(LocalSource):
 def test_parquet_footer_is_parsed_once_per_file(tmp_path: Path) -> None:
     # the parsed footer grows with row groups x columns (~22 MB for 245 x 101): readers share one copy
     _parquet(tmp_path / "in.parquet", 1000, group=37)
-    fmt = get_format("parquet")
     source = FooterCountingSource(tmp_path / "in.parquet")
-    layout = fmt.prepare(source, SPEC)
-    out, errors = LocalFileSink(tmp_path / "out.parquet"), LocalFileSink(tmp_path / "errors.jsonl")
-    scorer = Scorer(fake_predict, SPEC, model="m", version=1)
-    stats = score_range(
-        fmt,
-        source,
-        layout,
-        scorer,
-        fmt.full_range(source, layout),
-        out,
-        errors,
-        part=False,
-        block_bytes=1 << 20,
-    )
-    assert stats.scored == 999
+    _score(source, tmp_path)
     assert source.footer_reads == 1

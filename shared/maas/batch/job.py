@@ -158,11 +158,15 @@ class Job:
         return S3Source(s3, self.bucket, self.key, size=self.size, etag=self.etag, version_id=self.version_id)
 
 
+def _input_of_same_key(report: dict[str, Any] | None, job: Job) -> dict[str, Any] | None:
+    """The report's ``input`` section when the report is about ``job``'s bucket and key."""
+    inp = (report or {}).get("input") or {}
+    return inp if inp.get("bucket") == job.bucket and inp.get("key") == job.key else None
+
+
 def same_input(report: dict[str, Any] | None, job: Job) -> bool:
-    if not report:
-        return False
-    inp = report.get("input") or {}
-    if inp.get("bucket") != job.bucket or inp.get("key") != job.key:
+    inp = _input_of_same_key(report, job)
+    if inp is None:
         return False
     if job.version_id:
         return bool(inp.get("version_id") == job.version_id)
@@ -181,11 +185,9 @@ def superseded(report: dict[str, Any] | None, job: Job) -> bool:
     S3 does not deliver a key's events in order: the event of an older version can arrive after the
     newer version was scored, and scoring it would replace the newer predictions with older ones.
     """
-    if not report or not job.sequencer:
-        return False
-    inp = report.get("input") or {}
-    theirs = inp.get("sequencer")
-    if not theirs or inp.get("bucket") != job.bucket or inp.get("key") != job.key:
+    inp = _input_of_same_key(report, job)
+    theirs = inp.get("sequencer") if inp else None
+    if not theirs or not job.sequencer:
         return False
     return sequencer_order(str(theirs)) > sequencer_order(job.sequencer)
 

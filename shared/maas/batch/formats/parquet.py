@@ -74,8 +74,8 @@ class ParquetFormat(Format):
         return footer
 
     def prepare(self, source: Source, spec: InputSpec) -> dict[str, Any]:
-        pf = _open(source, metadata=self._footer(source))
-        schema = pf.schema_arrow
+        md = self._footer(source)
+        schema = md.schema.to_arrow_schema()  # what ParquetFile.schema_arrow gives, without a 2nd open
         names = schema.names
         missing = [f for f in spec.feature_names if f not in names]
         if missing:
@@ -99,7 +99,6 @@ class ParquetFormat(Format):
         clash = [n for n in passthrough if n in reserved]
         if clash:
             raise UnreadableInput(f"columns clash with prediction column names: {', '.join(clash)}")
-        md = pf.metadata
         groups = [
             [md.row_group(i).num_rows, md.row_group(i).total_byte_size] for i in range(md.num_row_groups)
         ]
