@@ -45,6 +45,34 @@ def restore_environ(saved: dict[str, str | None]) -> None:
             os.environ[k] = v
 
 
+def figure(
+    benchmark: str,
+    name: str,
+    unit: str,
+    value: float,
+    baseline: float | None,
+    ratio: float | None,
+    target: str | None,
+    ok: bool | None,
+    *,
+    digits: int,
+    ratio_digits: int = 2,
+) -> dict[str, Any]:
+    """One figure record (the shape ``maas.bench.normalise_figure`` checks): value and baseline rounded
+    to ``digits`` places, the ratio (computed by the area: only it knows which way is better) to
+    ``ratio_digits``."""
+    return {
+        "benchmark": benchmark,
+        "figure": name,
+        "unit": unit,
+        "value": round(value, digits),
+        "baseline": None if baseline is None else round(baseline, digits),
+        "ratio": None if ratio is None else round(ratio, ratio_digits),
+        "target": target,
+        "ok": ok,
+    }
+
+
 def ratio_figure(
     benchmark: str,
     digits: int,
@@ -56,14 +84,5 @@ def ratio_figure(
     ok: bool | None,
 ) -> dict[str, Any]:
     """A figure whose ratio is ``baseline / value`` (2 places); value and baseline to ``digits`` places."""
-    ratio = None if baseline is None or value <= 0 else round(baseline / value, 2)
-    return {
-        "benchmark": benchmark,
-        "figure": name,
-        "unit": unit,
-        "value": round(value, digits),
-        "baseline": None if baseline is None else round(baseline, digits),
-        "ratio": ratio,
-        "target": target,
-        "ok": ok,
-    }
+    ratio = None if baseline is None or value <= 0 else baseline / value
+    return figure(benchmark, name, unit, value, baseline, ratio, target, ok, digits=digits)

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from maas.bench._proc import peak_rss_mb, quiet_tf_env
+from maas.bench._proc import figure, peak_rss_mb, quiet_tf_env
 
 GEN_BLOCK_ROWS = 16_384  # also the Parquet row group size, the same at both file sizes
 TARGET_PARQUET = 1_000_000.0
@@ -208,16 +208,7 @@ def _figure(
     target: str | None,
     ok: bool | None,
 ) -> dict[str, Any]:
-    return {
-        "benchmark": "batch",
-        "figure": name,
-        "unit": unit,
-        "value": round(value, 1),
-        "baseline": round(baseline, 1) if baseline is not None else None,
-        "ratio": round(ratio, 2) if ratio is not None else None,
-        "target": target,
-        "ok": ok,
-    }
+    return figure("batch", name, unit, value, baseline, ratio, target, ok, digits=1)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

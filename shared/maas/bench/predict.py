@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from maas.bench._proc import FUNCTION_ENV, peak_rss_mb, restore_environ
+from maas.bench._proc import FUNCTION_ENV, figure, peak_rss_mb, restore_environ
 
 TARGETS = {"p50_1": 100.0, "p50_100": 1500.0, "cold_ms": 300.0, "rss_mb": 100.0}
 
@@ -269,16 +269,18 @@ def _figure(
     name: str, unit: str, value: float, baseline: float | None, target: float | None
 ) -> dict[str, Any]:
     ratio = (baseline / value) if baseline and value else None
-    return {
-        "benchmark": "predict",
-        "figure": name,
-        "unit": unit,
-        "value": round(value, 3),
-        "baseline": round(baseline, 3) if baseline is not None else None,
-        "ratio": round(ratio, 1) if ratio is not None else None,
-        "target": f"<= {target:g} {unit}" if target is not None else None,
-        "ok": (value <= target) if target is not None else None,
-    }
+    return figure(
+        "predict",
+        name,
+        unit,
+        value,
+        baseline,
+        ratio,
+        f"<= {target:g} {unit}" if target is not None else None,
+        (value <= target) if target is not None else None,
+        digits=3,
+        ratio_digits=1,
+    )
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
