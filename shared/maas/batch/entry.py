@@ -19,19 +19,14 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.config import Config
 
 from maas.batch.fanout import handle_chunk, is_chunk_task
 from maas.batch.job import BatchConfig, BatchContext, handle_object
 from maas.batch.log import logger
 from maas.batch.monitor import flush_audit
+from maas.worker_init import CLIENT_CONFIG, preloaded_loader
 
 __all__ = ["BatchContext", "default_context", "handle_event"]
-
-
-#: Throttling (SlowDown), 5xx and dropped connections are retried with backoff ("standard" mode) before
-#: an error reaches the handler; what still fails raises, and Lambda/SQS redeliver the whole unit of work.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=10, read_timeout=60)
 
 
 class UnknownTask(ValueError):
@@ -40,17 +35,11 @@ class UnknownTask(ValueError):
 
 def default_context() -> BatchContext:
     import boto3
-    from maas_models import ModelLoader
 
-    loader = ModelLoader()
-    try:
-        loader.preload_from_env()
-    except Exception:  # preloading is an optimization; the first event loads on demand
-        logger.exception("model preload failed")
     return BatchContext(
         s3=boto3.client("s3", config=CLIENT_CONFIG),
         sqs=boto3.client("sqs", config=CLIENT_CONFIG),
-        loader=loader,
+        loader=preloaded_loader(logger),
         config=BatchConfig.from_env(),
     )
 

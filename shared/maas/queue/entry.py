@@ -22,10 +22,10 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.config import Config
 
 from maas.batch.monitor import flush_audit
 from maas.queue.processor import MessageRejected, Outcome, QueueContext, deliver, prepare
+from maas.worker_init import CLIENT_CONFIG, preloaded_loader
 
 __all__ = ["QueueContext", "default_context", "handle_event", "logger"]
 
@@ -35,16 +35,11 @@ logger = Logger(service="maas-queue")
 
 def default_context() -> QueueContext:
     import boto3
-    from maas_models import ModelLoader
 
-    loader = ModelLoader()
-    try:
-        loader.preload_from_env()
-    except Exception:  # preloading is an optimization; the first message loads on demand
-        logger.exception("model preload failed")
-    config = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=10, read_timeout=60)
     return QueueContext.from_env(
-        sqs=boto3.client("sqs", config=config), s3=boto3.client("s3", config=config), loader=loader
+        sqs=boto3.client("sqs", config=CLIENT_CONFIG),
+        s3=boto3.client("s3", config=CLIENT_CONFIG),
+        loader=preloaded_loader(logger),
     )
 
 
