@@ -11,7 +11,7 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -216,7 +216,7 @@ class ParquetFormat(Format):
         if errors:
             x = np.ascontiguousarray(x[good])
             pt = pt.filter(pa.array(good))
-        return Batch(x=x, rows_seen=n, errors=errors, passthrough=pt)
+        return Batch(inputs={spec.input_name: x}, rows_seen=n, errors=errors, passthrough=pt)
 
     def open_writer(self, sink: Sink, layout: dict[str, Any], spec: InputSpec, *, part: bool) -> Writer:
         return ParquetWriter(sink, layout, spec)
@@ -252,7 +252,8 @@ class ParquetWriter(Writer):
         self._pending: list[pa.Table] = []
         self._rows = self._bytes = 0
 
-    def write(self, batch: Batch, probs: np.ndarray) -> None:
+    def write(self, batch: Batch, outputs: Mapping[str, np.ndarray]) -> None:
+        probs = self.spec.scores(outputs)
         table: pa.Table = batch.passthrough
         for name, col in prediction_columns(probs, self.spec).items():
             table = table.append_column(name, col)
