@@ -162,7 +162,7 @@ def export_keras(
             {
                 "name": model.inputs[0].name.split(":")[0] or "features",
                 "dtype": _tensor_dtype(model.inputs[0].dtype),
-                "shape": [-1, n_features],
+                "shape": [None, n_features],
                 "feature_names": feature_names,
             }
         ],
@@ -170,7 +170,7 @@ def export_keras(
             {
                 "name": "probabilities",
                 "dtype": "float32",
-                "shape": [-1, n_classes],
+                "shape": [None, n_classes],
                 "class_labels": class_labels,
             }
         ],

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,6 @@ import numpy as np
 from maas_models import metrics
 from maas_models.backends import Backend, open_backend
 from maas_models.errors import (
-    InvalidInput,
     InvalidModelName,
     ModelCorrupt,
     ModelError,
@@ -48,13 +47,13 @@ from maas_models.errors import (
 from maas_models.manifest import Manifest, ModelRef
 from maas_models.naming import LATEST, parse_spec, validate_name, validate_relpath
 from maas_models.settings import LayerSettings
+from maas_models.signature import Signature, TensorSpec
 
 log = logging.getLogger("maas_models.loader")
 
 MB = 1024 * 1024
 FREE_SPACE_MARGIN = 8 * MB
 MAX_FAILURE_BACKOFF_S = 5.0
-NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64}
 
 
 @dataclass
@@ -67,11 +66,17 @@ class LoadedModel:
     path: Path
     loaded_at: float = field(default_factory=time.time)
 
-    def __post_init__(self) -> None:
-        spec = self.manifest.input_spec
-        self._n_features = self.manifest.n_features
-        self._dtype = np.dtype(spec.get("dtype", "float32"))
-        self._input_name = str(spec.get("name", "input"))
+    @property
+    def signature(self) -> Signature:
+        return self.manifest.signature
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self.manifest.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self.manifest.outputs
 
     @property
     def name(self) -> str:
@@ -103,30 +108,32 @@ class LoadedModel:
 
     @property
     def n_features(self) -> int:
-        return self._n_features
+        """F of an [N, F] model (InvalidInput for other signatures: use `inputs`)."""
+        return self.manifest.n_features
 
     def memory_bytes(self) -> int:
         return self.backend.memory_bytes()
 
     def check_input(self, x: Any) -> np.ndarray:
-        """x when it is a [N, F] array of the model dtype; else InvalidInput (expected vs received)."""
-        expected = f"shape [N, {self._n_features}] dtype {self._dtype}"
-        if not isinstance(x, np.ndarray):
-            raise InvalidInput(
-                f"input {self._input_name!r}: expected {expected}, received {type(x).__name__}"
-            )
-        if x.ndim != 2 or x.shape[1] != self._n_features:
-            raise InvalidInput(
-                f"input {self._input_name!r}: expected {expected}, "
-                f"received shape {list(x.shape)} dtype {x.dtype}"
-            )
-        if x.dtype != self._dtype:
-            raise InvalidInput(f"input {self._input_name!r}: expected {expected}, received dtype {x.dtype}")
-        return x
+        """x when it is an array of the single input's shape and dtype; else InvalidInput naming the
+        input, its expected shape and dtype and what was received."""
+        return self.manifest.inputs[0].check(x)
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Every input by name, checked (missing/extra names, shape, dtype, equal batch sizes)."""
+        return self.manifest.signature.check_inputs(inputs)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Outputs [N, C] for inputs [N, F]; InvalidInput names expected vs received shape/dtype."""
-        return self.backend.predict(self.check_input(x))
+        """The output for the input of a single-input/single-output model (any rank, batch first)."""
+        return self.backend.predict(x)
+
+    def predict_named(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{output name: array} for {input name: array}, the manifest's names, batch dimension first."""
+        return self.backend.predict_named(inputs)
+
+    def zero_inputs(self, rows: int = 1) -> dict[str, np.ndarray]:
+        """A batch of zeros for every input (variable dimensions 1): warm-up calls."""
+        return self.manifest.signature.zeros(rows)
 
 
 @dataclass

@@ -38,7 +38,7 @@ def test_reference_export_layout(reference_export: Path) -> None:
     assert meta["inputs"][0] == {
         "name": "features",
         "dtype": "float32",
-        "shape": [-1, 100],
+        "shape": [None, 100],
         "feature_names": [f"f{i}" for i in range(100)],
     }
     assert meta["outputs"][0]["class_labels"] == [str(i) for i in range(10)]

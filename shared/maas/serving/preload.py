@@ -50,5 +50,7 @@ def start(env_var: str = "MAAS_PRELOAD") -> Preloading | None:
 
 def _warm_up(model: Any) -> None:
     """One prediction on zeros, so the first request does not pay the runtime's first-invoke setup."""
-    with contextlib.suppress(Exception):  # a failed warm-up only means the first request pays that cost
-        model.predict_named(model.manifest.signature.zeros(1))  # every input, any rank and dtype
+    # every signature (N-D, several inputs, any dtype); a failed warm-up only means the first
+    # request pays that cost
+    with contextlib.suppress(Exception):
+        model.predict_named(model.zero_inputs(1))
