@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -115,7 +114,7 @@ def test_fuzz_v2_several_inputs(app: Any, model: str, tensors: Any, outputs: Any
     body: dict[str, Any] = {"inputs": tensors}
     if outputs is not None:
         body["outputs"] = outputs
-    r = call(app, "POST", f"/v2/models/{model}/infer", orjson.dumps(body))
+    r = call(app, "POST", f"/v2/models/{model}/infer", dumps(body))
     assert_no_5xx(r, body)
 
 

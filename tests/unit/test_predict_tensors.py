@@ -154,7 +154,7 @@ VEC_ROW = [0.0] * 5
         (
             "cnn",
             {"instances": [np.zeros((8, 8)).tolist()]},
-            r"input 'img' \(float32, shape \[None, 8, 8, 1\]\)",
+            r"input 'img' must have shape \[None, 8, 8, 1\] .* dtype float32",
         ),
         ("cnn", {"instances": [np.zeros((8, 7, 1)).tolist()]}, r"must have shape \[None, 8, 8, 1\]"),
         ("cnn", {"instances": [IMG_ROW, IMG_ROW[:7]]}, "ragged"),

@@ -139,7 +139,10 @@ def test_named_nd_inputs() -> None:
         ({"img": [[[1], [2]], [[3], [300]]], "vec": [0, 0, 0]}, "out of range; uint8 takes 0 to 255"),
         ({"img": [[[1], [2]], [[3], [1.5]]], "vec": [0, 0, 0]}, "takes integers"),
         ({"img": [[[1], [2]], [[3]]], "vec": [0, 0, 0]}, "ragged"),
-        ({"img": [[1, 2], [3, 4]], "vec": [0, 0, 0]}, r"input 'img' \(uint8, shape \[None, 2, 2, 1\]\)"),
+        (
+            {"img": [[1, 2], [3, 4]], "vec": [0, 0, 0]},
+            r"input 'img' must have shape \[None, 2, 2, 1\] .* dtype uint8",
+        ),
         ({"vec": [0, 0, 0]}, "missing input"),
         ({"img": [[[1], [2]], [[3], [4]]], "vec": [0, 0, 0], "x": 1}, "unknown input name"),
     ],

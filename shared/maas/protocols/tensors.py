@@ -170,8 +170,8 @@ def check_shape(arr: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
         elif arr.ndim != len(expected):
             hint = f" (rank {arr.ndim}, the model takes rank {len(expected)})"
         raise ProtocolError(
-            f"{where}: {expects(spec)} must have shape {shape_str(expected)} "
-            f"(rows x {' x '.join(shape_str([d])[1:-1] for d in spec.row_shape) or 'scalar'}), "
-            f"got {list(arr.shape)}{hint}"
+            f"{where}: input '{spec.name}' must have shape {shape_str(expected)} "
+            f"(rows x {' x '.join(shape_str([d])[1:-1] for d in spec.row_shape) or 'scalar'}) and dtype "
+            f"{spec.dtype}, got {list(arr.shape)}{hint}"
         )
     return arr
