@@ -366,7 +366,7 @@ class Registry:
         atol: float = DEFAULT_ATOL,
         actor: str | None = None,
     ) -> int:
-        """Publish an export_keras() directory as the next version of name; returns the version.
+        """Publish an export directory (export_keras / importer.prepare) as the next version of name.
 
         Verifies first (ExportMismatch on NaN or on outputs that differ from the source model), then
         claims a version number, uploads the artifacts and writes manifest.json last.
@@ -426,16 +426,28 @@ class Registry:
         manifest["version"] = version
         from botocore.exceptions import BotoCoreError, ClientError
 
+        uploaded: list[str] = []
         try:
             for rel, path in _local_files(src):
-                self.s3.upload_file(str(path), self.bucket, self.key(name, version, rel))
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise self._unavailable(exc, f"uploading {name}:{version}") from exc
+                key = self.key(name, version, rel)
+                uploaded.append(key)
+                self.s3.upload_file(str(path), self.bucket, key)
+        except BaseException as exc:
+            # never visible (no manifest); removing the partial artifacts just saves the storage
+            self._delete_quietly(uploaded)
+            if isinstance(exc, ClientError | BotoCoreError | OSError):
+                raise self._unavailable(exc, f"uploading {name}:{version}") from exc
+            raise
         manifest["created_at"] = utc_now()  # the moment the version becomes complete
         body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         if not self._put_if_absent(self.key(name, version, MANIFEST_FILE), body, f"writing {name}:{version}"):
             raise VersionConflict(f"{name}:{version} already has a manifest (claim was bypassed?)")
         return version
+
+    def _delete_quietly(self, keys: list[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(Exception):
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
 
     def promote(
         self,

@@ -45,7 +45,9 @@ def test_reference_export_layout(reference_export: Path) -> None:
     assert meta["framework"]["tensorflow"] == tf.__version__
     assert 0.0 <= meta["metrics"]["accuracy"] <= 1.0
     check = meta["export_check"]
-    assert check["max_abs_diff_keras"] <= 1e-5 and len(check["expected"]) == check["probe_rows"]
+    assert (
+        check["max_abs_diff_keras"] <= 1e-5 and len(check["expected"]["probabilities"]) == check["probe_rows"]
+    )
 
 
 def test_litert_and_savedmodel_agree_within_1e5(reference_export: Path) -> None:

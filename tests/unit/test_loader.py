@@ -33,7 +33,9 @@ def expected_outputs(reference_export: Path) -> tuple[np.ndarray, np.ndarray]:
     from maas_models.verify import probe_inputs
 
     meta = orjson.loads((reference_export / "metadata.json").read_bytes())
-    return probe_inputs(100, 64, 1234), np.asarray(meta["export_check"]["expected"], dtype=np.float32)
+    return probe_inputs(100, 64, 1234), np.asarray(
+        meta["export_check"]["expected"]["probabilities"], dtype=np.float32
+    )
 
 
 def test_get_predict_matches_source(loader: ModelLoader, reference_export: Path) -> None:

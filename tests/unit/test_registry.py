@@ -102,7 +102,7 @@ def test_publish_refuses_nan_export(s3_moto: str, reference_export: Path, tmp_pa
     bad = tmp_path / "bad"
     shutil.copytree(reference_export, bad)
     meta = orjson.loads((bad / "metadata.json").read_bytes())
-    meta["export_check"]["expected"] = (np.full((64, 10), np.nan)).tolist()
+    meta["export_check"]["expected"] = {"probabilities": np.full((64, 10), np.nan).tolist()}
     (bad / "metadata.json").write_bytes(orjson.dumps(meta))
     with pytest.raises(ExportMismatch):
         Registry(bucket=s3_moto).publish(bad, "ref", source="recorded")
@@ -112,8 +112,8 @@ def test_publish_refuses_mismatch(s3_moto: str, reference_export: Path, tmp_path
     bad = tmp_path / "bad"
     shutil.copytree(reference_export, bad)
     meta = orjson.loads((bad / "metadata.json").read_bytes())
-    expected = np.asarray(meta["export_check"]["expected"], dtype=np.float32)
-    meta["export_check"]["expected"] = (expected + 1e-3).tolist()
+    expected = np.asarray(meta["export_check"]["expected"]["probabilities"], dtype=np.float32)
+    meta["export_check"]["expected"] = {"probabilities": (expected + 1e-3).tolist()}
     (bad / "metadata.json").write_bytes(orjson.dumps(meta))
     reg = Registry(bucket=s3_moto)
     with pytest.raises(ExportMismatch, match="exceeds"):
