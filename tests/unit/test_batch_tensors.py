@@ -118,3 +118,38 @@ def test_jsonl_named_inputs_and_several_outputs(env: BatchEnv, tensor_models: Pa
     assert set(got[0]) == {"label", "score", "embedding"}
     for name, ref in wm.items():
         np.testing.assert_allclose(np.asarray([g[name] for g in got]), ref, atol=ATOL)
+
+
+def test_parquet_list_and_fixed_size_list_columns(env: BatchEnv, tensor_models: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x, want = load_probe(tensor_models / "image_vector")
+    data = many(x, 40)
+    imgs: list[Any] = data["img"].tolist()
+    imgs[3] = None  # a null row
+    imgs[9] = imgs[9][:7]  # a misshapen row
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(data["vec"].reshape(-1)), 5)
+    table = pa.table({"id": list(range(40)), "img": pa.array(imgs), "vec": vec})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=16)
+    env.put("incoming/image-vector/t.parquet", buf.getvalue())
+    outcome = handle_object(env.ctx(), env.ingest, "incoming/image-vector/t.parquet")
+    assert outcome["status"] == "succeeded", outcome
+    out = pq.read_table(io.BytesIO(env.get("predictions/image-vector/t.parquet")))
+    keep = [i for i in range(40) if i not in (3, 9)]
+    assert out.column("id").to_pylist() == keep
+    probs = np.resize(want["probabilities"], (40, 4))[keep]
+    np.testing.assert_allclose(out.column("probability").to_numpy(), probs.max(axis=1), atol=ATOL)
+    assert [e["row"] for e in errors_of(env, "image-vector/t.parquet")] == [4, 10]
+
+    xm, wm = load_probe(tensor_models / "multi_output")
+    feats = pa.FixedSizeListArray.from_arrays(pa.array(xm["features"].reshape(-1)), 6)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"features": feats}), buf)
+    env.put("incoming/multi-output/m.parquet", buf.getvalue())
+    assert handle_object(env.ctx(), env.ingest, "incoming/multi-output/m.parquet")["status"] == "succeeded"
+    got = pq.read_table(io.BytesIO(env.get("predictions/multi-output/m.parquet")))
+    assert got.column_names == ["label", "score", "embedding"]
+    for name, ref in wm.items():
+        np.testing.assert_allclose(np.asarray(got.column(name).to_pylist(), dtype=np.float64), ref, atol=ATOL)

@@ -64,6 +64,12 @@ class InputSpec:
         return np.asarray(next(iter(outputs.values())), dtype=np.float32)
 
     def output_fields(self) -> list[pa.Field]:
+        """The prediction columns: ``class``/``probability`` (+ ``prob_<label>``) of a classifier, else
+        one nested-list column per model output (``maas.batch.tensors.arrow_type``)."""
+        if not self.classifier and self.signature is not None:
+            from maas.batch.tensors import arrow_type
+
+            return [pa.field(out.name, arrow_type(out)) for out in self.signature.outputs]
         fields = [pa.field("class", pa.string()), pa.field("probability", pa.float32())]
         if self.all_probabilities:
             fields += [pa.field(f"prob_{label}", pa.float32()) for label in self.class_labels]
@@ -160,10 +166,12 @@ class Scorer:
     ) -> Scorer:
         """Adapt a ``maas_models.LoadedModel`` (signature, feature names and labels from its manifest)."""
         signature: Signature = loaded.manifest.signature
-        first = signature.inputs[0]
+        first, out = signature.inputs[0], signature.outputs[0]
+        # a model imported without class labels: its classes are named by index ("0", "1", ...)
+        labels = out.class_labels or tuple(str(i) for i in range(out.shape[-1] if len(out.shape) == 2 else 0))
         spec = InputSpec(
             feature_names=tuple(first.feature_names) if is_tabular(signature) else (),
-            class_labels=tuple(signature.outputs[0].class_labels),
+            class_labels=tuple(labels),
             input_name=first.name,
             all_probabilities=all_probabilities,
             signature=signature,

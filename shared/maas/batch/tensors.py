@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from maas.batch.common import InputSpec, RowError, UnreadableInput
 from maas.protocols.tensors import Signature, TensorSpec, expects, shape_str
@@ -136,3 +138,63 @@ def fill_rows(out: np.ndarray, valid: np.ndarray, outputs: Mapping[str, np.ndarr
             out[name] = np.nan
         if outputs:
             out[name][valid] = outputs[name]
+
+
+# -- Arrow (Parquet) columns of tensors: nested (fixed-size) lists, one column per input / output ---------
+def arrow_type(tspec: TensorSpec) -> pa.DataType:
+    """A row of the tensor as Arrow: nested fixed-size lists over the row shape (lists where variable)."""
+    typ: pa.DataType = pa.from_numpy_dtype(tspec.np_dtype)
+    for dim in reversed(tspec.row_shape):
+        typ = pa.list_(typ, dim) if dim >= 0 else pa.list_(typ)
+    return typ
+
+
+def to_arrow(arr: np.ndarray, typ: pa.DataType) -> pa.Array:
+    """``arr`` [N, *row shape] as a column of ``typ`` (``arrow_type``): the values nested without a copy."""
+    values: pa.Array = pa.array(np.ascontiguousarray(arr).reshape(-1))
+    for dim in reversed(arr.shape[1:]):
+        values = pa.FixedSizeListArray.from_arrays(values, int(dim))
+    return values.cast(typ) if values.type != typ else values
+
+
+def from_arrow(column: pa.Array | pa.ChunkedArray, tspec: TensorSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A column of nested lists as ``[N, *row shape]`` values and a mask of the rows that fit the shape.
+
+    Rows that are null, or whose lists have another length than the input's dimension at any level,
+    are marked bad (their values are zeros); variable dimensions take the first good row's length.
+    """
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(col)
+    good = np.ones(n, dtype=bool)
+    owner = np.arange(n)  # the row each element of the current level belongs to
+    level: pa.Array = col
+    dims: list[int] = []
+    for want in tspec.row_shape:
+        if not (pa.types.is_list(level.type) or pa.types.is_large_list(level.type)
+                or pa.types.is_fixed_size_list(level.type)):  # fmt: skip
+            raise UnreadableInput(
+                f"column '{tspec.name}' has type {col.type}: {expects(tspec)} needs nested lists of rank "
+                f"{len(tspec.row_shape)} per row"
+            )
+        valid = np.asarray(level.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        lengths = np.asarray(pc.fill_null(pc.list_value_length(level), 0).to_numpy(), dtype=np.int64)
+        size = want if want >= 0 else (int(lengths[valid][0]) if valid.any() else 0)
+        fits = valid & (lengths == size)
+        np.logical_and.at(good, owner, fits)
+        dims.append(size)
+        parents = np.asarray(pc.list_parent_indices(level).to_numpy(), dtype=np.int64)
+        owner = owner[parents]
+        level = pc.list_flatten(level)
+    if pa.types.is_nested(level.type):
+        raise UnreadableInput(f"column '{tspec.name}' nests deeper than {expects(tspec)}")
+    flat = level.to_numpy(zero_copy_only=False)
+    values = np.asarray(flat)
+    if level.null_count:
+        np.logical_and.at(good, owner, np.asarray(level.is_valid().to_numpy(zero_copy_only=False)))
+        values = np.asarray(pc.fill_null(level, 0).to_numpy(zero_copy_only=False))
+    row_size = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    out = np.zeros((n, row_size), dtype=values.dtype if values.dtype != object else np.float64)
+    keep = good[owner]
+    if row_size:
+        out[good] = values[keep].reshape(-1, row_size)
+    return out.reshape(n, *dims), good
