@@ -116,9 +116,10 @@ def refuse_string_inputs(signature: Signature) -> None:
     strings = [s.name for s in signature.inputs if s.is_string]
     if strings:
         raise UnsupportedModel(
-            f"inputs {strings} are strings: LiteRT's builtin ops cannot tokenize text. Import the model "
-            "without its text preprocessing (its input then being the token ids) and tokenize before "
-            "calling it; string inputs are the preprocessing feature's job"
+            f"inputs {strings} are strings: LiteRT's builtin ops cannot tokenize text. Import the Keras "
+            "model (.keras file or keras.Model) instead: maas runs its TextVectorization / StringLookup / "
+            "IntegerLookup / Hashing layers outside the graph (maas_models.preprocessing); a SavedModel's "
+            "graph cannot be split. Or import it without its text preprocessing and send token ids"
         )
 
 

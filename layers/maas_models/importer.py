@@ -201,13 +201,24 @@ def prepare(
     rtol: float = DEFAULT_RTOL,
     int_ranges: Mapping[str, tuple[int, int]] | None = None,
     extra_metadata: Mapping[str, Any] | None = None,
+    samples: Mapping[str, Any] | None = None,
 ) -> Path:
     """Convert and verify `source` into a publishable directory (saved_model/, model.tflite,
-    metadata.json); raises UnsupportedModel or ExportMismatch (with the gap) instead."""
+    metadata.json); raises UnsupportedModel or ExportMismatch (with the gap) instead.
+
+    A Keras model that starts with preprocessing layers LiteRT cannot run (TextVectorization,
+    StringLookup, IntegerLookup, Hashing) is split (`maas_models.preprocessing.split`): their state
+    goes into the manifest's `preprocessing` block, the rest of the graph to LiteRT, and the whole
+    Keras model is compared with numpy preprocessing + LiteRT on generated raw probes and on
+    `samples` ({raw input name: values}) before anything is written."""
     from maas_models.backends.litert import LiteRTBackend
     from maas_models.export import framework_versions
 
     src = load_source(source)
+    split = _split(src)
+    if split is not None:
+        full_model = src.keras_model
+        src = _Source("keras", keras_model=split.core, label=src.label)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "saved_model"
@@ -216,7 +227,7 @@ def prepare(
     ranges = dict(int_ranges or {})
     if src.kind == "keras":
         source_sig = save_keras(src.keras_model, saved)
-        ranges = {**embedding_ranges(src.keras_model), **ranges}
+        ranges = {**embedding_ranges(src.keras_model), **(split.int_ranges() if split else {}), **ranges}
     else:
         assert src.saved_model_dir is not None
         shutil.copytree(src.saved_model_dir, saved)
@@ -230,6 +241,9 @@ def prepare(
     probes, expected = _source_outputs(src, saved, signature, rows, ranges)
     got = backend.predict_named(probes)
     gaps = compare_named(expected, got, atol=atol, rtol=rtol, what=f"model.tflite vs {src.label}")
+    pre_check: dict[str, Any] | None = None
+    if split is not None:
+        pre_check = _check_split(full_model, split, signature, backend, samples, atol=atol, rtol=rtol)
     (out / "model.tflite").write_bytes(tflite)
     check: dict[str, Any] = {
         "probe_rows": rows,
@@ -242,19 +256,92 @@ def prepare(
         "max_abs_diff_per_output": gaps,
         "expected": record_outputs(expected),
     }
+    if pre_check is not None:
+        check["preprocessing"] = pre_check
     metadata: dict[str, Any] = {
         "schema_version": 2,
         "framework": framework_versions(),
         "runtime": "litert",
         "source": {"kind": src.kind, "name": src.label},
-        "inputs": [s.to_manifest() for s in signature.inputs],
+        "inputs": [s.to_manifest() for s in (split.raw_inputs if split is not None else signature.inputs)],
         "outputs": [s.to_manifest() for s in signature.outputs],
         "metrics": dict(metrics or {}),
         "export_check": check,
+        **({"preprocessing": _manifest_block(split, signature)} if split is not None else {}),
         **dict(extra_metadata or {}),
     }
     (out / METADATA_FILE).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2))
     return out
+
+
+def _split(src: _Source) -> Any:
+    """The SplitModel of a Keras source that starts with preprocessing to cut out, else None."""
+    if src.kind != "keras":
+        return None
+    from maas_models.preprocessing.split import split_model
+
+    split = split_model(src.keras_model)
+    return split if split.is_split else None
+
+
+def _manifest_block(split: Any, signature: Signature) -> dict[str, Any]:
+    """The manifest's preprocessing block; model_inputs are the converted model's own specs."""
+    return {"model_inputs": [s.to_manifest() for s in signature.inputs], "chains": split.chains}
+
+
+def _check_split(
+    model: Any,
+    split: Any,
+    signature: Signature,
+    backend: Any,
+    samples: Mapping[str, Any] | None,
+    *,
+    atol: float,
+    rtol: float,
+) -> dict[str, Any]:
+    """Compare the whole Keras model with numpy preprocessing + the LiteRT model on raw probes."""
+    import numpy as np
+
+    from maas_models.preprocessing.pipeline import Preprocessing
+    from maas_models.preprocessing.probes import keras_inputs, merge_samples, raw_probes
+
+    pre = Preprocessing.from_manifest(
+        {
+            "preprocessing": _manifest_block(split, signature),
+            "outputs": [s.to_manifest() for s in signature.outputs],
+        }
+    )
+    assert pre is not None
+    raw = merge_samples(raw_probes(split.raw_inputs, split.chains), samples)
+    ranks = {str(t.name): len(t.shape) for t in model.inputs}
+    fed = {
+        k: (v.reshape(-1, 1) if v.ndim == 1 and ranks.get(k) == 2 else v)
+        for k, v in keras_inputs(raw).items()
+    }
+    want = keras_outputs(model, Signature(tuple(split.raw_inputs), signature.outputs), fed)
+    got = backend.predict_named(pre.apply(raw))
+    # raw inputs can make Keras itself return NaN (an empty text under a masked average): parity
+    # then means NaN in the same places; everywhere else the usual tolerance
+    nan_rows = 0
+    for name in want:
+        w, g = np.asarray(want[name], dtype=np.float64), np.asarray(got[name], dtype=np.float64)
+        if w.shape == g.shape and not np.array_equal(np.isnan(w), np.isnan(g)):
+            raise ExportMismatch(
+                f"numpy preprocessing + model.tflite vs Keras, output {name!r}: NaN in different places"
+            )
+        if w.shape == g.shape:
+            nan_rows += int(np.isnan(w).reshape(len(w), -1).any(axis=1).sum())
+            want[name], got[name] = np.nan_to_num(w, nan=0.0), np.nan_to_num(g, nan=0.0)
+    gaps = compare_named(want, got, atol=atol, rtol=rtol, what="numpy preprocessing + model.tflite vs Keras")
+    rows = int(next(iter(raw.values())).shape[0])
+    return {
+        "rows": rows,
+        "sample_rows": rows - int(next(iter(raw_probes(split.raw_inputs, split.chains).values())).shape[0]),
+        "max_abs_diff_keras": max(gaps.values()),
+        "rows_nan_in_keras": nan_rows,
+        "layers": [s["name"] for c in split.chains for s in c["layers"]],
+        "numpy": np.__version__,
+    }
 
 
 def _source_outputs(
@@ -299,6 +386,7 @@ def import_model(
     rtol: float = DEFAULT_RTOL,
     actor: str | None = None,
     work_dir: str | Path | None = None,
+    samples: Mapping[str, Any] | None = None,
 ) -> ImportResult:
     """prepare() in a private work directory, then Registry.publish (and promote when asked)."""
     from maas_models.naming import validate_alias, validate_name
@@ -317,6 +405,7 @@ def import_model(
             metrics=metrics,
             atol=atol,
             rtol=rtol,
+            samples=samples,
         )
         # the source was compared above; the re-check reads the recorded outputs only
         version = int(reg.publish(out, name, source="recorded", atol=atol, actor=actor))

@@ -135,7 +135,10 @@ class TensorSpec:
         return arr
 
     def zeros(self, rows: int = 1) -> np.ndarray:
-        """A zero batch of `rows` instances (variable non-batch dimensions get size 1): warm-ups."""
+        """A zero batch of `rows` instances (variable non-batch dimensions get size 1): warm-ups.
+        String inputs get empty strings (text preprocessing takes them; 0 is not text)."""
+        if self.is_string:
+            return np.full((rows, *(d if d >= 0 else 1 for d in self.row_shape)), "", dtype=object)
         return np.zeros((rows, *(d if d >= 0 else 1 for d in self.row_shape)), dtype=self.np_dtype)
 
     @classmethod

@@ -58,12 +58,26 @@ def step_from_state(state: Mapping[str, Any]) -> Step:
     return factory(dict(state))
 
 
+def backend_manifest(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest as the runtime sees it: with preprocessing, its inputs are the LiteRT model's."""
+    block = raw.get("preprocessing")
+    if not block:
+        return dict(raw)
+    return {**raw, "inputs": list(block.get("model_inputs") or ())}
+
+
+def _to_rank(x: np.ndarray, rank: int) -> np.ndarray:
+    """A batch of scalars [N] as the [N, 1] a Keras Input(shape=(1,)) takes (clients send scalars)."""
+    return x.reshape(-1, 1) if x.ndim == 1 and rank == 2 else x
+
+
 @dataclass(frozen=True)
 class Chain:
     input: str
     output: str
     steps: tuple[Step, ...]
     names: tuple[str, ...]
+    input_rank: int = 2
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,7 @@ class Preprocessing:
                 output=str(c["output"]),
                 steps=tuple(step_from_state(s) for s in c.get("layers") or ()),
                 names=tuple(str(s.get("name", s.get("layer"))) for s in c.get("layers") or ()),
+                input_rank=int(c.get("input_rank", 2)),
             )
             for c in block["chains"]
         )
@@ -99,7 +114,7 @@ class Preprocessing:
         """The model's inputs for checked raw inputs; InvalidInput names the raw input and the layer."""
         out: dict[str, np.ndarray] = {}
         for chain in self.chains:
-            x = inputs[chain.input]
+            x = _to_rank(inputs[chain.input], chain.input_rank)
             for step, name in zip(chain.steps, chain.names, strict=True):
                 try:
                     x = step(x)
@@ -110,7 +125,7 @@ class Preprocessing:
             out[chain.output] = x
         for spec in self.model_signature.inputs:
             if spec.name not in out:
-                out[spec.name] = inputs[spec.name]
+                out[spec.name] = _to_rank(inputs[spec.name], spec.rank)
             elif out[spec.name].dtype != spec.np_dtype:
                 out[spec.name] = out[spec.name].astype(spec.np_dtype)
         return out

@@ -30,6 +30,21 @@ class SplitModel:
     def is_split(self) -> bool:
         return bool(self.chains)
 
+    def int_ranges(self) -> dict[str, tuple[int, int]]:
+        """[lo, hi) of the integer ids each cut chain gives the model (probe ranges for the .tflite)."""
+        out: dict[str, tuple[int, int]] = {}
+        for chain in self.chains:
+            last = chain["layers"][-1]
+            if last.get("output_mode", "int") != "int" or last.get("invert"):
+                continue
+            if "vocabulary" in last:
+                out[chain["output"]] = (0, len(last["vocabulary"]))
+            elif last["layer"] == "Hashing":
+                out[chain["output"]] = (0, int(last["num_bins"]))
+            elif last["layer"] == "Discretization":
+                out[chain["output"]] = (0, len(last["bin_boundaries"]) + 1)
+        return out
+
     def manifest_block(self) -> dict[str, Any]:
         return {"model_inputs": [s.to_manifest() for s in self.model_inputs], "chains": self.chains}
 
@@ -97,7 +112,12 @@ def split_model(model: Any) -> SplitModel:
                     raise UnsupportedModel(f"preprocessing layer {la.name!r} is used more than once")
             end = layers[-1]
             chains.append(
-                {"input": raw_name, "output": str(end.name), "layers": [export_layer(la) for la in layers]}
+                {
+                    "input": raw_name,
+                    "output": str(end.name),
+                    "input_rank": len(t.shape),
+                    "layers": [export_layer(la) for la in layers],
+                }
             )
             core_inputs.append((str(end.name), end.output))
         if passthrough:
@@ -124,4 +144,6 @@ def split_model(model: Any) -> SplitModel:
     named = [keras.layers.Identity(name=n)(o) for n, o in zip(_output_names(model), flat, strict=True)]
     core = keras.Model(fresh, named if len(named) > 1 else named[0])
     model_specs = [_spec(tensor, name) for name, tensor in core_inputs]
-    return SplitModel(core, raw_specs, model_specs, chains)
+    # clients send one value per row for Input(shape=(1,)): {"country": "DE", "income": 52000}
+    public = [TensorSpec(s.name, s.dtype, (-1,)) if s.shape == (-1, 1) else s for s in raw_specs]
+    return SplitModel(core, public, model_specs, chains)

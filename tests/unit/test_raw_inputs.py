@@ -1,0 +1,133 @@
+"""Raw inputs end to end in-process: a Keras model with its own preprocessing is imported (split,
+verified against the whole Keras model), published to S3 (moto) and served by the real predict
+handler on both protocols; results equal Keras within 1e-5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from maas_models import ModelLoader, Registry
+from maas_models.errors import UnsupportedModel
+from maas_models.importer import import_model
+
+from tests import raw_models
+from tests.apigw import Client
+
+keras = pytest.importorskip("keras")
+
+SENTENCES = ["A wonderful, GREAT film!", "boring and awful...", "", "ÄÖÜ unknown wörds 😀", "great " * 40]
+
+
+@pytest.fixture(scope="module")
+def sentiment() -> Any:
+    return raw_models.sentiment_model()
+
+
+@pytest.fixture(scope="module")
+def tabular() -> Any:
+    return raw_models.tabular_model()
+
+
+def _serve(registry: Registry, tmp_path: Path) -> Client:
+    from maas.serving.routes.common import configure
+    from maas.serving.service import ModelService
+
+    from tests.handlers import load_handler
+
+    module = load_handler("predict")
+    configure(
+        ModelService(loader=ModelLoader(registry=registry, cache_dir=tmp_path / "c"), registry=registry)
+    )
+    return Client(module.handler, kind="rest")
+
+
+@pytest.fixture
+def reset_service() -> Any:
+    yield
+    from maas.serving.routes.common import configure
+    from maas.serving.service import ModelService
+
+    configure(ModelService())
+
+
+def test_text_model_imports_split_and_serves_sentences_like_keras(
+    s3_moto: str, tmp_path: Path, sentiment: Any, reset_service: Any
+) -> None:
+    reg = Registry(bucket=s3_moto)
+    result = import_model(
+        sentiment, "sentiment", registry=reg, class_labels=["neg", "pos"], samples={"review": SENTENCES}
+    )
+    manifest = reg.manifest("sentiment", result.version).raw
+    assert manifest["inputs"] == [{"name": "review", "dtype": "string", "shape": [None]}]
+    assert manifest["preprocessing"]["model_inputs"] == [
+        {"name": "tokens", "dtype": "int64", "shape": [None, 16]}
+    ]
+    state = manifest["preprocessing"]["chains"][0]["layers"][0]
+    assert state["standardize"] == "lower_and_strip_punctuation" and state["output_sequence_length"] == 16
+    pre = manifest["export_check"]["preprocessing"]
+    assert pre["sample_rows"] == len(SENTENCES) and pre["max_abs_diff_keras"] <= 1e-5
+    want = np.asarray(sentiment(np.asarray(SENTENCES).reshape(-1, 1)))
+
+    client = _serve(reg, tmp_path)
+    r = client.post("/v1/models/sentiment:predict", json={"instances": SENTENCES})
+    assert r.status == 200, r.body
+    np.testing.assert_allclose(np.asarray(r.json["predictions"]), want, atol=1e-5)
+    r = client.post(
+        "/v2/models/sentiment/infer",
+        json={
+            "inputs": [{"name": "review", "shape": [len(SENTENCES)], "datatype": "BYTES", "data": SENTENCES}]
+        },
+    )
+    assert r.status == 200, r.body
+    out = r.json["outputs"][0]
+    np.testing.assert_allclose(np.asarray(out["data"]).reshape(out["shape"]), want, atol=1e-5)
+
+
+def test_number_where_text_is_expected_is_a_400_naming_the_input(
+    s3_moto: str, tmp_path: Path, sentiment: Any, reset_service: Any
+) -> None:
+    reg = Registry(bucket=s3_moto)
+    import_model(sentiment, "sentiment", registry=reg)
+    r = _serve(reg, tmp_path).post("/v1/models/sentiment:predict", json={"instances": [12, "ok"]})
+    assert r.status == 400, r.body
+    assert "review" in r.body and "text" in r.body
+
+
+def test_tabular_rows_with_string_categories_match_keras(
+    s3_moto: str, tmp_path: Path, tabular: Any, reset_service: Any
+) -> None:
+    reg = Registry(bucket=s3_moto)
+    import_model(tabular, "segments", registry=reg)
+    rows = [
+        {"country": "DE", "city": "Berlin", "income": 52000, "age": 41},
+        {"country": "XX", "city": "Nowhere", "income": 0, "age": 18},  # unknown country -> OOV
+        {"country": "JP", "city": "東京", "income": 1e6, "age": 90},
+    ]
+    cols = {k: np.asarray([r[k] for r in rows]).reshape(-1, 1) for k in rows[0]}
+    want = np.asarray(
+        tabular(
+            [cols["country"], cols["city"], cols["income"].astype("float32"), cols["age"].astype("float32")]
+        )
+    )
+    client = _serve(reg, tmp_path)
+    r = client.post("/v1/models/segments:predict", json={"instances": rows})
+    assert r.status == 200, r.body
+    np.testing.assert_allclose(np.asarray(r.json["predictions"]), want, atol=1e-5)
+    columnar = {"inputs": {k: [r[k] for r in rows] for k in rows[0]}}
+    r = client.post("/v1/models/segments:predict", json=columnar)
+    assert r.status == 200, r.body
+    np.testing.assert_allclose(np.asarray(r.json["outputs"]), want, atol=1e-5)
+    bad = client.post("/v1/models/segments:predict", json={"instances": [{**rows[0], "income": "lots"}]})
+    assert bad.status == 400 and "income" in bad.body
+
+
+def test_custom_standardize_refused_at_import_naming_the_layer(s3_moto: str) -> None:
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    tv = keras.layers.TextVectorization(standardize=lambda s: s, vocabulary=["a"], name="custom_tokens")
+    out = keras.layers.Dense(1)(keras.layers.Embedding(4, 2)(tv(text))[:, 0])
+    with pytest.raises(UnsupportedModel, match=r"'custom_tokens'.*custom standardize"):
+        import_model(keras.Model(text, out), "bad", registry=Registry(bucket=s3_moto))
+    assert Registry(bucket=s3_moto).list_models() == []
