@@ -63,3 +63,27 @@ def tabular_model(seed: int = 0) -> Any:
     x = keras.layers.Dense(8, activation="relu")(x)
     out = keras.layers.Dense(3, activation="softmax", name="segment")(x)
     return keras.Model([country, city, income, age], out)
+
+
+def image_classifier(seed: int = 0, size: int = 32) -> Any:
+    """Input img [N, size, size, 3] uint8 (what a decoded JPEG is) -> Rescaling -> CNN -> 3 classes."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    img = keras.Input(shape=(size, size, 3), dtype="uint8", name="img")
+    x = keras.layers.Rescaling(1.0 / 255, name="scale")(img)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(3, activation="softmax", name="probabilities")(x)
+    return keras.Model(img, out)
+
+
+def photo(seed: int, height: int, width: int) -> np.ndarray:
+    """A smooth synthetic photo (gradients + a disc), [H, W, 3] uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    cy, cx, r = rng.uniform(0.2, 0.8, size=3) * [1, 1, 0.4]
+    disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < r**2).astype(float)
+    channels = [yy * rng.uniform(80, 255), xx * rng.uniform(80, 255), disc * rng.uniform(100, 255)]
+    return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)

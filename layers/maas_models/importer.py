@@ -235,6 +235,7 @@ def prepare(
     tflite = convert_saved_model(saved)
     signature = _ordered_like(LiteRTBackend(model_content=tflite).signature, source_sig)
     signature = attach_labels(signature, feature_names, class_labels)
+    signature = _mark_images(signature)
     backend = LiteRTBackend(model_content=tflite, signature=signature)
 
     rows = probe_rows_for(signature)
@@ -272,6 +273,17 @@ def prepare(
     }
     (out / METADATA_FILE).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2))
     return out
+
+
+def _mark_images(signature: Signature) -> Signature:
+    """Image-tensor inputs [N, H, W, C] get the manifest's `image` entry: they also take JPEG/PNG."""
+    from maas_models.preprocessing.image import image_options
+
+    inputs = tuple(
+        TensorSpec(s.name, s.dtype, s.shape, s.feature_names, s.class_labels, image_options(s.dtype, s.shape))
+        for s in signature.inputs
+    )
+    return Signature(inputs, signature.outputs)
 
 
 def _split(src: _Source) -> Any:

@@ -51,7 +51,8 @@ def test_import_keras_file_from_the_cli_serves_like_keras(
     assert code == 0, err
     doc = orjson.loads(out)
     assert doc["version"] == 1 and doc["alias"] == "staging"
-    assert doc["inputs"] == [{"name": "img", "dtype": "float32", "shape": [None, 8, 8, 1]}]
+    image = {"resize": "bilinear", "formats": ["JPEG", "PNG"], "max_pixels": 40_000_000}  # takes JPEG/PNG too
+    assert doc["inputs"] == [{"name": "img", "dtype": "float32", "shape": [None, 8, 8, 1], "image": image}]
     assert doc["outputs"] == [
         {"name": "probabilities", "dtype": "float32", "shape": [None, 3], "class_labels": ["a", "b", "c"]}
     ]

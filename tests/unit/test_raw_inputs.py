@@ -131,3 +131,101 @@ def test_custom_standardize_refused_at_import_naming_the_layer(s3_moto: str) -> 
     with pytest.raises(UnsupportedModel, match=r"'custom_tokens'.*custom standardize"):
         import_model(keras.Model(text, out), "bad", registry=Registry(bucket=s3_moto))
     assert Registry(bucket=s3_moto).list_models() == []
+
+
+def _encoded(arr: np.ndarray, fmt: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_image_model_takes_jpeg_and_png_on_both_protocols(
+    s3_moto: str, tmp_path: Path, reset_service: Any
+) -> None:
+    import base64
+
+    from maas_models.preprocessing.image import decoder_for, image_options
+
+    model = raw_models.image_classifier()
+    reg = Registry(bucket=s3_moto)
+    import_model(model, "pets", registry=reg, class_labels=["cat", "dog", "fish"])
+    spec = reg.manifest("pets", 1).raw["inputs"][0]
+    assert spec["image"]["resize"] == "bilinear" and spec["shape"] == [None, 32, 32, 3]
+    images = [_encoded(raw_models.photo(0, 32, 32), "PNG"), _encoded(raw_models.photo(1, 48, 40), "JPEG")]
+    decoder = decoder_for("img", "uint8", (-1, 32, 32, 3), image_options("uint8", (-1, 32, 32, 3)) or {})
+    pixels = decoder(np.asarray(images, dtype=object))
+    want = np.asarray(model(pixels))
+    b64 = [base64.b64encode(i).decode() for i in images]
+    client = _serve(reg, tmp_path)
+    for body in (
+        {"instances": [{"b64": s} for s in b64]},
+        {"instances": [{"img": {"b64": s}} for s in b64]},
+        {"inputs": {"img": [{"b64": s} for s in b64]}},
+        {"inputs": [{"b64": s} for s in b64]},
+    ):
+        r = client.post("/v1/models/pets:predict", json=body)
+        assert r.status == 200, r.body
+        got = r.json.get("predictions", r.json.get("outputs"))
+        np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)
+    v2 = {
+        "inputs": [
+            {
+                "name": "img",
+                "shape": [2],
+                "datatype": "BYTES",
+                "data": b64,
+                "parameters": {"content_type": "base64"},
+            }
+        ]
+    }
+    r = client.post("/v2/models/pets/infer", json=v2)
+    assert r.status == 200, r.body
+    out = r.json["outputs"][0]
+    np.testing.assert_allclose(np.asarray(out["data"]).reshape(out["shape"]), want, atol=1e-5)
+    tensor = client.post("/v1/models/pets:predict", json={"instances": pixels[:1].tolist()})
+    assert tensor.status == 200  # the tensor form still works
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({"b64": "not base64!!"}, "not valid base64"),
+        ({"b64": "aGVsbG8="}, "not an image in an allowed format"),
+        ("gif", "not an image in an allowed format"),
+        ("truncated", "cannot be decoded"),
+    ],
+)
+def test_bad_images_are_400s_naming_the_input(
+    s3_moto: str, tmp_path: Path, reset_service: Any, value: Any, fragment: str
+) -> None:
+    import base64
+
+    import orjson
+
+    reg = Registry(bucket=s3_moto)
+    import_model(raw_models.image_classifier(size=16), "pets", registry=reg)
+    blobs = {
+        "gif": _encoded(raw_models.photo(0, 16, 16), "GIF"),
+        "truncated": _encoded(raw_models.photo(0, 16, 16), "PNG")[:50],
+    }
+    if isinstance(value, str):
+        value = {"b64": base64.b64encode(blobs[value]).decode()}
+    client = _serve(reg, tmp_path)
+    r = client.post("/v1/models/pets:predict", json={"instances": [{"img": value}]})
+    assert r.status == 400, r.body
+    assert "img" in r.body and fragment in orjson.loads(r.body)["error"]
+
+
+def test_pixel_bomb_is_a_400_before_decoding() -> None:
+    from maas.protocols.errors import ProtocolError
+    from maas.protocols.images import decode_images
+    from maas_models.signature import TensorSpec
+
+    spec = TensorSpec("img", "uint8", (-1, 16, 16, 3), image={"resize": "bilinear", "max_pixels": 100})
+    big = _encoded(raw_models.photo(0, 64, 64), "PNG")
+    with pytest.raises(ProtocolError, match=r"input 'img'.*4096 pixels; the limit is 100"):
+        decode_images([big], spec, "instances")

@@ -135,3 +135,19 @@ def _resample(method: str) -> int:
             "hamming": Image.Resampling.HAMMING,
         }[method]
     )
+
+
+def image_options(dtype: str, shape: tuple[int, ...]) -> dict[str, Any] | None:
+    """The manifest's `image` entry for an input that is an image tensor [N, H, W, C] (C 1 or 3,
+    uint8 or float, fixed H and W), else None: such inputs also take encoded JPEG/PNG."""
+    if len(shape) != 4 or shape[3] not in (1, 3) or shape[1] < 1 or shape[2] < 1:
+        return None
+    if dtype != "uint8" and not dtype.startswith("float"):
+        return None
+    return {"resize": "bilinear", "formats": list(DEFAULT_FORMATS), "max_pixels": DEFAULT_MAX_PIXELS}
+
+
+def decoder_for(name: str, dtype: str, shape: tuple[int, ...], options: dict[str, Any]) -> ImageDecoder:
+    return ImageDecoder.from_state(
+        {**options, "name": name, "height": shape[1], "width": shape[2], "channels": shape[3], "dtype": dtype}
+    )

@@ -13,6 +13,7 @@ import numpy as np
 from maas_models.signature import NUMPY_DTYPES, Signature, TensorSpec, shape_str
 
 from maas.protocols.errors import PayloadTooLarge, ProtocolError
+from maas.protocols.images import decode_images, looks_encoded
 
 __all__ = [
     "NUMPY_DTYPES",
@@ -78,6 +79,8 @@ def to_array(
     the data in messages (default: the input, its dtype and shape).
     """
     what = label or expects(spec)
+    if spec.image is not None and looks_encoded(value):  # JPEG/PNG for an image-tensor input
+        return decode_images(value, spec, where)
     if spec.is_string:
         return np.asarray(value, dtype=object)
     if spec.dtype == "bool":
