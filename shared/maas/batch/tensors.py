@@ -51,6 +51,14 @@ def check_rows(
     target = tspec.np_dtype
     bad: np.ndarray = np.zeros(n, dtype=bool)
     reason = ""
+    if tspec.is_string:  # raw text / categories for the model's own preprocessing
+        is_text = np.fromiter((isinstance(v, str | bytes) for v in flat.reshape(-1)), bool, flat.size)
+        bad = ~is_text.reshape(n, -1).all(axis=1) if n else bad
+        errors = [
+            RowError(int(row_numbers[i]), f"{expects(tspec)} takes text; send a string")
+            for i in np.flatnonzero(bad)
+        ]
+        return ~bad, arr.astype(object), errors
     if arr.dtype.kind not in "biuf":
         raise UnreadableInput(f"{expects(tspec)}: the file holds {arr.dtype} values; send numbers")
     if target.kind == "f":
@@ -165,6 +173,15 @@ def from_arrow(column: pa.Array | pa.ChunkedArray, tspec: TensorSpec) -> tuple[n
     """
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     n = len(col)
+    if tspec.is_string and not tspec.row_shape:  # raw text / categories: one string (or bytes) per row
+        if not (
+            pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_binary(col.type)
+        ):
+            raise UnreadableInput(
+                f"column '{tspec.name}' is {col.type}; {expects(tspec)} takes text (a string column)"
+            )
+        good = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.asarray(pc.fill_null(col, "").to_numpy(zero_copy_only=False), dtype=object), good
     good = np.ones(n, dtype=bool)
     owner = np.arange(n)  # the row each element of the current level belongs to
     level: pa.Array = col

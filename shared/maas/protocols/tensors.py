@@ -82,7 +82,13 @@ def to_array(
     if spec.image is not None and looks_encoded(value):  # JPEG/PNG for an image-tensor input
         return decode_images(value, spec, where)
     if spec.is_string:
-        return np.asarray(value, dtype=object)
+        arr = np.asarray(value, dtype=object)
+        for item in arr.reshape(-1):  # text inputs (a model's own preprocessing tokenizes them)
+            if not isinstance(item, str | bytes):
+                raise ProtocolError(
+                    f"{where}: {what} takes text, got {type(item).__name__}; send strings (numbers as \"52\")"
+                )
+        return arr
     if spec.dtype == "bool":
         raw = _as_array(value, None, spec, where, what)
         if raw.dtype != np.bool_ and raw.size:
