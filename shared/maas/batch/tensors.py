@@ -53,7 +53,7 @@ def check_rows(
     reason = ""
     if tspec.is_string:  # raw text / categories for the model's own preprocessing
         is_text = np.fromiter((isinstance(v, str | bytes) for v in flat.reshape(-1)), bool, flat.size)
-        bad = ~is_text.reshape(n, -1).all(axis=1) if n else bad
+        bad = np.asarray(~is_text.reshape(n, -1).all(axis=1)) if n else bad
         errors = [
             RowError(int(row_numbers[i]), f"{expects(tspec)} takes text; send a string")
             for i in np.flatnonzero(bad)
