@@ -120,6 +120,15 @@ def test_http_both_protocols(local_stack: dict[str, Any], imported: dict[str, Im
         close(doc["outputs"][name], ref)
     status, doc = post(local_stack, f"/v1/models/{cnn.name}:predict", {"instances": [[[0.0]] * 8]})
     assert status == 400 and "input 'img'" in doc["error"], doc
+    status, doc = post(
+        local_stack, f"/v1/models/{cnn.name}:explain", {"instances": cnn.inputs["img"][:1], "grid": 2}
+    )
+    assert status == 200, doc
+    (e,) = doc["explanations"]
+    assert (
+        len(e["top_features"]) == 4
+        and abs(e["sum_attributions"] - (e["prediction"] - e["baseline_prediction"])) < 1e-3
+    )
 
 
 def _drop(stack: dict[str, Any], key: str, body: bytes) -> tuple[bytes, dict[str, Any]]:

@@ -135,7 +135,7 @@ def child(mode: str, model_dir: str, out_path: str, n: int) -> None:
         import keras
         import numpy as np
 
-        model = keras.models.load_model(Path(model_dir) / "model.keras", compile=False)
+        model = keras.models.load_model(Path(model_dir) / "model.keras", compile=False, safe_mode=True)
         x = np.asarray(json.loads(_image_event(1)["body"])["instances"], dtype=np.float32)
         result["samples"] = _time(lambda: model.predict(x, verbose=0), n)
     else:  # batch: .npy scored end to end vs raw LiteRT on the same images
