@@ -70,8 +70,10 @@ def build_card(
 ) -> dict[str, Any]:
     """The card as a JSON-ready dict. Anything not given is taken from ``manifest`` when present."""
     raw = _raw(manifest)
-    inputs = (raw.get("inputs") or [{}])[0]
-    outputs = (raw.get("outputs") or [{}])[0]
+    all_inputs = [dict(t) for t in raw.get("inputs") or [{}]]
+    all_outputs = [dict(t) for t in raw.get("outputs") or [{}]]
+    inputs, outputs = all_inputs[0], all_outputs[0]
+    tabular = len(all_inputs) == 1 and len(inputs.get("shape") or []) == 2
     fp = raw.get("fingerprint") or {}
     use: dict[str, Any]
     if isinstance(intended_use, Mapping):
@@ -79,7 +81,11 @@ def build_card(
     else:
         use = {
             "primary_uses": intended_use
-            or "Classification of tabular feature vectors into the classes listed below.",
+            or (
+                "Classification of tabular feature vectors into the classes listed below."
+                if tabular
+                else "Predictions from the tensor inputs listed below (as the model's owner documents them)."
+            ),
             "primary_users": "Applications calling the maas prediction API.",
             "out_of_scope": "Inputs unlike the training data; decisions about people without human review.",
         }
@@ -112,6 +118,9 @@ def build_card(
                 "shape": outputs.get("shape"),
                 "class_labels": outputs.get("class_labels"),
             },
+            # the full signature: every named input and output with dtype and shape (null = variable)
+            "inputs": [{k: t.get(k) for k in ("name", "dtype", "shape")} for t in all_inputs],
+            "outputs": [{k: t.get(k) for k in ("name", "dtype", "shape")} for t in all_outputs],
             "sensitive_features": list(raw.get("sensitive_features") or []),
         },
         "intended_use": use,
@@ -168,6 +177,15 @@ def _title(model: Mapping[str, Any]) -> str:
     return f"{model.get('name')}" + (f" v{version}" if version is not None else "")
 
 
+def _signature_lines(model: Mapping[str, Any]) -> list[str]:
+    """One line per input (name, dtype, shape); cards written before the full signature show `input`."""
+    tensors = model.get("inputs") or [model.get("input", {})]
+    return [
+        f"- Input: `{t.get('name')}` {t.get('dtype') or ''} shape {t.get('shape')}".replace("  ", " ")
+        for t in tensors
+    ]
+
+
 def render_markdown(card: Mapping[str, Any]) -> str:
     model = card.get("model", {})
     lines = [f"# Model card: {_title(model)}", ""]
@@ -176,7 +194,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     lines += [
         f"- Created: {model.get('created_at')}",
         f"- Runtime: {model.get('runtime')}; framework: {_fmt(model.get('framework'))}",
-        f"- Input: `{model.get('input', {}).get('name')}` shape {model.get('input', {}).get('shape')}",
+        *_signature_lines(model),
         f"- Output: `{model.get('output', {}).get('name')}` classes "
         f"{_fmt(model.get('output', {}).get('class_labels'))}",
         f"- Sensitive features (masked in logs and audit): {_fmt(model.get('sensitive_features')) or 'none'}",
@@ -392,7 +410,10 @@ def render_html(
                 ("created", model.get("created_at")),
                 ("runtime", model.get("runtime")),
                 ("framework", model.get("framework")),
-                ("input shape", model.get("input", {}).get("shape")),
+                *(
+                    (f"input {t.get('name')}", f"{t.get('dtype')} {t.get('shape')}")
+                    for t in model.get("inputs") or [model.get("input", {})]
+                ),
                 ("classes", model.get("output", {}).get("class_labels")),
                 ("sensitive features", model.get("sensitive_features") or "none"),
             ],

@@ -607,11 +607,13 @@ def explain_model(
     )
 
 
-def explain_for_queue(model: Any, x: np.ndarray) -> list[dict[str, Any]]:
+def explain_for_queue(model: Any, inputs: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     """The ``"explain": true`` hook of queue messages (``maas.queue.processor.explain_rows``): every
-    row explained for its predicted class, top features as in ``:explain``."""
+    row explained for its predicted class, top features (or groups) as in ``:explain``."""
+    from maas.rai.explain_groups import explain_loaded
+
     samples = settings.env_str(settings.EXPLAIN_SAMPLES)
-    return explanation_response(explain_model(model, x, n_samples=int(samples) if samples else None))
+    return explanation_response(explain_loaded(model, inputs, n_samples=int(samples) if samples else None))
 
 
 def explanation_response(

@@ -10,7 +10,7 @@ Predict function (``functions/predict/app.py``)::
 Serving core (``maas.serving.service.ModelService``)::
 
     rai.on_model(loaded)                      # a model was selected for this request
-    rai.on_predict(loaded, x)                 # rows were scored: audit row count, online drift sample
+    rai.on_predict(loaded, inputs)            # rows were scored: audit row count, online drift sample
 
 Batch / queue functions call ``maas.rai.audit.default_trail().record(...)`` per file / message and
 ``flush()`` once per invocation, and put ``maas.rai.drift.drift_report(manifest, sample)`` into
@@ -67,12 +67,13 @@ def on_model(loaded: Any) -> None:
         pass
 
 
-def on_predict(loaded: Any, x: Any) -> None:
-    """Rows scored: the audit row count, and a reservoir sample of online inputs for drift (PSI)."""
+def on_predict(loaded: Any, inputs: Mapping[str, Any]) -> None:
+    """Rows scored (bound inputs by name): the audit row count, and a reservoir sample of online
+    inputs' drift features for PSI."""
     try:
-        _NOTE["rows"] = len(x)
+        _NOTE["rows"] = len(next(iter(inputs.values())))
         (_drift if _drift is not None else drift_monitor()).observe(
-            loaded.ref.name, loaded.ref.version, loaded.manifest, x
+            loaded.ref.name, loaded.ref.version, loaded.manifest, inputs
         )
     except Exception:  # noqa: S110 - observability glue never fails a request
         pass
