@@ -84,7 +84,7 @@ def _parse_input(item: Any, i: int) -> RequestInput:
     data = item.get("data")
     if isinstance(data, dict):
         raise ProtocolError(
-            f"{where}.data must be a JSON array, or send the tensor as binary data after the JSON header "
+            f"{where}.data must be a JSON array; for raw bytes use the binary tensor extension "
             "(parameters.binary_data_size and the Inference-Header-Content-Length header)"
         )
     return RequestInput(name, shape, datatype, data, parameters)
