@@ -201,3 +201,13 @@ def test_the_gateway_base64_rule():
     )
     assert not apigw.gateway_base64("http", "application/json; charset=utf-8")
     assert not apigw.gateway_base64("url", "application/problem+json")
+
+
+def test_the_benchmark_events_are_served(predict_app):
+    """`maas bench predict`'s v2 events (base64 as the REST API delivers them) get what they claim."""
+    from maas.bench.predict_binary import _infer_event
+
+    for binary in (False, True):
+        event = _infer_event(3, 1, binary)
+        r = apigw.parse_response(predict_app.handler(event, apigw.FakeContext()))
+        assert r.status == 200 and r.raw["isBase64Encoded"] is binary, r.body[:300]
