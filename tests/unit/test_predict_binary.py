@@ -211,3 +211,19 @@ def test_the_benchmark_events_are_served(predict_app):
         event = _infer_event(3, 1, binary)
         r = apigw.parse_response(predict_app.handler(event, apigw.FakeContext()))
         assert r.status == 200 and r.raw["isBase64Encoded"] is binary, r.body[:300]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (
+            {"outputs": [{"name": "probabilities", "parameters": {"binary_data": "yes"}}]},
+            "binary_data must be",
+        ),
+        ({"parameters": {"binary_data_output": 1}}, "binary_data_output must be true or false"),
+    ],
+)
+def test_bad_binary_output_flags_are_400s(gw, extra, fragment):
+    body, headers = framed_request(np.zeros((1, 100), np.float32), **extra)
+    r = gw.post("/v2/models/ref/infer", body=body, headers=headers)
+    assert r.status == 400 and fragment in r.json["error"], r.body

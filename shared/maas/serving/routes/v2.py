@@ -86,11 +86,11 @@ def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     loaded = svc.get(model, version)
     signature = svc.signature(loaded)
     check_requested_outputs(request, signature.output_names)
-    as_binary = binary.binary_outputs(request, signature.output_names)
     inputs = v2.bind_inputs(request, signature, STATE.max_rows, check_bools=may_hold_bools)
     outputs = predict_recorded("v2", svc, loaded, inputs, started)
     ref = loaded.ref
     response = v2.infer_response(request, ref.name, str(ref.version), outputs)
+    as_binary = binary.binary_outputs(request, [o.name for o in response.outputs])
     if as_binary:
         return _framed_response(response, outputs, as_binary, ref.name, ref.version)
     return model_response(response.to_dict(), ref)
