@@ -227,3 +227,15 @@ def test_bad_binary_output_flags_are_400s(gw, extra, fragment):
     body, headers = framed_request(np.zeros((1, 100), np.float32), **extra)
     r = gw.post("/v2/models/ref/infer", body=body, headers=headers)
     assert r.status == 400 and fragment in r.json["error"], r.body
+
+
+def test_the_sample_binary_event_is_served(predict_app):
+    """events/predict/rest-infer-binary.json (`sam local invoke PredictFunction -e ...`): what API Gateway
+    sends for tritonclient's default request (no Content-Type, binary_data_output) with `*/*`."""
+    import json
+    from pathlib import Path
+
+    event = json.loads((Path(__file__).parents[2] / "events/predict/rest-infer-binary.json").read_text())
+    header, tail = framed_answer(apigw.parse_response(predict_app.handler(event, apigw.FakeContext())))
+    assert header["outputs"][0]["parameters"] == {"binary_data_size": 40}
+    assert np.frombuffer(tail, "<f4").sum() == pytest.approx(1.0, abs=1e-5)
