@@ -47,7 +47,7 @@ def keras_signature(model: Any) -> Signature:
             dtype=dtype_name(t.dtype),
             shape=(-1, *(-1 if d is None else int(d) for d in t.shape[1:])),
         )
-        for name, t in zip(_output_names(model), _flat_outputs(model.outputs), strict=True)
+        for name, t in named_outputs(model)
     )
     return Signature(inputs=inputs, outputs=outputs)
 
@@ -65,14 +65,20 @@ def _flat_outputs(outputs: Any) -> list[Any]:
     return [outputs]
 
 
-def _output_names(model: Any) -> list[str]:
-    if isinstance(model.outputs, dict):
-        return [str(k) for k in model.outputs]
+def named_outputs(model: Any) -> list[tuple[str, Any]]:
+    """(name, symbolic tensor) per output: a dict of outputs keeps its keys; otherwise the output
+    layers' names (output_0, ... when they are missing or repeat)."""
+    try:
+        structure = model.output
+    except (AttributeError, ValueError):  # a subclassed model that was never called symbolically
+        structure = None
+    if isinstance(structure, dict):
+        return [(str(k), v) for k, v in structure.items()]
+    tensors = _flat_outputs(model.outputs)
     names = [str(n) for n in getattr(model, "output_names", None) or []]
-    count = len(_flat_outputs(model.outputs))
-    if len(names) != count or len(set(names)) != count:
-        names = [f"output_{i}" for i in range(count)]
-    return names
+    if len(names) != len(tensors) or len(set(names)) != len(tensors):
+        names = [f"output_{i}" for i in range(len(tensors))]
+    return list(zip(names, tensors, strict=True))
 
 
 def serving_function(model: Any) -> tuple[Any, Signature]:

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from maas_models import metrics
-from maas_models.backends import Backend, open_backend
+from maas_models.backends import SIZES_PER_SLOT, Backend, open_backend
 from maas_models.errors import (
     InvalidModelName,
     ModelCorrupt,
@@ -153,6 +153,12 @@ class LoadedModel:
 
 
 @dataclass
+class _KeyLock:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
+
+@dataclass
 class _AliasEntry:
     version: int
     checked_at: float
@@ -186,10 +192,12 @@ class ModelLoader:
         self.max_artifact_bytes = int(
             (s.max_artifact_mb if max_artifact_mb is None else max_artifact_mb) * MB
         )
+        self.storage_bytes = int(s.ephemeral_storage_mb * MB)
         self._preload_spec = s.preload
         self._clock = clock
         self._lock = threading.RLock()
-        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        # one lock per model version / alias while anyone uses it; pruned when the last user leaves
+        self._key_locks: dict[tuple[Any, ...], _KeyLock] = {}
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._aliases: dict[tuple[str, str], _AliasEntry] = {}
         self._busy_dirs: set[Path] = set()
@@ -222,15 +230,15 @@ class ModelLoader:
                 if model is not None:
                     self._models.move_to_end((name, entry.version))
                     return model
-        lock = self._key_lock(("alias", *key))
-        if not lock.acquire(blocking=False):
-            # another thread is re-resolving this alias: serve what is loaded instead of waiting
-            with self._lock:
-                current = self._models.get((name, entry.version)) if entry is not None else None
-            if current is not None:
-                return current
-            lock.acquire()
         with contextlib.ExitStack() as held:
+            lock = held.enter_context(self._keyed(("alias", *key)))
+            if not lock.acquire(blocking=False):
+                # another thread is re-resolving this alias: serve what is loaded instead of waiting
+                with self._lock:
+                    current = self._models.get((name, entry.version)) if entry is not None else None
+                if current is not None:
+                    return current
+                lock.acquire()
             held.callback(lock.release)
             with self._lock:
                 entry = self._aliases.get(key)
@@ -297,12 +305,21 @@ class ModelLoader:
             self._aliases.clear()
 
     # ---- internals --------------------------------------------------------------------------------
-    def _key_lock(self, key: tuple[Any, ...]) -> threading.Lock:
+    @contextlib.contextmanager
+    def _keyed(self, key: tuple[Any, ...]) -> Iterator[threading.Lock]:
+        """The lock for key (not acquired), kept in the table only while some thread uses it."""
         with self._lock:
-            lock = self._key_locks.get(key)
-            if lock is None:
-                lock = self._key_locks[key] = threading.Lock()
-            return lock
+            entry = self._key_locks.get(key)
+            if entry is None:
+                entry = self._key_locks[key] = _KeyLock()
+            entry.users += 1
+        try:
+            yield entry.lock
+        finally:
+            with self._lock:
+                entry.users -= 1
+                if entry.users == 0 and self._key_locks.get(key) is entry:
+                    del self._key_locks[key]
 
     def _keep_serving(
         self,
@@ -336,7 +353,7 @@ class ModelLoader:
             if model is not None:
                 self._models.move_to_end(key)
                 return model
-        with self._key_lock(("version", *key)):
+        with self._keyed(("version", *key)) as lock, lock:
             with self._lock:
                 model = self._models.get(key)
                 if model is not None:
@@ -361,7 +378,13 @@ class ModelLoader:
         started = time.perf_counter()
         manifest = self.registry.manifest(name, version)
         vdir = self._ensure_local(manifest)
-        options = {"num_threads": self.litert_threads}
+        weights = sum(int(info["size"]) for _, info in self._needed_files(manifest))
+        # XNNPACK packs a copy of the weights per interpreter (up to SIZES_PER_SLOT of them): only
+        # when those copies fit the memory budget; otherwise the builtin kernels read them in place
+        options = {
+            "num_threads": self.litert_threads,
+            "xnnpack": weights * (1 + SIZES_PER_SLOT) <= self.memory_budget_bytes,
+        }
         try:
             # with preprocessing, the runtime takes the model inputs the manifest's raw inputs become
             backend = open_backend(manifest.runtime, vdir, backend_manifest(manifest.raw), **options)
@@ -410,12 +433,7 @@ class ModelLoader:
         ref = manifest.ref
         vdir = self.cache_dir / ref.name / str(ref.version)
         needed = self._needed_files(manifest)
-        for rel, info in needed:
-            if int(info["size"]) > self.max_artifact_bytes:
-                raise ModelUnavailable(
-                    f"{ref}: artifact {rel} is {int(info['size']) / MB:.1f} MB, above the "
-                    f"{self.max_artifact_bytes / MB:.0f} MB limit (MAAS_MAX_ARTIFACT_MB)"
-                )
+        self._check_fits(ref, needed)
         with self._lock:
             self._busy_dirs.add(vdir)
         try:
@@ -438,6 +456,31 @@ class ModelLoader:
         finally:
             with self._lock:
                 self._busy_dirs.discard(vdir)
+
+    def _check_fits(self, ref: ModelRef, needed: list[tuple[str, dict[str, Any]]]) -> None:
+        """ModelUnavailable, before any download, for a model this function cannot hold: an artifact
+        above /tmp (EphemeralStorage) or MAAS_MAX_ARTIFACT_MB, or weights above the memory budget."""
+        total = 0
+        for rel, info in needed:
+            size = int(info["size"])
+            total += size
+            if size > self.storage_bytes:
+                raise ModelUnavailable(
+                    f"{ref}: artifact {rel} is {size / MB:.1f} MB, larger than this function's /tmp "
+                    f"({self.storage_bytes / MB:.0f} MB): raise the EphemeralStorageMB template parameter "
+                    "(Lambda allows up to 10240 MB)"
+                )
+            if size > self.max_artifact_bytes:
+                raise ModelUnavailable(
+                    f"{ref}: artifact {rel} is {size / MB:.1f} MB, above the "
+                    f"{self.max_artifact_bytes / MB:.0f} MB limit (MAAS_MAX_ARTIFACT_MB)"
+                )
+        if total > self.memory_budget_bytes:
+            raise ModelUnavailable(
+                f"{ref}: the model's weights are {total / MB:.1f} MB, above the memory budget of "
+                f"{self.memory_budget_bytes / MB:.0f} MB (MAAS_MEMORY_BUDGET_MB; in Lambda the function's "
+                "MemorySize less 256 MB): give the function more memory"
+            )
 
     def _download(self, ref: ModelRef, rel: str, info: dict[str, Any], dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from maas_models.download import PARALLEL_MIN_BYTES, ranged_download
 from maas_models.errors import (
     ExportMismatch,
     InvalidModelName,
@@ -142,9 +143,10 @@ class Registry:
         settings: LayerSettings | None = None,
     ) -> None:
         settings = settings or LayerSettings()
-        self.bucket = bucket or settings.models_bucket
-        if not self.bucket:
+        chosen = bucket or settings.models_bucket
+        if not chosen:
             raise ModelUnavailable("no models bucket: pass bucket= or set MAAS_MODELS_BUCKET")
+        self.bucket: str = chosen
         prefix = settings.models_prefix if prefix is None else prefix
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -334,6 +336,19 @@ class Registry:
         """
         relpath = validate_relpath(relpath)
         key = self.key(ref.name, ref.version, relpath)
+        if max_bytes is not None and max_bytes >= PARALLEL_MIN_BYTES and hasattr(self.reader, "iter_range"):
+            # a large artifact of known size: parallel ranged GETs, hashed as they land
+            try:
+                return ranged_download(self.reader.iter_range, self.bucket, key, max_bytes, dest)
+            except ModelError:
+                raise
+            except storage_errors() as exc:
+                code = error_code(exc) or str(getattr(exc, "code", "") or "")  # boto3 | s3lite
+                if code in ("NoSuchKey", "404", "InvalidRange", "416"):
+                    raise ModelCorrupt(
+                        f"{ref}: artifact {relpath} is missing or shorter than its manifest"
+                    ) from exc
+                raise self._unavailable(exc, f"downloading {ref} {relpath}") from exc
         digest = hashlib.sha256()
         written = 0
         try:

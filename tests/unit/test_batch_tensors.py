@@ -153,3 +153,27 @@ def test_parquet_list_and_fixed_size_list_columns(env: BatchEnv, tensor_models: 
     assert got.column_names == ["label", "score", "embedding"]
     for name, ref in wm.items():
         np.testing.assert_allclose(np.asarray(got.column(name).to_pylist(), dtype=np.float64), ref, atol=ATOL)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "jsonl"])
+def test_fanned_out_tensor_file_matches_the_whole_file(env: BatchEnv, tensor_models: Path, fmt: str) -> None:
+    """Chunk tasks carry the model's signature: a fanned-out image file gives the same bytes as one job."""
+    from maas.batch.entry import handle_event
+
+    x, _ = load_probe(tensor_models / "cnn")
+    img = many(x, 600)["img"]
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, img)
+        body = buf.getvalue()
+    else:
+        body = b"\n".join(orjson.dumps({"id": i, "img": img[i].tolist()}) for i in range(len(img))) + b"\n"
+    env.put(f"incoming/cnn/whole.{fmt}", body)
+    assert handle_object(env.ctx(), env.ingest, f"incoming/cnn/whole.{fmt}")["status"] == "succeeded"
+    env.put(f"incoming/cnn/big.{fmt}", body)
+    ctx = env.ctx(fanout_threshold_bytes=32 * 1024, chunk_bytes=len(body) // 5 + 1, block_bytes=16 * 1024)
+    outcome = handle_object(ctx, env.ingest, f"incoming/cnn/big.{fmt}")
+    assert outcome["status"] == "fanned_out" and outcome["chunks"] >= 4, outcome
+    env.drain_chunks(lambda ev: handle_event(ctx, ev))
+    assert env.report(f"cnn/big.{fmt}")["rows"] == {"total": 600, "scored": 600, "rejected": 0}
+    assert env.get(f"predictions/cnn/big.{fmt}") == env.get(f"predictions/cnn/whole.{fmt}")

@@ -16,6 +16,9 @@ import numpy as np
 from maas_models.errors import RuntimeMissing
 from maas_models.signature import Signature
 
+# LiteRT interpreters one caller keeps, keyed by input shapes (the loader's memory estimate uses it)
+SIZES_PER_SLOT = 3
+
 RUNTIMES: dict[str, tuple[str, str, str]] = {
     # runtime -> (module, class, what to install when it is missing)
     "litert": (

@@ -18,6 +18,9 @@ of a batch job, one spare for remainders), so the common shapes never re-allocat
 
 Memory: given a path, the interpreter maps the .tflite file (no copy of the weights on the heap);
 `model_content` (bytes) is for callers that hold the model in memory anyway (export checks).
+XNNPACK (the default delegate, faster) packs its own copy of the weights per interpreter; with
+`xnnpack=False` the builtin kernels read the mapped weights in place (the loader chooses that for
+models whose packed copies would not fit its memory budget).
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter  # ImportError here -> RuntimeMissing in open_backend
+from ai_edge_litert.interpreter import (  # ImportError here -> RuntimeMissing in open_backend
+    Interpreter,
+    OpResolverType,
+)
 
+from maas_models.backends import SIZES_PER_SLOT
 from maas_models.errors import InvalidInput, ModelCorrupt
 from maas_models.signature import SERVABLE_DTYPES, Signature, TensorSpec, dtype_name
 
 DEFAULT_CHUNK_ROWS = 2048  # measured sweet spot for small dense models (L2-resident activations)
-SIZES_PER_SLOT = 3
 SIGNATURE_KEY = "serving_default"
 
 Shapes = tuple[tuple[int, ...], ...]
@@ -68,6 +74,7 @@ class _Slot:
             self._by_shapes[key] = interp
             while len(self._by_shapes) > SIZES_PER_SLOT:
                 self._by_shapes.popitem(last=False)
+                self._backend._count_interpreters(-1)
         else:
             self._by_shapes.move_to_end(key)
         for index, arr in zip(self._backend._in_index, arrays, strict=True):
@@ -90,6 +97,7 @@ class LiteRTBackend:
         num_threads: int = 1,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         max_slots: int | None = None,
+        xnnpack: bool = True,
     ) -> None:
         if (model_path is None) == (model_content is None):
             raise ValueError("give exactly one of model_path or model_content")
@@ -102,6 +110,8 @@ class LiteRTBackend:
         self.num_threads = max(1, int(num_threads))
         self.chunk_rows = max(1, int(chunk_rows))
         self.max_slots = max_slots or max(2, (os.cpu_count() or 1) * 2)
+        self.xnnpack = bool(xnnpack)
+        self._interpreters = 1
         self._lock = threading.Lock()
         self._free: list[_Slot] = []
         self._slots = 0
@@ -126,6 +136,7 @@ class LiteRTBackend:
             signature=Signature.from_manifest(manifest),
             num_threads=int(options.get("num_threads", 1)),
             chunk_rows=int(options.get("chunk_rows", DEFAULT_CHUNK_ROWS)),
+            xnnpack=bool(options.get("xnnpack", True)),
         )
 
     # ---- single-input / single-output convenience (what the [N, F] serving paths use) ------------
@@ -165,10 +176,18 @@ class LiteRTBackend:
 
     # ---- internals -------------------------------------------------------------------------------
     def _interpreter(self) -> Any:
-        return _interpreter_class()(**self._source, num_threads=self.num_threads)
+        resolver = OpResolverType.AUTO if self.xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        return _interpreter_class()(
+            **self._source, num_threads=self.num_threads, experimental_op_resolver_type=resolver
+        )
+
+    def _count_interpreters(self, delta: int) -> None:
+        with self._lock:
+            self._interpreters += delta
 
     def _new_interpreter(self, shapes: Shapes) -> Any:
         interp = self._interpreter()
+        self._count_interpreters(1)
         try:
             for index, shape in zip(self._in_index, shapes, strict=True):
                 interp.resize_tensor_input(index, list(shape), strict=False)
@@ -224,15 +243,18 @@ class LiteRTBackend:
             self._available.notify()
 
     def memory_bytes(self) -> int:
-        """Estimate: the mapped model once, plus per interpreter a packed weights copy (XNNPACK) and
-        the activations of a full chunk."""
-        per_interp = self._model_bytes + self._activation_bytes_per_row * self.chunk_rows
-        return self._model_bytes + per_interp * max(1, self._slots)
+        """Estimate: the mapped model once, plus per interpreter the activations of a full chunk and,
+        with XNNPACK, its packed copy of the weights (measured: a 288 MB dense model maps to 340 MB
+        RSS with the builtin kernels, 628 MB with XNNPACK)."""
+        packed = self._model_bytes if self.xnnpack else 0
+        per_interp = packed + self._activation_bytes_per_row * self.chunk_rows
+        return self._model_bytes + per_interp * max(1, self._interpreters)
 
     def close(self) -> None:
         with self._available:
             self._free.clear()
             self._slots = 0
+            self._interpreters = 0
 
 
 def _signature_details(interp: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from maas.batch.common import InputSpec, RowError, UnreadableInput
+from maas.batch.common import InputSpec, RowError, UnreadableInput, all_finite
 from maas.protocols.tensors import Signature, TensorSpec, expects, shape_str
 
 
@@ -63,8 +63,9 @@ def check_rows(
         raise UnreadableInput(f"{expects(tspec)}: the file holds {arr.dtype} values; send numbers")
     if target.kind == "f":
         with np.errstate(over="ignore", invalid="ignore"):
-            cast = flat.astype(target)
-        bad = np.asarray(~np.isfinite(cast).all(axis=1)) if n else bad
+            cast = flat.astype(target, copy=False)
+        if not all_finite(cast):  # the common case costs one sliced pass, no mask the size of the block
+            bad = np.asarray(~np.isfinite(cast).all(axis=1))
         reason = f"NaN, Infinity or a value out of {tspec.dtype} range in {expects(tspec)}"
     elif target.kind in "iu":
         info = np.iinfo(target)
