@@ -69,10 +69,6 @@ def _consumers(model: Any) -> dict[int, list[Any]]:
     return out
 
 
-def _output_names(model: Any) -> list[str]:
-    from maas_models.convert import _output_names as names
-
-    return names(model)
 
 
 def split_model(model: Any) -> SplitModel:
@@ -130,10 +126,10 @@ def split_model(model: Any) -> SplitModel:
             core_inputs.append((raw_name, t))
     if not chains:
         return SplitModel(model, raw_specs, raw_specs, [])
-    inner = keras.Model(
-        [tensor for _, tensor in core_inputs],
-        list(model.outputs) if isinstance(model.outputs, list | tuple) else model.outputs,
-    )
+    from maas_models.convert import named_outputs
+
+    outputs = named_outputs(model)
+    inner = keras.Model([tensor for _, tensor in core_inputs], [tensor for _, tensor in outputs])
     fresh = [
         keras.Input(shape=tuple(tensor.shape[1:]), dtype=tensor.dtype, name=name)
         for name, tensor in core_inputs
@@ -141,7 +137,7 @@ def split_model(model: Any) -> SplitModel:
     outs = inner(fresh)
     flat = outs if isinstance(outs, list | tuple) else [outs]
     # Identity layers carry the source's output names (a nested model's outputs are named after it)
-    named = [keras.layers.Identity(name=n)(o) for n, o in zip(_output_names(model), flat, strict=True)]
+    named = [keras.layers.Identity(name=n)(o) for n, o in zip([n for n, _ in outputs], flat, strict=True)]
     core = keras.Model(fresh, named if len(named) > 1 else named[0])
     model_specs = [_spec(tensor, name) for name, tensor in core_inputs]
     # clients send one value per row for Input(shape=(1,)): {"country": "DE", "income": 52000}
