@@ -229,3 +229,49 @@ def test_pixel_bomb_is_a_400_before_decoding() -> None:
     big = _encoded(raw_models.photo(0, 64, 64), "PNG")
     with pytest.raises(ProtocolError, match=r"input 'img'.*4096 pixels; the limit is 100"):
         decode_images([big], spec, "instances")
+
+
+def test_image_as_raw_bytes_through_the_v2_binary_extension(
+    s3_moto: str, tmp_path: Path, reset_service: Any
+) -> None:
+    import struct
+
+    import orjson
+    from maas.serving.routes.common import configure
+    from maas.serving.service import ModelService
+
+    from tests import apigw
+    from tests.handlers import load_handler
+
+    model = raw_models.image_classifier(size=24)
+    reg = Registry(bucket=s3_moto)
+    import_model(model, "pets", registry=reg)
+    images = [_encoded(raw_models.photo(3, 24, 24), "PNG"), _encoded(raw_models.photo(4, 30, 20), "JPEG")]
+    blob = b"".join(struct.pack("<I", len(i)) + i for i in images)  # BYTES: 4-byte length, then the bytes
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "img",
+                    "shape": [2],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(blob)},
+                }
+            ]
+        }
+    )
+    module = load_handler("predict")
+    configure(ModelService(loader=ModelLoader(registry=reg, cache_dir=tmp_path / "c"), registry=reg))
+    client = Client(module.handler, kind="rest", binary_media_types=apigw.template_binary_media_types())
+    headers = {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
+    r = client.post("/v2/models/pets/infer", body=header + blob, headers=headers)
+    assert r.status == 200, r.body[:300]
+    from maas.protocols.images import decode_images
+
+    spec = reg.manifest("pets", 1).inputs[0]
+    want = np.asarray(model(decode_images(images, spec, "test")))
+    out = r.json["outputs"][0]
+    np.testing.assert_allclose(np.asarray(out["data"]).reshape(out["shape"]), want, atol=1e-5)
