@@ -153,3 +153,22 @@ def test_no_other_module_writes_emf_by_hand() -> None:
         p.relative_to(ROOT).as_posix() for p in _tracked(*PACKAGES) if "CloudWatchMetrics" in p.read_text()
     ]
     assert writers == ["layers/maas_models/metrics.py"], writers
+
+
+def test_settings_are_read_once_and_honour_powertools_variables(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maas_models.settings import MetricsSettings
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "other")
+    assert metrics.namespace() == "maas"  # read at import, not per metric
+    previous = metrics.configure(MetricsSettings(namespace="maas", disabled=True))
+    try:
+        capsys.readouterr()
+        metrics.emit("ModelFallback", model="ref")
+        metrics.FixedMetrics({"Rows": metrics.COUNT}, {"model": "ref"}).write(1)
+        assert capsys.readouterr().out == ""  # POWERTOOLS_METRICS_DISABLED: nothing written
+        metrics.configure()  # from the environment again
+        assert metrics.namespace() == "other"
+    finally:
+        metrics.configure(previous)
