@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import io
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import numpy as np
 import orjson
 import pytest
 from maas_models import metrics
+
+from tests.source import tracked
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared/maas", "layers/maas_models", "functions", "jobs")
@@ -124,14 +125,9 @@ def test_powertools_metrics_share_the_namespace_and_scheme() -> None:
     check(doc)
 
 
-def _tracked(*roots: str) -> list[Path]:
-    out = subprocess.run(["git", "ls-files", *roots], cwd=ROOT, capture_output=True, text=True, check=True)
-    return [ROOT / p for p in out.stdout.split() if p.endswith(".py")]
-
-
 def test_every_emit_call_site_names_its_dimensions_by_the_scheme() -> None:
     calls = 0
-    for path in _tracked(*PACKAGES):
+    for path in tracked(*PACKAGES):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
@@ -150,7 +146,7 @@ def test_every_emit_call_site_names_its_dimensions_by_the_scheme() -> None:
 
 def test_no_other_module_writes_emf_by_hand() -> None:
     writers = [
-        p.relative_to(ROOT).as_posix() for p in _tracked(*PACKAGES) if "CloudWatchMetrics" in p.read_text()
+        p.relative_to(ROOT).as_posix() for p in tracked(*PACKAGES) if "CloudWatchMetrics" in p.read_text()
     ]
     assert writers == ["layers/maas_models/metrics.py"], writers
 
