@@ -189,10 +189,12 @@ class Sandbox:
         if not text:
             return
         self.output.append(text)
-        for stream in (self._log, self._echo):
+        for stream, shown in ((self._log, text), (self._echo, text.replace("\r", "\n"))):
+            # awslambdaric separates the lines of one log record (a traceback) with \r, which CloudWatch
+            # keeps as one event; a terminal would print them over each other
             if stream is not None:
                 with contextlib.suppress(ValueError, OSError):
-                    stream.write(text)
+                    stream.write(shown)
                     stream.flush()
 
     def _read_available(self, fd: int) -> bool:
