@@ -90,9 +90,11 @@ def test_pyproject_and_constraints_changes_rebuild_and_code_changes_only_refresh
     root = _project(tmp_path)
     spec = discover(root)["queue_score"]
     first = deps_hash(spec, root, "3.12.1")
-    (root / "scripts" / "constraints.txt").write_text(
-        (root / "scripts" / "constraints.txt").read_text() + "\n"
-    )
+    constraints = root / "scripts" / "constraints.txt"
+    lines = constraints.read_text().splitlines()
+    constraints.write_text("\n".join(["# a comment", *reversed(lines)]) + "\n")
+    assert deps_hash(spec, root, "3.12.1") == first  # reordered, commented: the same pins
+    constraints.write_text(constraints.read_text().replace("orjson==", "orjson==0.0.0+"))
     second = deps_hash(spec, root, "3.12.1")
     pyproject = root / "pyproject.toml"
     pyproject.write_text(

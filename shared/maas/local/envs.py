@@ -90,6 +90,12 @@ def constraints_file(root: Path) -> Path:
     return root / "scripts" / "constraints.txt"
 
 
+def pins(constraints: Path) -> list[str]:
+    """The constraints file's pins, sorted, without comments: reordering or commenting rebuilds nothing."""
+    lines = (line.split("#", 1)[0].strip() for line in constraints.read_text().splitlines())
+    return sorted({line for line in lines if line})
+
+
 def source_files(root: Path) -> list[Path]:
     """The files the project wheel is built from (what the Dockerfiles COPY), sorted."""
     files: list[Path] = []
@@ -122,7 +128,7 @@ def deps_hash(spec: ImageSpec, root: Path, python_version: str) -> str:
             FORMAT.encode(),
             spec.base.encode(),
             json.dumps(requirements(spec, root / "pyproject.toml")).encode(),
-            constraints_file(root).read_bytes(),
+            "\n".join(pins(constraints_file(root))).encode(),
             python_version.encode(),
         ]
     )
@@ -210,7 +216,8 @@ class Environments:
 
     # -- layer 2: the project's code ------------------------------------------------------------------
     def _wheel(self, code: str) -> Path:
-        """The project wheel for this source hash, built once (from a copy of what the Dockerfiles copy)."""
+        """The project wheel for this source hash, built once (from a copy of what the Dockerfiles copy), by
+        the dev venv's hatchling without build isolation: ~1 s instead of ~10 s for a fresh build venv."""
         wheels = self.folder / "wheels" / code[:16]
         found = sorted(wheels.glob("*.whl"))
         if found:
@@ -229,7 +236,10 @@ class Environments:
                     shutil.copy2(source, context / name)
             out = Path(tmp) / "out"
             _run(
-                [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(context)],
+                [
+                    *(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"),
+                    *("-w", str(out), str(context)),
+                ],
                 "building the project wheel",
             )
             wheels.mkdir(parents=True, exist_ok=True)
