@@ -117,7 +117,11 @@ def test_predict_serves_every_route_in_its_image_environment(run_in_env: Any) ->
 
     response = handler(_event("predict/rest-predict.json"))
     assert response["statusCode"] == 200, response
-    for rel in ("predict/rest-health-live.json", "predict/http-api-health-live.json"):
+    for rel in (
+        "predict/rest-health-live.json",
+        "predict/http-api-health-live.json",
+        "predict/rest-infer-binary.json",
+    ):
         assert handler(_event(rel))["statusCode"] == 200, rel
     assert "ModuleNotFoundError" not in (handler.last.logs if handler.last else "")
 

@@ -105,6 +105,24 @@ def test_predict_event_scores_the_published_model(stack: dict[str, Any], mode: s
     _assert_reported(out, mode)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_predict_binary_infer_event(stack: dict[str, Any], mode: str) -> None:
+    """tritonclient's default request as API Gateway delivers it: a framed binary answer."""
+    import struct
+
+    from tests.apigw import parse_response
+
+    out, record = _invoke("PredictFunction", "predict/rest-infer-binary.json", mode)
+    assert out.returncode == 0, out.stderr[-3000:]
+    response = parse_response(record["response"])
+    assert response.status == 200 and record["response"]["isBase64Encoded"] is True, response.body[:300]
+    length = int(response.headers["inference-header-content-length"])
+    header, tail = json.loads(response.content[:length]), response.content[length:]
+    assert header["outputs"][0]["parameters"] == {"binary_data_size": 40}
+    assert abs(sum(struct.unpack("<10f", tail)) - 1.0) < 1e-5
+    _assert_reported(out, mode)
+
+
 def _sample_csv(rows: int) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)

@@ -25,6 +25,7 @@ GENERATORS = {
     "queue_score/sqs-event.json": ("sqs", "receive-message"),
     "predict/rest-predict.json": ("apigateway", "aws-proxy"),
     "predict/rest-health-live.json": ("apigateway", "aws-proxy"),
+    "predict/rest-infer-binary.json": ("apigateway", "aws-proxy"),
     "predict/http-api-health-live.json": ("apigateway", "http-api-proxy"),
 }
 #: Direct invocations (the caller's own payload, no AWS event source, so no SAM generator).
@@ -45,6 +46,10 @@ OPTIONAL = {
     "cookies",
     "authentication",
 }
+
+
+#: Maps whose keys are the request's own (which headers a client sends): compared as objects only.
+FREE_FORM = {"headers", "multiValueHeaders"}
 
 
 def _sam() -> str:
@@ -74,7 +79,12 @@ def differences(reference: Any, ours: Any, path: str = "$") -> list[str]:
             if key not in ours:
                 if key not in OPTIONAL:
                     found.append(f"{path}.{key} is missing")
-            elif ours[key] is not None:  # API Gateway sends null for what a request does not have
+            elif ours[key] is None:  # API Gateway sends null for what a request does not have
+                continue
+            elif key in FREE_FORM:
+                if not isinstance(ours[key], dict):
+                    found.append(f"{path}.{key}: {type(ours[key]).__name__}, not an object")
+            else:
                 found += differences(value, ours[key], f"{path}.{key}")
         return found
     if isinstance(reference, list):
