@@ -16,6 +16,8 @@ predict's is held to its budget (README: "What ships is what is tested").
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -137,8 +139,10 @@ def test_batch_score_handles_its_sample_event(run_in_env: Any) -> None:
     out = key.replace("incoming/", "predictions/", 1)
     report = json.loads(s3.get_object(Bucket=bucket("results"), Key=f"{out}._report.json")["Body"].read())
     assert report["status"] == "succeeded" and report["rows"]["scored"] == 2, report
-    scored = s3.get_object(Bucket=bucket("results"), Key=out)["Body"].read().decode().splitlines()
-    assert scored[0].startswith("id,") and "class" in scored[0] and len(scored) == 3
+    scored = list(
+        csv.DictReader(io.StringIO(s3.get_object(Bucket=bucket("results"), Key=out)["Body"].read().decode()))
+    )
+    assert [row["id"] for row in scored] == ["row-0", "row-1"] and all(row["class"] for row in scored)
 
 
 def test_queue_score_handles_its_sample_event(run_in_env: Any, aws: dict[str, str]) -> None:

@@ -132,7 +132,7 @@ def _envs(args: argparse.Namespace) -> int:
     except LocalError as exc:
         print(f"maas local envs: {exc}", file=sys.stderr)
         return 1
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         name: {
             **env.mapping(),
             "base": env.spec.base,
