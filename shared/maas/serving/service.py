@@ -13,6 +13,7 @@ import numpy as np
 from maas.protocols.errors import ProtocolError
 from maas.protocols.tensors import Signature
 from maas.rai import hooks as rai
+from maas.rollout import hooks as rollout
 
 if TYPE_CHECKING:
     from maas_models import LoadedModel, ModelLoader, Registry
@@ -72,7 +73,7 @@ class ModelService:
         return self.default_label
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> LoadedModel:
-        loaded = self.loader.get(name, self.selector(version, label))
+        loaded = rollout.route(self.loader, name, self.selector(version, label))  # a canary's split
         rai.on_model(loaded)  # audit record: model + version; log masking: its sensitive fields
         return loaded
 
@@ -89,6 +90,7 @@ class ModelService:
         x = inputs[sig.inputs[0].name]
         y = model.predict(x)
         rai.on_predict(model, x)  # audit row count; reservoir sample of online inputs for drift (PSI)
+        rollout.on_predict(model, x, y)  # shadow scoring of a sample (never changes y)
         return {sig.outputs[0].name: y}
 
     # -- registry views -----------------------------------------------------------------------
