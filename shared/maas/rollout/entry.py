@@ -23,7 +23,8 @@ def rollout_audit_hook(trail: Any = None) -> Any:
     t = trail or AuditTrail(emit_log=True)
 
     def hook(event: dict[str, Any]) -> None:
-        extra = {k: v for k, v in event.items() if k not in STANDARD}
+        # "event" is AuditTrail.record's caller-identity argument: the kind of change goes in "change"
+        extra = {("change" if k == "event" else k): v for k, v in event.items() if k not in STANDARD}
         t.record(
             "rollout",
             caller={"type": "actor", "id": event.get("actor"), "source_ip": None},

@@ -1,0 +1,190 @@
+"""The guard deciding from real traffic: requests go through the real predict handler (moto S3), the
+handler writes per-version stats, the guard reads them and rolls back, steps, completes or holds.
+
+v2 is a model that fails on some inputs (tests/rollout_models.py: LiteRT's Gather rejects the rows
+with feature 0 above 50), so its errors are real 5xx answers of the handler, not numbers fed in."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.apigw import Client
+from tests.rollout_models import faulty_export
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Path:
+    return faulty_export()
+
+
+@pytest.fixture
+def stack(published_ref: Any, reference_export: Path, faulty: Path, tmp_path: Path, monkeypatch: Any) -> Any:
+    """ref v1 = production, v2 = faulty, v3 = clean; the predict handler on a fresh cache; an audit
+    bucket for stats and decisions. Returns a namespace of the pieces."""
+    import boto3
+    from maas.rai import audit
+    from maas.rollout import router, stats
+    from maas.rollout.entry import rollout_audit_hook
+    from maas.rollout.guard import Guard
+    from maas.serving.routes.common import configure
+    from maas.serving.service import ModelService
+    from maas_models import ModelLoader
+    from maas_models.rollout import Rollouts
+
+    from tests.handlers import load_handler
+
+    registry = published_ref
+    assert registry.publish(faulty, "ref", source="recorded") == 2
+    assert registry.publish(reference_export, "ref", source="recorded") == 3
+    registry.promote("ref", 1, "production")
+    audit_bucket = f"audit-{uuid.uuid4().hex[:10]}"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=audit_bucket)
+    monkeypatch.setenv("MAAS_AUDIT_BUCKET", audit_bucket)
+    monkeypatch.setenv(stats.FLUSH_SECONDS, "0")
+    monkeypatch.setenv("MAAS_ALIAS_TTL_SECONDS", "0")
+    audit.reset_default_trail()
+    stats.reset_default_recorder()
+    router.reset()
+    module = load_handler("predict")
+    configure(
+        ModelService(loader=ModelLoader(registry=registry, cache_dir=tmp_path / "c"), registry=registry)
+    )
+    hook = rollout_audit_hook(audit.AuditTrail(bucket=audit_bucket, emit_log=False))
+    rollouts = Rollouts(registry, audit=hook)
+    guard = Guard(
+        rollouts, s3, audit_bucket, lambda d: hook({"event": "rollout_decision", "actor": "g", **d})
+    )
+
+    class Stack:
+        pass
+
+    st = Stack()
+    st.registry, st.rollouts, st.guard, st.s3, st.bucket = registry, rollouts, guard, s3, audit_bucket  # type: ignore[attr-defined]
+    st.client = Client(module.handler, kind="rest")  # type: ignore[attr-defined]
+    yield st
+    configure(ModelService())
+    router.reset()
+    stats.reset_default_recorder()
+    audit.reset_default_trail()
+
+
+def _send(client: Client, callers: int, poison_every: int = 0) -> dict[str, list[int]]:
+    """One request per caller (sticky key caller-i); every poison_every-th carries a failing row."""
+    served: dict[str, list[int]] = {}
+    rng = np.random.default_rng(0)
+    for i in range(callers):
+        x = rng.normal(size=(1, 100)).astype(np.float32)
+        if poison_every and i % poison_every == 0:
+            x[0, 0] = 100.0
+        r = client.post(
+            "/v1/models/ref/labels/production:predict",
+            json={"instances": x.tolist()},
+            headers={"X-Maas-Sticky-Key": f"caller-{i}"},
+        )
+        served.setdefault(str(r.status), []).append(int(r.headers["x-maas-model-version"]))
+    return served
+
+
+def _decisions(st: Any) -> list[dict[str, Any]]:
+    import orjson
+
+    out = []
+    for page in st.s3.get_paginator("list_objects_v2").paginate(Bucket=st.bucket, Prefix="audit/"):
+        for obj in page.get("Contents", ()):
+            body = st.s3.get_object(Bucket=st.bucket, Key=obj["Key"])["Body"].read()
+            out += [orjson.loads(line) for line in body.splitlines() if line.strip()]
+    return [
+        r
+        for r in out
+        if r["kind"] == "rollout" and (r.get("extra") or {}).get("change") == "rollout_decision"
+    ]
+
+
+def test_guard_rolls_back_a_candidate_that_fails(stack: Any) -> None:
+    st = stack
+    st.rollouts.start("ref", 2, "production", canary=50, thresholds={"min_requests": 10})
+    served = _send(st.client, 120, poison_every=3)
+    assert set(served["200"]) == {1, 2}
+    assert set(served["500"]) == {2}  # only the faulty candidate fails, and its version is on the answer
+    (decision,) = st.guard.evaluate()
+    assert decision.action == "rollback" and decision.applied
+    assert "error rate delta" in decision.reasons[0]
+    assert decision.numbers["candidate"]["errors"] > 0 and decision.numbers["baseline"]["errors"] == 0
+    record, _ = st.rollouts.read("ref", "production")
+    assert record["version"] == 1 and "rollout" not in record
+    after = _send(st.client, 30, poison_every=3)
+    assert set(after) == {"200"} and set(after["200"]) == {1}
+    (audited,) = _decisions(st)
+    assert (
+        audited["extra"]["action"] == "rollback" and audited["extra"]["numbers"]["candidate"]["requests"] > 0
+    )
+
+
+def test_guard_steps_and_completes_a_healthy_canary(stack: Any) -> None:
+    st = stack
+    st.rollouts.start(
+        "ref", 3, "production", canary=20, step=40, bake_minutes=0, thresholds={"min_requests": 5}
+    )
+    _send(st.client, 80)
+    (first,) = st.guard.evaluate()
+    assert first.action == "step" and first.applied
+    assert st.rollouts.read("ref", "production")[0]["rollout"]["weight"] == 60
+    _send(st.client, 40)
+    (second,) = st.guard.evaluate()
+    assert second.action == "complete"
+    assert st.rollouts.read("ref", "production")[0] == {
+        **st.rollouts.read("ref", "production")[0],
+        "version": 3,
+    }
+    assert set(_send(st.client, 10)["200"]) == {3}
+    assert [d["extra"]["action"] for d in _decisions(st)] == ["step", "complete"]
+
+
+def test_guard_never_promotes_on_missing_data(stack: Any) -> None:
+    from maas_models import metrics
+
+    st = stack
+    st.rollouts.start("ref", 3, "production", canary=20, bake_minutes=0)
+    seen: list[dict[str, Any]] = []
+    previous = metrics.set_sink(seen.append)
+    try:
+        (decision,) = st.guard.evaluate()  # no traffic at all
+    finally:
+        metrics.set_sink(previous)
+    assert decision.action == "hold" and not decision.applied
+    assert st.rollouts.read("ref", "production")[0]["rollout"]["weight"] == 20
+    assert any("RolloutGuardMissingMetrics" in r for r in seen)
+
+
+def test_requests_outside_a_rollout_write_no_stats(stack: Any) -> None:
+    st = stack
+    assert set(_send(st.client, 10)["200"]) == {1}
+    assert "Contents" not in st.s3.list_objects_v2(Bucket=st.bucket, Prefix="rollout/")
+
+
+def test_shadow_scores_a_sample_and_never_changes_the_answer(stack: Any) -> None:
+    import time
+
+    st = stack
+    st.rollouts.set_shadow("ref", 2, "production", sample=99)
+    for _ in range(50):  # the candidate loads in the background; the first requests are not shadowed
+        _send(st.client, 1)
+        from maas.rollout.hooks import _loading
+
+        if not _loading:
+            break
+        time.sleep(0.1)
+    served = _send(st.client, 60, poison_every=4)  # poisoned rows fail the shadow, never the request
+    assert set(served) == {"200"} and set(served["200"]) == {1}
+    from maas.cli.rollout import status_with_stats
+
+    out = status_with_stats(st.registry, "ref", "production")
+    res = out["shadow"]["results"]
+    assert res["failed"] > 0 and res["rows_compared"] > 0
+    assert 0.0 <= res["argmax_agreement"] <= 1.0 and res["p99_ms"] is not None
