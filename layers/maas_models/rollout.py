@@ -34,6 +34,7 @@ from maas_models.registry import ALIASES_DIR, PRODUCTION, Registry, check_gates,
 from maas_models.s3 import PRECONDITION_CODES, error_code, storage_errors
 
 ROLLOUT = "rollout"
+CAPTURE = "capture"
 BUCKETS = 10_000
 
 
@@ -436,6 +437,24 @@ class Rollouts:
         new = {**record, "shadow": shadow, "updated_at": utc_now()}
         self.write(name, alias, new, etag)
         self._event("shadow_start", name, alias, ver, who, sample=sample)
+        return new
+
+    def set_capture(
+        self, name: str, alias: str, *, sample: int | None, actor: str | None = None
+    ) -> dict[str, Any]:
+        """Opt the alias in to data capture of `sample` % of its requests (None: off, the default)."""
+        name, alias = validate_name(name), validate_alias(alias)
+        if sample is not None:
+            validate_percent(sample, "capture sample percentage")
+        record, etag = self.read(name, alias)
+        if record is None:
+            raise ModelNotFound(f"model {name!r} has no alias {alias!r}")
+        new = {k: v for k, v in record.items() if k != CAPTURE}
+        if sample is not None:
+            new[CAPTURE] = {"sample": sample, "since": utc_now()}
+        self.write(name, alias, new, etag)
+        who = actor or default_actor()
+        self._event("capture_on" if sample else "capture_off", name, alias, int(record["version"]), who)
         return new
 
     def clear_shadow(self, name: str, alias: str, *, actor: str | None = None) -> dict[str, Any]:

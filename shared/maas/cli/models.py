@@ -90,6 +90,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_promote)
 
     rollout_cli.register(actions, _common, _run, _registry, _emit)
+    rollout_cli.register_capture(actions, _common, _run, _registry, _emit)
 
     p = actions.add_parser(
         "delete",

@@ -57,6 +57,84 @@ def register(actions: Any, common: Any, run: Any, registry: Any, emit: Any) -> N
     p.set_defaults(func=lambda args: run(args, lambda: _shadow(args, registry(args), emit)))
 
 
+def register_capture(actions: Any, common: Any, run: Any, registry: Any, emit: Any) -> None:
+    p = actions.add_parser(
+        "capture",
+        help="opt an alias in to (or out of) data capture of a sample of its requests",
+        description="Captured records (request id, inputs with the manifest's sensitive features masked, "
+        "outputs, latency) go to capture/<model>/<version>/yyyy/mm/dd/hh/ in the audit bucket; default off.",
+    )
+    p.add_argument("name", help="model name")
+    p.add_argument("--alias", required=True, help="alias whose requests are captured")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--sample", type=int, metavar="PERCENT", help="share of requests to capture (1-99)")
+    group.add_argument("--off", action="store_true", help="stop capturing")
+    p.add_argument("--actor", help="who (default: MAAS_ACTOR or the user name)")
+    common(p)
+    p.set_defaults(func=lambda args: run(args, lambda: _capture(args, registry(args), emit)))
+
+    p = actions.add_parser("labels", help="upload ground-truth labels keyed by request id")
+    p.add_argument("name", help="model name")
+    p.add_argument("--from", dest="source", required=True, help="JSONL or CSV: request_id, label[, group]")
+    common(p)
+    p.set_defaults(func=lambda args: run(args, lambda: _labels(args, registry(args), emit)))
+
+    p = actions.add_parser(
+        "live-accuracy", help="join captured predictions with uploaded labels: accuracy per version and group"
+    )
+    p.add_argument("name", help="model name")
+    common(p)
+    p.set_defaults(func=lambda args: run(args, lambda: _live(args, registry(args), emit)))
+
+
+def _audit_bucket() -> str:
+    from maas_models.errors import ModelUnavailable
+
+    from maas import settings
+
+    bucket = settings.env_str(settings.AUDIT_BUCKET)
+    if not bucket:
+        raise ModelUnavailable("no audit bucket: set MAAS_AUDIT_BUCKET or use --local")
+    return bucket
+
+
+def _capture(args: argparse.Namespace, reg: Any, emit: Any) -> int:
+    sample = None if args.off else args.sample
+    record = _rollouts(reg).set_capture(args.name, args.alias, sample=sample, actor=args.actor)
+    text = f"{args.name}@{args.alias}: " + (f"capturing {sample} % of requests" if sample else "capture off")
+    emit(args, {"name": args.name, "alias": args.alias, **record}, text)
+    return 0
+
+
+def _labels(args: argparse.Namespace, reg: Any, emit: Any) -> int:
+    from maas_models.naming import validate_name
+
+    from maas.capture.join import read_labels, upload_labels
+
+    rows = read_labels(args.source)
+    key = upload_labels(reg.s3, _audit_bucket(), validate_name(args.name), rows)
+    emit(args, {"name": args.name, "labels": len(rows), "key": key}, f"uploaded {len(rows)} labels to {key}")
+    return 0
+
+
+def _live(args: argparse.Namespace, reg: Any, emit: Any) -> int:
+    from maas_models.naming import validate_name
+
+    from maas.capture.join import live_accuracy
+
+    name = validate_name(args.name)
+    labels = {v: list(reg.manifest(name, v).class_labels) for v in reg.versions(name)}
+    out = live_accuracy(reg.s3, _audit_bucket(), name, labels)
+    lines = [f"{name}: live accuracy ({out['unmatched_labels']} labels without a captured request)"]
+    for version, entry in sorted(out["versions"].items()):
+        acc = "-" if entry["accuracy"] is None else f"{entry['accuracy']:.2%}"
+        lines.append(f"  v{version}: {acc} of {entry['labelled']} labelled rows")
+        for group, g in sorted((entry.get("groups") or {}).items()):
+            lines.append(f"    {group}: {g['accuracy']:.2%} of {g['labelled']}")
+    emit(args, out, "\n".join(lines))
+    return 0
+
+
 def _rollouts(reg: Any) -> Any:
     from maas_models.rollout import Rollouts
 

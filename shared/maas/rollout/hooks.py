@@ -31,6 +31,7 @@ STICKY_HEADER = "x-maas-sticky-key"
 VERSION_HEADER = "X-Maas-Model-Version"
 _loading: set[tuple[str, int]] = set()
 _loading_lock = threading.Lock()
+_pending: dict[str, Any] = {}  # this request's capture record, finished in end_request
 _LOADER: dict[str, Any] = {}  # the loader the last routed request went through (one per process)
 
 
@@ -54,6 +55,9 @@ def sticky_key(event: Mapping[str, Any]) -> str | None:
 
 def begin_request(event: Mapping[str, Any]) -> None:
     begin(lambda: sticky_key(event))
+    _pending.clear()
+    rc = event.get("requestContext") or {}
+    _pending["request_id"] = rc.get("requestId") if isinstance(rc, Mapping) else None
 
 
 def end_request(response: dict[str, Any] | None, started: float) -> None:
@@ -67,8 +71,17 @@ def end_request(response: dict[str, Any] | None, started: float) -> None:
             headers = response.setdefault("headers", {}) or {}
             headers.setdefault(VERSION_HEADER, str(routed.version))
             response["headers"] = headers
+        ms = (time.perf_counter() - started) * 1000.0
+        record = _pending.pop("record", None)
+        if record is not None:
+            from maas.capture.writer import default_writer
+
+            record.update(request_id=_pending.get("request_id"), status=status, latency_ms=round(ms, 3))
+            default_writer().add(record)
+            default_writer().maybe_flush()
+        if response is not None and _pending.get("request_id"):
+            response["headers"].setdefault("X-Maas-Request-Id", str(_pending["request_id"]))
         if routed.rollout_id:
-            ms = (time.perf_counter() - started) * 1000.0
             key = (routed.model, routed.alias, routed.rollout_id, routed.version)
             stats.default_recorder().request(key, ms, status >= 500)
         stats.default_recorder().maybe_flush()
@@ -77,13 +90,44 @@ def end_request(response: dict[str, Any] | None, started: float) -> None:
 
 
 def on_predict(loaded: Any, x: np.ndarray, y: np.ndarray) -> None:
+    """Shadow scoring and data capture of a sample of the alias's requests (each only when opted in)."""
+    routed = current()
+    if routed is None:
+        return
+    if routed.capture:
+        _capture(routed, loaded, x, y)
+    if routed.shadow:
+        _shadow(routed, loaded, x, y)
+
+
+def _capture(routed: Any, loaded: Any, x: np.ndarray, y: np.ndarray) -> None:
+    try:
+        if random.random() * 100.0 >= float(routed.capture.get("sample", 0)):  # noqa: S311 - sampling
+            return
+        from maas.capture.writer import build_record
+        from maas.rai.mask import sensitive_features
+
+        _pending["record"] = build_record(
+            request_id=None,
+            model=loaded.ref.name,
+            version=loaded.ref.version,
+            alias=routed.alias,
+            feature_names=list(loaded.feature_names),
+            sensitive=sensitive_features(loaded.manifest),
+            x=x,
+            y=y,
+        )
+    except Exception:
+        log.warning("capture: could not build the record", exc_info=True)
+
+
+def _shadow(routed: Any, loaded: Any, x: np.ndarray, y: np.ndarray) -> None:
     """Score a sample of the alias's requests with the shadow candidate; record agreement and latency.
 
     The candidate is loaded in a background thread on first use, so its download never delays a
     request; until it is loaded, requests are not shadowed. The response is never touched."""
     try:
-        routed = current()
-        if routed is None or not routed.shadow or loaded.ref.version != routed.version:
+        if loaded.ref.version != routed.version:
             return
         shadow = routed.shadow
         if random.random() * 100.0 >= float(shadow.get("sample", 0)):  # noqa: S311 - sampling, not security

@@ -25,7 +25,7 @@ from typing import Any
 from maas_models import metrics
 from maas_models.errors import ModelError
 from maas_models.naming import LATEST
-from maas_models.rollout import ROLLOUT, pick
+from maas_models.rollout import CAPTURE, ROLLOUT, pick
 from maas_models.settings import LayerSettings
 
 log = logging.getLogger("maas.rollout")
@@ -41,6 +41,7 @@ class Routed:
     version: int
     baseline: int
     shadow: dict[str, Any] | None
+    capture: dict[str, Any] | None = None  # {"sample": percent}: data capture on this alias
 
 
 _current: contextvars.ContextVar[Routed | None] = contextvars.ContextVar("maas_rollout_routed", default=None)
@@ -102,21 +103,22 @@ class Router:
             return loader.get(name, spec)
         entry = self.record(loader.registry, name, spec)
         record = entry.record
-        if record is None or not (record.get(ROLLOUT) or record.get("shadow")):
-            if entry.pinned is not None:
-                try:
-                    return loader.get(name, entry.pinned)
-                except ModelError:
-                    pass
-            return loader.get(name, spec)
-        baseline = int(record["version"])
+        if record is None or not (record.get(ROLLOUT) or record.get("shadow") or record.get(CAPTURE)):
+            return self._plain(loader, name, spec, entry)
         block = record.get(ROLLOUT)
-        version = baseline
-        if block:
-            key = sticky if sticky is not None else _sticky_key()
-            version = pick(record, key)
+        if not block:  # shadow or capture only: the loader's alias path, and say what it served
+            loaded = self._plain(loader, name, spec, entry)
+            _current.set(
+                Routed(
+                    name, spec, "", loaded.version, loaded.version, record.get("shadow"), record.get(CAPTURE)
+                )
+            )
+            return loaded
+        baseline = int(record["version"])
+        key = sticky if sticky is not None else _sticky_key()
+        version = pick(record, key)
         routed = Routed(
-            name, spec, str(block["id"]) if block else "", version, baseline, record.get("shadow")
+            name, spec, str(block["id"]), version, baseline, record.get("shadow"), record.get(CAPTURE)
         )
         try:
             loaded = loader.get(name, version)
@@ -125,10 +127,19 @@ class Router:
                 raise
             metrics.emit("RolloutCandidateFallback", model=name, alias=spec, error=type(exc).__name__)
             log.warning("%s@%s: candidate %s cannot load (%s); baseline serves", name, spec, version, exc)
-            routed = Routed(name, spec, routed.rollout_id, baseline, baseline, routed.shadow)
+            routed = Routed(name, spec, routed.rollout_id, baseline, baseline, routed.shadow, routed.capture)
             loaded = loader.get(name, baseline)
         _current.set(routed)
         return loaded
+
+    @staticmethod
+    def _plain(loader: Any, name: str, alias: str, entry: _Entry) -> Any:
+        if entry.pinned is not None:
+            try:
+                return loader.get(name, entry.pinned)
+            except ModelError:
+                pass
+        return loader.get(name, alias)
 
 
 def _sticky_key() -> str:

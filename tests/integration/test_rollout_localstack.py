@@ -1,0 +1,211 @@
+"""Safe rollouts end to end on LocalStack with the real handlers (issue 17, "Done when"):
+
+* v1 and v2 published, a 20 % canary started with the CLI, 500 requests (100 callers x 5, TF Serving
+  and v2 protocols) of which 20 % +- 5 % are served by v2, every caller always by the same version;
+* errors injected into v2 (it is a model that fails on some inputs: tests/rollout_models.py) and the
+  deployed guard function, invoked through the Lambda Invoke API as its schedule would, rolls back in
+  that one evaluation; the time until the warm predict function serves only v1 is measured;
+* a clean canary (v3) stepped by the guard to completion;
+* a shadow of v2 on the alias, its agreement read with `maas models rollout status`.
+
+The test sets the predict function's MAAS_ALIAS_TTL_SECONDS to 2, MAAS_ROLLOUT_STATS_FLUSH_SECONDS to 0
+and MAAS_DEFAULT_LABEL to production for its run (Lambda UpdateFunctionConfiguration; restored after).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.integration.helpers import api_request, delete_prefix, point_at_stack
+from tests.rollout_models import faulty_export
+
+pytestmark = pytest.mark.integration
+TTL_S = 2
+
+
+def _wait_active(lam: Any, name: str) -> None:
+    for _ in range(120):
+        cfg = lam.get_function_configuration(FunctionName=name)
+        if (
+            cfg.get("LastUpdateStatus", "Successful") == "Successful"
+            and cfg.get("State", "Active") == "Active"
+        ):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{name} did not become active")
+
+
+@pytest.fixture
+def env(
+    local_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch, reference_export: Path
+) -> Iterator[Any]:
+    import boto3
+    from maas_models import Registry
+
+    point_at_stack(local_stack, monkeypatch)
+    models = local_stack["buckets"]["models"]
+    audit = local_stack["buckets"]["audit"]
+    monkeypatch.setenv("MAAS_MODELS_BUCKET", models)
+    monkeypatch.setenv("MAAS_AUDIT_BUCKET", audit)
+    name = f"ro-{uuid.uuid4().hex[:8]}"
+    registry = Registry(bucket=models)
+    assert registry.publish(reference_export, name, source="recorded") == 1
+    assert registry.publish(faulty_export(), name, source="recorded") == 2
+    assert registry.publish(reference_export, name, source="recorded") == 3
+    registry.promote(name, 1, "production")
+    lam = boto3.client("lambda")
+    fn = local_stack["functions"]["predict"]
+    before = lam.get_function_configuration(FunctionName=fn)["Environment"]["Variables"]
+    lam.update_function_configuration(
+        FunctionName=fn,
+        Environment={
+            "Variables": {
+                **before,
+                "MAAS_ALIAS_TTL_SECONDS": str(TTL_S),
+                "MAAS_ROLLOUT_STATS_FLUSH_SECONDS": "0",
+                "MAAS_DEFAULT_LABEL": "production",
+            }
+        },
+    )
+    _wait_active(lam, fn)
+
+    class Env:
+        pass
+
+    e = Env()
+    e.registry, e.name, e.lam, e.audit, e.stack = registry, name, lam, audit, local_stack  # type: ignore[attr-defined]
+    e.s3 = registry.s3  # type: ignore[attr-defined]
+    yield e
+    lam.update_function_configuration(FunctionName=fn, Environment={"Variables": before})
+    _wait_active(lam, fn)
+    delete_prefix(registry.s3, models, f"models/{name}/")
+    delete_prefix(registry.s3, audit, f"rollout/stats/{name}/")
+
+
+def _cli(e: Any, *args: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "maas", "models", *args, "--bucket", e.registry.bucket, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out: dict[str, Any] = json.loads(proc.stdout)
+    return out
+
+
+def _request(e: Any, caller: str, *, poison: bool = False, v2: bool = False) -> tuple[int, int | None]:
+    """(status, version that served it) of one request naming the alias (v1) or no version (v2)."""
+    x = np.random.default_rng(abs(hash(caller)) % 2**32).normal(size=(1, 100)).astype(np.float32)
+    if poison:
+        x[0, 0] = 100.0
+    api = e.stack["api_url"]
+    if v2:
+        url = f"{api}/v2/models/{e.name}/infer"
+        body = {
+            "inputs": [
+                {"name": "features", "shape": [1, 100], "datatype": "FP32", "data": x.ravel().tolist()}
+            ]
+        }
+    else:
+        url = f"{api}/v1/models/{e.name}/labels/production:predict"
+        body = {"instances": x.tolist()}
+    status, headers, raw = api_request(
+        url,
+        json.dumps(body).encode(),
+        "POST",
+        {"Content-Type": "application/json", "X-Maas-Sticky-Key": caller},
+    )
+    version = headers.get("x-maas-model-version")
+    if v2 and status == 200:
+        assert json.loads(raw)["model_version"] == version  # the v2 body says it too
+    return status, int(version) if version else None
+
+
+def _many(e: Any, calls: list[tuple[str, bool, bool]]) -> list[tuple[str, int, int | None]]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda c: (c[0], *_request(e, c[0], poison=c[1], v2=c[2])), calls))
+    return results
+
+
+def _guard(e: Any) -> list[dict[str, Any]]:
+    response = e.lam.invoke(FunctionName=e.stack["functions"]["rollout_guard"], Payload=b"{}")
+    payload = json.loads(response["Payload"].read())
+    assert "FunctionError" not in response, payload
+    return [d for d in payload["decisions"] if d["model"] == e.name]
+
+
+def test_canary_split_guard_rollback_completion_and_shadow(env: Any) -> None:
+    e = env
+    started = _cli(
+        e, "promote", e.name, "2", "production", "--canary", "20", "--bake", "0", "--min-requests", "10"
+    )
+    assert started["rollout"]["weight"] == 20
+    time.sleep(TTL_S + 0.5)  # one alias TTL: warm functions pick the split up
+
+    # 500 requests: 100 callers x 5, alternating TF Serving (alias) and v2 (default label) requests
+    calls = [(f"user-{c}", False, r % 2 == 1) for r in range(5) for c in range(100)]
+    results = _many(e, calls)
+    assert all(status == 200 for _, status, _ in results), [r for r in results if r[1] != 200][:3]
+    by_caller: dict[str, set[int | None]] = {}
+    for caller, _, version in results:
+        by_caller.setdefault(caller, set()).add(version)
+    assert all(len(v) == 1 for v in by_caller.values()), "a caller flipped between versions"
+    share = sum(1 for _, _, v in results if v == 2) / len(results)
+    assert 0.15 <= share <= 0.25, share
+    print(f"canary share served by v2: {share:.3f} of {len(results)} requests")
+
+    # inject errors into v2: the callers it serves now send rows it cannot score
+    on_v2 = [c for c, v in by_caller.items() if v == {2}]
+    bad = _many(e, [(c, True, False) for c in on_v2] + [(c, True, False) for c in list(by_caller)[:40]])
+    assert {s for _, s, v in bad if v == 2} == {500} and {s for _, s, v in bad if v == 1} == {200}
+    (decision,) = _guard(e)
+    assert decision["action"] == "rollback" and decision["applied"], decision
+    assert decision["numbers"]["candidate"]["errors"] > 0
+    rolled_back = time.monotonic()
+    while True:  # how long until the warm function stops sending anyone to v2
+        served = {v for _, _, v in _many(e, [(c, False, False) for c in on_v2[:8]])}
+        if served == {1}:
+            break
+        assert time.monotonic() - rolled_back < 10 * TTL_S, "rollback did not reach the warm function"
+    print(f"rollback reached the warm function after {time.monotonic() - rolled_back:.2f} s (TTL {TTL_S} s)")
+    assert _cli(e, "rollout", "status", e.name, "production")["version"] == 1
+
+    # a clean canary of v3, stepped by the guard to completion
+    _cli(e, "promote", e.name, "3", "production", "--canary", "20", "--step", "50", "--bake", "0",
+         "--min-requests", "10")  # fmt: skip
+    time.sleep(TTL_S + 0.5)
+    _many(e, [(f"user-{c}", False, False) for c in range(100)])
+    status = _cli(e, "rollout", "status", e.name, "production")
+    assert status["versions"]["3"]["requests"] > 0 and status["versions"]["1"]["requests"] > 0
+    assert [d["action"] for d in _guard(e)] == ["step"]
+    time.sleep(TTL_S + 0.5)
+    _many(e, [(f"user-{c}", False, False) for c in range(60)])
+    assert [d["action"] for d in _guard(e)] == ["complete"]
+    time.sleep(TTL_S + 0.5)
+    assert {v for _, _, v in _many(e, [(f"user-{c}", False, False) for c in range(20)])} == {3}
+
+    # a shadow of v2 (the faulty model) on production: responses stay v3's, agreement is recorded
+    _cli(e, "shadow", e.name, "2", "--alias", "production", "--sample", "99")
+    time.sleep(TTL_S + 0.5)
+    _many(e, [(f"s-{c}", False, False) for c in range(10)])  # the candidate loads in the background
+    time.sleep(1.0)
+    shadowed = _many(e, [(f"s-{c}", c % 5 == 0, False) for c in range(60)])
+    assert {(s, v) for _, s, v in shadowed if s == 200} == {(200, 3)}
+    assert {s for c, s, _ in shadowed} == {200}  # poisoned rows fail the shadow, never the request
+    res = _cli(e, "rollout", "status", e.name, "production")["shadow"]["results"]
+    assert res["rows_compared"] > 0 and res["failed"] > 0 and 0.0 <= res["argmax_agreement"] <= 1.0
+    print(f"shadow: {res}")
