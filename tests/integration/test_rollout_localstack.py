@@ -8,8 +8,12 @@
 * a clean canary (v3) stepped by the guard to completion;
 * a shadow of v2 on the alias, its agreement read with `maas models rollout status`.
 
-The test sets the predict function's MAAS_ALIAS_TTL_SECONDS to 2, MAAS_ROLLOUT_STATS_FLUSH_SECONDS to 0
-and MAAS_DEFAULT_LABEL to production for its run (Lambda UpdateFunctionConfiguration; restored after).
+* a 10 % data capture with the sensitive feature masked, labels uploaded with `maas models labels`,
+  live accuracy per version and group read with `maas models live-accuracy`.
+
+The tests set the predict function's MAAS_ALIAS_TTL_SECONDS to 2, MAAS_ROLLOUT_STATS_FLUSH_SECONDS and
+MAAS_CAPTURE_FLUSH_SECONDS to 0 and MAAS_DEFAULT_LABEL to production for their run (Lambda
+UpdateFunctionConfiguration; restored after).
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ def env(
                 **before,
                 "MAAS_ALIAS_TTL_SECONDS": str(TTL_S),
                 "MAAS_ROLLOUT_STATS_FLUSH_SECONDS": "0",
+                "MAAS_CAPTURE_FLUSH_SECONDS": "0",
                 "MAAS_DEFAULT_LABEL": "production",
             }
         },
@@ -92,6 +97,8 @@ def env(
     _wait_active(lam, fn)
     delete_prefix(registry.s3, models, f"models/{name}/")
     delete_prefix(registry.s3, audit, f"rollout/stats/{name}/")
+    for prefix in ("models/", "capture/", "labels/"):
+        delete_prefix(registry.s3, models if prefix == "models/" else audit, f"{prefix}{name}-cap/")
 
 
 def _cli(e: Any, *args: str) -> dict[str, Any]:
@@ -107,21 +114,24 @@ def _cli(e: Any, *args: str) -> dict[str, Any]:
     return out
 
 
-def _request(e: Any, caller: str, *, poison: bool = False, v2: bool = False) -> tuple[int, int | None]:
+def _request(
+    e: Any, caller: str, *, poison: bool = False, v2: bool = False, model: str | None = None
+) -> tuple[int, int | None]:
     """(status, version that served it) of one request naming the alias (v1) or no version (v2)."""
+    model = model or e.name
     x = np.random.default_rng(abs(hash(caller)) % 2**32).normal(size=(1, 100)).astype(np.float32)
     if poison:
         x[0, 0] = 100.0
     api = e.stack["api_url"]
     if v2:
-        url = f"{api}/v2/models/{e.name}/infer"
+        url = f"{api}/v2/models/{model}/infer"
         body = {
             "inputs": [
                 {"name": "features", "shape": [1, 100], "datatype": "FP32", "data": x.ravel().tolist()}
             ]
         }
     else:
-        url = f"{api}/v1/models/{e.name}/labels/production:predict"
+        url = f"{api}/v1/models/{model}/labels/production:predict"
         body = {"instances": x.tolist()}
     status, headers, raw = api_request(
         url,
@@ -209,3 +219,66 @@ def test_canary_split_guard_rollback_completion_and_shadow(env: Any) -> None:
     res = _cli(e, "rollout", "status", e.name, "production")["shadow"]["results"]
     assert res["rows_compared"] > 0 and res["failed"] > 0 and 0.0 <= res["argmax_agreement"] <= 1.0
     print(f"shadow: {res}")
+
+
+def test_capture_masked_sample_labels_and_live_accuracy(
+    env: Any, reference_export: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import orjson
+
+    e = env
+    name = f"{e.name}-cap"
+    sensitive = tmp_path / "sensitive"
+    shutil.copytree(reference_export, sensitive)
+    meta = orjson.loads((sensitive / "metadata.json").read_bytes())
+    meta["sensitive_features"] = ["f0"]
+    (sensitive / "metadata.json").write_bytes(orjson.dumps(meta))
+    assert e.registry.publish(sensitive, name, source="recorded") == 1
+    e.registry.promote(name, 1, "production")
+    _cli(e, "capture", name, "--alias", "production", "--sample", "10")
+    time.sleep(TTL_S + 0.5)
+    api = e.stack["api_url"]
+    rng = np.random.default_rng(11)
+
+    def one(i: int) -> tuple[str, int, float]:
+        x = rng.normal(size=(1, 100)).astype(np.float32)
+        status, headers, raw = api_request(
+            f"{api}/v1/models/{name}/labels/production:predict",
+            json.dumps({"instances": x.tolist()}).encode(),
+            "POST",
+            {"Content-Type": "application/json"},
+        )
+        assert status == 200, raw
+        return headers["x-maas-request-id"], int(np.argmax(json.loads(raw)["predictions"][0])), float(x[0, 0])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(one, range(300)))
+    records = []
+    keys = [
+        o["Key"]
+        for page in e.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=e.audit, Prefix=f"capture/{name}/1/"
+        )
+        for o in page.get("Contents", ())
+    ]
+    for key in keys:
+        body = e.s3.get_object(Bucket=e.audit, Key=key)["Body"].read()
+        records += [orjson.loads(line) for line in body.splitlines() if line.strip()]
+    assert 10 <= len(records) <= 55, len(records)  # 10 % of 300 (30, sd 5.2)
+    assert all(r["inputs"][0]["f0"] == "*****" and isinstance(r["inputs"][0]["f1"], float) for r in records)
+    enc = e.s3.head_object(Bucket=e.audit, Key=keys[0]).get("ServerSideEncryption")
+    print(f"captured {len(records)} of 300 requests in {len(keys)} objects, SSE {enc}")
+    labels = tmp_path / "labels.jsonl"
+    with labels.open("w") as fh:
+        for rid, predicted, x0 in answers:
+            group = "a" if x0 >= 0 else "b"
+            label = predicted if group == "a" else (predicted + 1) % 10
+            fh.write(json.dumps({"request_id": rid, "label": str(label), "group": group}) + "\n")
+    assert _cli(e, "labels", name, "--from", str(labels))["labels"] == 300
+    report = _cli(e, "live-accuracy", name)
+    entry = report["versions"]["1"]
+    assert entry["labelled"] == len(records)
+    assert entry["groups"]["a"]["accuracy"] == 1.0 and entry["groups"]["b"]["accuracy"] == 0.0
+    print(f"live accuracy: {entry}")

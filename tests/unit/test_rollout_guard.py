@@ -71,6 +71,9 @@ def stack(published_ref: Any, reference_export: Path, faulty: Path, tmp_path: Pa
     configure(ModelService())
     router.reset()
     stats.reset_default_recorder()
+    from maas.capture.writer import reset_default_writer
+
+    reset_default_writer()
     audit.reset_default_trail()
 
 
@@ -186,3 +189,85 @@ def test_shadow_scores_a_sample_and_never_changes_the_answer(stack: Any) -> None
     res = out["shadow"]["results"]
     assert res["failed"] > 0 and res["rows_compared"] > 0
     assert 0.0 <= res["argmax_agreement"] <= 1.0 and res["p99_ms"] is not None
+
+
+def _captured(st: Any) -> list[dict[str, Any]]:
+    import orjson
+
+    out = []
+    for page in st.s3.get_paginator("list_objects_v2").paginate(Bucket=st.bucket, Prefix="capture/"):
+        for obj in page.get("Contents", ()):
+            assert obj["Key"].count("/") == 7  # capture/<model>/<version>/yyyy/mm/dd/hh/<file>
+            body = st.s3.get_object(Bucket=st.bucket, Key=obj["Key"])["Body"].read()
+            out += [orjson.loads(line) for line in body.splitlines() if line.strip()]
+    return out
+
+
+def test_capture_is_off_by_default_and_stores_nothing(stack: Any) -> None:
+    st = stack
+    _send(st.client, 20)
+    assert _captured(st) == []
+
+
+def test_capture_masks_sensitive_fields_and_live_accuracy_joins_labels(
+    stack: Any, reference_export: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import shutil
+
+    import orjson
+    from maas.capture import writer
+    from maas.capture.join import live_accuracy, read_labels, upload_labels
+
+    st = stack
+    monkeypatch.setenv(writer.FLUSH_SECONDS, "0")
+    writer.reset_default_writer()
+    sensitive = tmp_path / "sensitive"
+    shutil.copytree(reference_export, sensitive)
+    meta = orjson.loads((sensitive / "metadata.json").read_bytes())
+    meta["sensitive_features"] = ["f0"]
+    (sensitive / "metadata.json").write_bytes(orjson.dumps(meta))
+    v4 = st.registry.publish(sensitive, "ref", source="recorded")
+    st.registry.promote("ref", v4, "production")
+    st.rollouts.set_capture("ref", "production", sample=50)
+    answers = []
+    rng = np.random.default_rng(3)
+    for i in range(80):
+        x = rng.normal(size=(1, 100)).astype(np.float32)
+        r = st.client.post(
+            "/v1/models/ref/labels/production:predict",
+            json={"instances": x.tolist()},
+            headers={"X-Maas-Sticky-Key": f"c{i}"},
+        )
+        assert r.status == 200
+        answers.append(
+            (r.headers["x-maas-request-id"], int(np.argmax(r.json["predictions"][0])), float(x[0, 0]))
+        )
+    records = _captured(st)
+    assert 20 <= len(records) <= 60  # a 50 % sample of 80
+    for rec in records:
+        assert rec["version"] == v4 and rec["status"] == 200 and rec["latency_ms"] > 0
+        assert rec["inputs"][0]["f0"] == "*****" and isinstance(rec["inputs"][0]["f1"], float)
+        assert len(rec["outputs"][0]) == 10
+    captured_ids = {rec["request_id"] for rec in records}
+    # ground truth: right for group "a" callers, wrong for group "b"
+    labels = tmp_path / "labels.csv"
+    lines = ["request_id,label,group"]
+    for rid, predicted, x0 in answers:
+        group = "a" if x0 >= 0 else "b"
+        lines.append(f"{rid},{predicted if group == 'a' else (predicted + 1) % 10},{group}")
+    labels.write_text("\n".join(lines) + "\n")
+    upload_labels(st.s3, st.bucket, "ref", read_labels(labels))
+    report = live_accuracy(st.s3, st.bucket, "ref")
+    entry = report["versions"][str(v4)]
+    assert entry["labelled"] == len(captured_ids)
+    assert entry["groups"]["a"]["accuracy"] == 1.0 and entry["groups"]["b"]["accuracy"] == 0.0
+    assert report["unmatched_labels"] == len(answers) - len(captured_ids)
+
+
+def test_labels_file_errors_say_what_to_fix(tmp_path: Path) -> None:
+    from maas.capture.join import LabelsError, read_labels
+
+    bad = tmp_path / "l.jsonl"
+    bad.write_text('{"request_id": "r1", "label": "3"}\n{"label": "4"}\n')
+    with pytest.raises(LabelsError, match="line 2: every label needs a non-empty request_id"):
+        read_labels(bad)
