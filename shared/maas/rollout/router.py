@@ -101,7 +101,10 @@ class Router:
     def route(self, loader: Any, name: str, spec: int | str | None, sticky: str | None = None) -> Any:
         if not isinstance(spec, str) or spec == LATEST:
             return loader.get(name, spec)
-        entry = self.record(loader.registry, name, spec)
+        registry = getattr(loader, "registry", None)
+        if registry is None or not hasattr(registry, "alias_record"):  # a loader without a registry
+            return loader.get(name, spec)
+        entry = self.record(registry, name, spec)
         record = entry.record
         if record is None or not (record.get(ROLLOUT) or record.get("shadow") or record.get(CAPTURE)):
             return self._plain(loader, name, spec, entry)
