@@ -9,9 +9,11 @@ import numpy as np
 
 from maas.protocols.errors import PayloadTooLarge, ProtocolError
 from maas.protocols.tensors import Signature, check_shape, has_bool, to_array
+from maas.protocols.v2.binary import is_binary_input
 from maas.protocols.v2.datatypes import DATATYPES
 from maas.protocols.v2.models import InferenceRequest, RequestInput, RequestOutput
 
+_REQUIRED = ("name", "shape", "datatype", "data")
 EXAMPLE = '{"inputs": [{"name": "<input>", "shape": [1, 100], "datatype": "FP32", "data": [...]}]}'
 
 
@@ -61,7 +63,10 @@ def _parse_input(item: Any, i: int) -> RequestInput:
     where = f"inputs[{i}]"
     if not isinstance(item, dict):
         raise ProtocolError(f"{where} must be an object with name, shape, datatype and data")
-    missing = [k for k in ("name", "shape", "datatype", "data") if k not in item]
+    parameters = _parameters(item.get("parameters"), where)
+    # a binary input's data follows the JSON header (protocols/v2/binary.py attaches it)
+    required = ("name", "shape", "datatype") if is_binary_input(parameters) else _REQUIRED
+    missing = [k for k in required if k not in item]
     if missing:
         raise ProtocolError(f"{where} is missing {', '.join(repr(k) for k in missing)}")
     name, shape, datatype = item["name"], item["shape"], item["datatype"]
@@ -73,13 +78,16 @@ def _parse_input(item: Any, i: int) -> RequestInput:
         raise ProtocolError(f"{where}.shape must be a list of non-negative integers, e.g. [1, 100]")
     if datatype not in DATATYPES:
         raise ProtocolError(
-            f"{where}.datatype {datatype!r} is not a v2 datatype; use one of {', '.join(DATATYPES)}"
+            f"{where} ('{name}'): datatype {datatype!r} is not a v2 datatype; "
+            f"use one of {', '.join(DATATYPES)}"
         )
-    if isinstance(item["data"], dict):
+    data = item.get("data")
+    if isinstance(data, dict):
         raise ProtocolError(
-            f"{where}.data must be a JSON array (the binary tensor extension is not supported)"
+            f"{where}.data must be a JSON array; for raw bytes use the binary tensor extension "
+            "(parameters.binary_data_size and the Inference-Header-Content-Length header)"
         )
-    return RequestInput(name, shape, datatype, item["data"], _parameters(item.get("parameters"), where))
+    return RequestInput(name, shape, datatype, data, parameters)
 
 
 def bind_inputs(

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
 from maas import settings
-from maas.serving.body import read_json
+from maas.serving.body import read_framed_json, read_json
 from maas.serving.emf import emit_prediction
 from maas.serving.observability import logger
 from maas.serving.service import ModelService
@@ -69,6 +69,12 @@ def read_body() -> Any:
 def read_tensor_body() -> tuple[Any, bool]:
     """(decoded body, whether it may hold JSON booleans): tensors are scanned for booleans only then."""
     return read_json(current_event().raw_event, STATE.max_body_bytes)
+
+
+def read_infer_body() -> tuple[Any, bool, memoryview | None]:
+    """`read_tensor_body` plus the v2 binary tensor extension: (JSON header, may hold booleans, the
+    tensor bytes after it or None)."""
+    return read_framed_json(current_event().raw_event, STATE.max_body_bytes)
 
 
 def record_prediction(protocol: str, name: str, version: int, rows: int, started: float) -> float:
