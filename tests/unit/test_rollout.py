@@ -230,3 +230,83 @@ def test_router_falls_back_to_the_baseline_when_the_candidate_cannot_load(
     loader = ModelLoader(registry=registry, cache_dir=tmp_path / "cache")
     router = Router(ttl=5, clock=_Clock())
     assert {router.route(loader, "ref", "production", sticky=str(k)).version for k in range(20)} == {1}
+
+
+def _stats(requests: int, errors: int = 0, ms: float = 1.0, shadow: tuple[int, int] | None = None) -> Any:
+    from maas.rollout.stats import VersionStats
+
+    s = VersionStats()
+    for i in range(requests):
+        s.add_request(ms, i < errors)
+    if shadow:
+        s.add_shadow(shadow[0], shadow[1], 0.5, ms, False)
+    return s
+
+
+@pytest.mark.parametrize(
+    ("base", "cand", "live", "bake", "action", "reason"),
+    [
+        (_stats(50), _stats(50, errors=5), None, 5, "rollback", "error rate delta"),
+        (_stats(50, ms=1.0), _stats(50, ms=5.0), None, 5, "rollback", "p99 ratio"),
+        (_stats(50), _stats(50, shadow=(70, 100)), None, 5, "rollback", "disagreement"),
+        (
+            _stats(50),
+            _stats(50),
+            {"versions": {"2": {"labelled": 40, "accuracy": 0.5}}},
+            5,
+            "rollback",
+            "live",
+        ),
+        (_stats(50), _stats(5), None, 0, "hold", "min_requests"),
+        (_stats(50), _stats(50), None, 5, "hold", "still baking"),
+        (
+            _stats(50),
+            _stats(50),
+            {"versions": {"2": {"labelled": 40, "accuracy": 0.95}}},
+            0,
+            "step",
+            "healthy",
+        ),
+    ],
+)
+def test_guard_rules(base: Any, cand: Any, live: Any, bake: float, action: str, reason: str) -> None:
+    from maas.rollout.guard import decide
+    from maas_models.registry import utc_now
+    from maas_models.rollout import Rollout, Thresholds
+
+    rollout = Rollout(
+        candidate=2, weight=20, steps=(20, 60), bake_minutes=bake, started_at=utc_now(),
+        step_started_at=utc_now(), id="r", thresholds=Thresholds(min_live_accuracy=0.9),
+    )  # fmt: skip
+    got, reasons, numbers = decide(rollout, 1, {1: base, 2: cand}, live=live)
+    assert got == action and reason in "; ".join(reasons), (got, reasons)
+    assert numbers["candidate"]["requests"] == cand.requests
+
+
+def test_cli_canary_errors_and_require_shadow(two_versions: Any, capsys: Any) -> None:
+    from maas.cli import main
+
+    bucket = two_versions.bucket
+    assert main(["models", "promote", "ref", "2", "production", "--canary", "0", "--bucket", bucket]) == 1
+    assert "1 to 99" in capsys.readouterr().err
+    args = [
+        "models",
+        "promote",
+        "ref",
+        "2",
+        "production",
+        "--canary",
+        "20",
+        "--require-shadow",
+        "--bucket",
+        bucket,
+    ]
+    assert main(args) == 1
+    assert "--require-shadow needs a shadow of version 2" in capsys.readouterr().err
+    assert main(["models", "promote", "ref", "2", "production", "--canary", "20", "--bucket", bucket]) == 0
+    assert main(["models", "promote", "ref", "2", "production", "--bucket", bucket]) == 1
+    assert "rollout in progress" in capsys.readouterr().err
+    assert main(["models", "rollout", "status", "ref", "production", "--bucket", bucket, "--json"]) == 0
+    assert '"weights"' in capsys.readouterr().out
+    assert main(["models", "rollout", "abort", "ref", "production", "--bucket", bucket]) == 0
+    assert two_versions.resolve("ref", "production").version == 1

@@ -24,6 +24,13 @@ def add_canary_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-p99-ratio", type=float, help="guard threshold (default 2.0)")
     p.add_argument("--max-disagreement", type=float, help="guard threshold on shadow disagreement (0.1)")
     p.add_argument("--min-requests", type=int, help="requests per version before the guard decides (20)")
+    p.add_argument("--min-live-accuracy", type=float, help="guard threshold on joined ground truth (off)")
+    p.add_argument(
+        "--require-shadow",
+        action="store_true",
+        help="refuse unless a shadow of VERSION on the alias compared >= min-requests rows within "
+        "max-disagreement",
+    )
 
 
 def register(actions: Any, common: Any, run: Any, registry: Any, emit: Any) -> None:
@@ -162,9 +169,12 @@ def start_canary(args: argparse.Namespace, reg: Any, emit: Any) -> int:
             "max_p99_ratio": args.max_p99_ratio,
             "max_disagreement": args.max_disagreement,
             "min_requests": args.min_requests,
+            "min_live_accuracy": args.min_live_accuracy,
         }.items()
         if v is not None
     }
+    if args.require_shadow:
+        _check_shadow(reg, args.name, args.alias, int(args.version), thresholds)
     record = _rollouts(reg).start(
         args.name,
         args.version,
@@ -185,6 +195,25 @@ def start_canary(args: argparse.Namespace, reg: Any, emit: Any) -> int:
         f"candidate {r['candidate']} {r['weight']} % (steps {r['steps']}, bake {r['bake_minutes']:g} min)",
     )
     return 0
+
+
+def _check_shadow(reg: Any, name: str, alias: str, version: int, thresholds: dict[str, Any]) -> None:
+    """--require-shadow: the candidate must have shadowed the alias cleanly before any traffic moves."""
+    from maas_models.rollout import RolloutError, Thresholds
+
+    t = Thresholds.from_dict(thresholds)
+    shadow = status_with_stats(reg, name, alias).get("shadow") or {}
+    res = shadow.get("results") or {}
+    if int(shadow.get("candidate", 0)) != version or res.get("rows_compared", 0) < t.min_requests:
+        raise RolloutError(
+            f"{name}@{alias}: --require-shadow needs a shadow of version {version} with at least "
+            f"{t.min_requests} compared rows (`maas models shadow {name} {version} --alias {alias}`)"
+        )
+    if res.get("failed") or float(res.get("disagreement") or 0.0) > t.max_disagreement:
+        raise RolloutError(
+            f"{name}@{alias}: the shadow of version {version} disagreed on {res.get('disagreement'):.2%} "
+            f"of rows (max {t.max_disagreement:.2%}) and failed {res.get('failed', 0)} times"
+        )
 
 
 def refuse_plain_promote_during_rollout(reg: Any, name: str, alias: str) -> None:

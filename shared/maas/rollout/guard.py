@@ -5,7 +5,8 @@ started (``maas.rollout.stats``):
 
 * **rollback** at once, whatever the bake time left, when C breaches a threshold stored with the
   rollout: ``error_rate(C) - error_rate(B) > max_error_rate_delta``, ``p99(C) / p99(B) > max_p99_ratio``,
-  or shadow disagreement ``> max_disagreement``. A breach needs ``min_requests`` requests of C (the
+  shadow disagreement ``> max_disagreement``, or (when set and labels exist) live accuracy from joined
+  ground truth ``< min_live_accuracy``. A breach needs ``min_requests`` requests of C (the
   error rule also fires on C alone when B has none: its delta is then against 0).
 * **hold** while either version has fewer than ``min_requests`` requests: it never promotes on missing
   data; if the bake is over and data is still missing it also emits ``RolloutGuardMissingMetrics``
@@ -60,6 +61,7 @@ def decide(
     baseline: int,
     stats: dict[int, VersionStats],
     now: datetime | None = None,
+    live: dict[str, Any] | None = None,
 ) -> tuple[str, list[str], dict[str, Any]]:
     """(action, reasons, numbers) for one rollout; pure, so the rules are unit-tested without AWS."""
     t = rollout.thresholds
@@ -89,6 +91,11 @@ def decide(
         numbers["disagreement"] = shadow["disagreement"]
         if shadow["disagreement"] > t.max_disagreement:
             reasons.append(f"disagreement {shadow['disagreement']:.4f} > {t.max_disagreement}")
+    if t.min_live_accuracy is not None and live:
+        entry = (live.get("versions") or {}).get(str(rollout.candidate)) or {}
+        numbers["live_accuracy"] = entry.get("accuracy")
+        if entry.get("labelled", 0) >= t.min_requests and float(entry["accuracy"]) < t.min_live_accuracy:
+            reasons.append(f"live accuracy {entry['accuracy']:.4f} < {t.min_live_accuracy}")
     if reasons:
         return ROLLBACK, reasons, numbers
     missing = [
@@ -124,7 +131,20 @@ class Guard:
         rollout = Rollout.from_dict(record[ROLLOUT])
         since_ms = int(parse_time(rollout.step_started_at).timestamp() * 1000)
         stats = read_stats(self.s3, self.stats_bucket, model, alias, rollout.id, since_ms=since_ms)
-        action, reasons, numbers = decide(rollout, int(record["version"]), stats, now)
+        shadow = record.get("shadow")
+        if shadow and int(shadow["candidate"]) == rollout.candidate:  # its comparisons count too
+            sid = f"shadow-{shadow.get('started_at', '')}"
+            compared = read_stats(self.s3, self.stats_bucket, model, alias, sid).get(rollout.candidate)
+            if compared is not None:
+                stats.setdefault(rollout.candidate, VersionStats()).merge(
+                    {k: v for k, v in compared.to_dict().items() if k.startswith("shadow")}
+                )
+        live = None
+        if rollout.thresholds.min_live_accuracy is not None:  # joined ground truth (maas.capture.join)
+            from maas.capture.join import live_accuracy
+
+            live = live_accuracy(self.s3, self.stats_bucket, model)
+        action, reasons, numbers = decide(rollout, int(record["version"]), stats, now, live)
         decision = Decision(model, alias, action, reasons, numbers)
         try:
             if action == ROLLBACK:

@@ -127,9 +127,9 @@ def _shadow(routed: Any, loaded: Any, x: np.ndarray, y: np.ndarray) -> None:
     The candidate is loaded in a background thread on first use, so its download never delays a
     request; until it is loaded, requests are not shadowed. The response is never touched."""
     try:
-        if loaded.ref.version != routed.version:
-            return
         shadow = routed.shadow
+        if loaded.ref.version != routed.version or routed.version == int(shadow["candidate"]):
+            return  # not the routed model, or the candidate itself served this request
         if random.random() * 100.0 >= float(shadow.get("sample", 0)):  # noqa: S311 - sampling, not security
             return
         candidate = int(shadow["candidate"])
