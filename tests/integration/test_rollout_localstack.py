@@ -6,6 +6,7 @@
   deployed guard function, invoked through the Lambda Invoke API as its schedule would, rolls back in
   that one evaluation; the time until the warm predict function serves only v1 is measured;
 * a clean canary (v3) stepped by the guard to completion;
+* the guard's schedule (an EventBridge rule, which LocalStack fires) is paused during the test;
 * a shadow of v2 on the alias, its agreement read with `maas models rollout status`.
 
 * a 10 % data capture with the sensitive feature masked, labels uploaded with `maas models labels`,
@@ -70,6 +71,15 @@ def env(
     assert registry.publish(reference_export, name, source="recorded") == 3
     registry.promote(name, 1, "production")
     lam = boto3.client("lambda")
+    # the guard's EventBridge schedule fires on LocalStack too: pause it, so only this test's explicit
+    # invocations (the Lambda Invoke API, as the schedule would call it) decide while it runs
+    events = boto3.client("events")
+    guard_arn = lam.get_function_configuration(FunctionName=local_stack["functions"]["rollout_guard"])
+    rules = events.list_rule_names_by_target(TargetArn=guard_arn["FunctionArn"])["RuleNames"]
+    assert rules, "the rollout guard has no schedule"
+    targets = {rule: events.list_targets_by_rule(Rule=rule)["Targets"] for rule in rules}
+    for rule, listed in targets.items():  # LocalStack keeps firing a disabled rule: detach its target
+        events.remove_targets(Rule=rule, Ids=[t["Id"] for t in listed])
     fn = local_stack["functions"]["predict"]
     before = lam.get_function_configuration(FunctionName=fn)["Environment"]["Variables"]
     lam.update_function_configuration(
@@ -95,6 +105,8 @@ def env(
     yield e
     lam.update_function_configuration(FunctionName=fn, Environment={"Variables": before})
     _wait_active(lam, fn)
+    for rule, listed in targets.items():
+        events.put_targets(Rule=rule, Targets=listed)
     delete_prefix(registry.s3, models, f"models/{name}/")
     delete_prefix(registry.s3, audit, f"rollout/stats/{name}/")
     for prefix in ("models/", "capture/", "labels/"):
@@ -173,7 +185,8 @@ def test_canary_split_guard_rollback_completion_and_shadow(env: Any) -> None:
     by_caller: dict[str, set[int | None]] = {}
     for caller, _, version in results:
         by_caller.setdefault(caller, set()).add(version)
-    assert all(len(v) == 1 for v in by_caller.values()), "a caller flipped between versions"
+    flipped = {c: sorted(v, key=str) for c, v in by_caller.items() if len(v) != 1}
+    assert not flipped, f"callers flipped between versions: {flipped}"
     share = sum(1 for _, _, v in results if v == 2) / len(results)
     assert 0.15 <= share <= 0.25, share
     print(f"canary share served by v2: {share:.3f} of {len(results)} requests")
@@ -195,16 +208,20 @@ def test_canary_split_guard_rollback_completion_and_shadow(env: Any) -> None:
     assert _cli(e, "rollout", "status", e.name, "production")["version"] == 1
 
     # a clean canary of v3, stepped by the guard to completion
+    # p99 on this shared 2-vCPU machine swings several-fold between runs (and v3's first request per
+    # environment includes its download): the clean canary is judged on errors, not a tight p99 ratio
     _cli(e, "promote", e.name, "3", "production", "--canary", "20", "--step", "50", "--bake", "0",
-         "--min-requests", "10")  # fmt: skip
+         "--min-requests", "10", "--max-p99-ratio", "100")  # fmt: skip  # fmt: skip
     time.sleep(TTL_S + 0.5)
     _many(e, [(f"user-{c}", False, False) for c in range(100)])
     status = _cli(e, "rollout", "status", e.name, "production")
     assert status["versions"]["3"]["requests"] > 0 and status["versions"]["1"]["requests"] > 0
-    assert [d["action"] for d in _guard(e)] == ["step"]
+    decisions = _guard(e)
+    assert [d["action"] for d in decisions] == ["step"], decisions
     time.sleep(TTL_S + 0.5)
     _many(e, [(f"user-{c}", False, False) for c in range(60)])
-    assert [d["action"] for d in _guard(e)] == ["complete"]
+    decisions = _guard(e)
+    assert [d["action"] for d in decisions] == ["complete"], decisions
     time.sleep(TTL_S + 0.5)
     assert {v for _, _, v in _many(e, [(f"user-{c}", False, False) for c in range(20)])} == {3}
 

@@ -82,6 +82,8 @@ def end_request(response: dict[str, Any] | None, started: float) -> None:
         if response is not None and _pending.get("request_id"):
             response["headers"].setdefault("X-Maas-Request-Id", str(_pending["request_id"]))
         if routed.rollout_id:
+            if response is not None:
+                response["headers"].setdefault("X-Maas-Rollout", routed.rollout_id)
             key = (routed.model, routed.alias, routed.rollout_id, routed.version)
             stats.default_recorder().request(key, ms, status >= 500)
         stats.default_recorder().maybe_flush()
