@@ -36,12 +36,12 @@ elif service.preloaded:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    started = rai.begin_request()
-    rollout.begin_request(event)  # sticky key for a canary split: X-Maas-Sticky-Key or the caller
+    request = rai.begin_request()  # this request's audit notes, filled while it is served
+    started = rollout.begin_request(event)  # sticky key for a canary split: X-Maas-Sticky-Key or the caller
     response: dict[str, Any] | None = None
     try:
         response = dispatch(event, context)
         return response
     finally:
-        rai.end_request(event, response, started)  # one audit record per request; never raises
+        rai.end_request(event, response, request)  # one audit record per request; never raises
         rollout.end_request(response, started)  # per-version stats + version header; never raises

@@ -18,6 +18,9 @@ ALIAS_TTL_SECONDS = "MAAS_ALIAS_TTL_SECONDS"
 LITERT_THREADS = "MAAS_LITERT_THREADS"
 PRELOAD = "MAAS_PRELOAD"
 MAX_ARTIFACT_MB = "MAAS_MAX_ARTIFACT_MB"
+# The one metrics emitter (maas_models.metrics) honours Powertools' own variables.
+METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"  # default "maas"
+METRICS_DISABLED = "POWERTOOLS_METRICS_DISABLED"  # "1"/"true"/"yes"/"on": write no metrics
 # How the serving path reads the registry: auto (lean stdlib reader when credentials are in the
 # environment, as in Lambda; boto3 otherwise) | lite | boto3.
 S3_READER = "MAAS_S3_READER"
@@ -61,3 +64,14 @@ class LayerSettings:
     litert_threads: int = field(default_factory=lambda: env_int(LITERT_THREADS, 1))
     preload: str = field(default_factory=lambda: env_str(PRELOAD, "") or "")
     max_artifact_mb: int = field(default_factory=lambda: env_int(MAX_ARTIFACT_MB, 250))
+
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Settings of the metrics emitter, read from the environment once (``maas_models.metrics``)."""
+
+    namespace: str = field(default_factory=lambda: env_str(METRICS_NAMESPACE, "maas") or "maas")
+    disabled: bool = field(default_factory=lambda: (env_str(METRICS_DISABLED) or "").lower() in _TRUE)

@@ -97,15 +97,9 @@ class CaptureWriter:
 
     def _client(self) -> Any:
         if self._s3 is None:
-            from maas.rai.audit import LitePutClient
+            from maas.rollout.stats import put_client
 
-            lean = LitePutClient.from_env()
-            if lean is not None:
-                self._s3 = lean
-            else:
-                import boto3
-
-                self._s3 = boto3.client("s3")
+            self._s3 = put_client()
         return self._s3
 
     def maybe_flush(self) -> int:

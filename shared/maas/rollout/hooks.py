@@ -53,11 +53,13 @@ def sticky_key(event: Mapping[str, Any]) -> str | None:
     return ident.get("api_key_id") or ident.get("id")
 
 
-def begin_request(event: Mapping[str, Any]) -> None:
+def begin_request(event: Mapping[str, Any]) -> float:
+    """Start a request (sticky key, request id); returns its start time for end_request."""
     begin(lambda: sticky_key(event))
     _pending.clear()
     rc = event.get("requestContext") or {}
     _pending["request_id"] = rc.get("requestId") if isinstance(rc, Mapping) else None
+    return time.perf_counter()
 
 
 def end_request(response: dict[str, Any] | None, started: float) -> None:

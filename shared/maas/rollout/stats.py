@@ -140,6 +140,19 @@ class VersionStats:
         return out
 
 
+def put_client() -> Any:
+    """The S3 client the serving functions' small writes use (stats here, capture records): the model
+    layer's lean client when the credentials are in the environment (Lambda; no boto3 import), else boto3.
+    Three attempts, as the audit trail's."""
+    from maas_models.s3lite import LiteS3, env_credentials
+
+    if env_credentials() is not None:
+        return LiteS3(max_attempts=3)
+    import boto3
+
+    return boto3.client("s3")
+
+
 Key = tuple[str, str, str, int]  # model, alias, rollout id ("shadow-<id>" for shadows), version
 
 
@@ -177,15 +190,7 @@ class StatsRecorder:
 
     def _client(self) -> Any:
         if self._s3 is None:
-            from maas.rai.audit import LitePutClient
-
-            lean = LitePutClient.from_env()
-            if lean is not None:
-                self._s3 = lean
-            else:
-                import boto3
-
-                self._s3 = boto3.client("s3")
+            self._s3 = put_client()
         return self._s3
 
     def maybe_flush(self) -> int:
