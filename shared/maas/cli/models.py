@@ -1,4 +1,4 @@
-"""`maas models list | show | import | publish | promote | delete | rollout | shadow`: the registry from the CLI.
+"""`maas models list | show | import | publish | promote | delete | rollout | shadow`: the registry, CLI.
 
 The bucket comes from --bucket or MAAS_MODELS_BUCKET; the endpoint from AWS_ENDPOINT_URL. With --local
 both are taken from the running local stack (`maas local status`). Every command takes --json.
