@@ -35,6 +35,7 @@ BODIES = {
     "queue_score/message.json",
     "queue_score/message-named-explain.json",
     "queue_score/message-inputs-reply-s3.json",
+    "queue_score/message-image-vector.json",
 }
 #: Fields API Gateway sends as null (REST, payload 1.0) or leaves out (HTTP API, payload 2.0) when empty.
 OPTIONAL = {
