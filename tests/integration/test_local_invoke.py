@@ -58,8 +58,15 @@ def stack(local_stack: dict[str, Any]) -> dict[str, Any]:
     from maas_models.reference import cached_reference_export
 
     registry = Registry(bucket=local_stack["buckets"]["models"], s3=_client(local_stack, "s3"))
+    from maas_models.errors import ModelNotFound
+
+    # Earlier modules may have published `ref` (or moved its labels); the sample events need `production`.
     if not any(m["name"] == "ref" and m["versions"] for m in registry.list_models()):
-        version = registry.publish(cached_reference_export(), "ref", source="recorded")
+        registry.publish(cached_reference_export(), "ref", source="recorded")
+    try:
+        registry.resolve("ref", "production")
+    except ModelNotFound:
+        version = max(registry.versions("ref"))
         registry.promote("ref", version, "production", override=True, reason="invoke tests")
     return local_stack
 
