@@ -89,7 +89,6 @@ def _default_memory_budget() -> int:
     return max(128, memory - RUNTIME_RESERVE_MB) if memory else 512
 
 
-
 _TRUE = ("1", "true", "yes", "on")
 
 

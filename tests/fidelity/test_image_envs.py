@@ -6,7 +6,8 @@ For each `functions/*/Dockerfile` and `jobs/train/Dockerfile` the environment is
 
 * predict serves /openapi.json, /v2/health/live, /v2, the model card as JSON and HTML, :predict and
   :explain for the published reference model;
-* batch_score, queue_score and train_launcher handle their sample events from events/ against moto;
+* batch_score, queue_score, train_launcher and rollout_guard handle their sample events from events/
+  against moto (the guard judges a canary of `ref` it has no data for, and holds it);
 * the training image's environment runs `maas-train --spec` on the reference spec and publishes.
 
 A package missing from a function's extra fails here (ModuleNotFoundError in the handler's logs), where
@@ -171,6 +172,28 @@ def test_train_launcher_handles_its_sample_event(run_in_env: Any) -> None:
         jobQueue="maas-training", filters=[{"name": "JOB_NAME", "values": ["*"]}]
     )
     assert jobs["jobSummaryList"], jobs
+
+
+def test_rollout_guard_handles_its_scheduled_event(
+    run_in_env: Any, aws: dict[str, str], reference_export: Path
+) -> None:
+    from maas_models import Registry
+    from maas_models.rollout import Rollouts
+
+    registry = Registry(bucket=bucket("models"))
+    rollouts = Rollouts(registry)
+    registry.promote("ref", 1, "fidelity", override=True, reason="fidelity test")
+    candidate = registry.publish(reference_export, "ref", source="recorded")
+    rollouts.start("ref", candidate, "fidelity", canary=10, override=True, reason="fidelity test")
+    try:
+        handler = run_in_env("rollout_guard")
+        response = handler(_event("rollout_guard/scheduled.json"))
+        assert "ModuleNotFoundError" not in (handler.last.logs if handler.last else "")
+        decisions = {(d["model"], d["alias"]): d for d in response["decisions"]}
+        # no request has reached the candidate yet: the guard holds (missing data never promotes)
+        assert decisions[("ref", "fidelity")]["action"] == "hold", response
+    finally:
+        rollouts.abort("ref", "fidelity", reason="fidelity test done")
 
 
 # -- the training image ----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ def test_every_function_of_the_template_with_its_image_name_and_limits() -> None
         "BatchScoreFunction": "batch_score",
         "QueueScoreFunction": "queue_score",
         "TrainLauncherFunction": "train_launcher",
+        "RolloutGuardFunction": "rollout_guard",
     }
     for d in defs.values():
         assert (ROOT / "functions" / d.name / "Dockerfile").is_file()

@@ -29,6 +29,7 @@ from maas.queue.schema import (
     parse_message,
     to_inputs,
 )
+from maas.rollout.hooks import route
 
 SQS_MAX_BYTES = 256 * 1024 - 1024  # leave room for attributes
 RESULTS_S3_PREFIX = "queue-results/"
@@ -98,10 +99,12 @@ def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, O
             outcomes[mid] = Outcome(error=f"invalid message: {exc}")
             continue
         outcomes[mid] = Outcome(request=req)
-        key = (req.model, req.selector)
         try:
+            # a canary splits messages by id (sticky per message, so a redelivery scores the same way)
+            routed = route(ctx.loader, req.model, req.selector, sticky=str(req.id))
+            key = (req.model, int(routed.ref.version))
             if key not in models:
-                models[key] = ctx.loader.get(req.model, req.selector)
+                models[key] = routed
         except ModelError as exc:
             outcomes[mid].error = f"model {req.model!r} ({req.selector}): {type(exc).__name__}: {exc}"
             continue

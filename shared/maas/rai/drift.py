@@ -350,4 +350,3 @@ def fingerprint_inputs(
     names = summary.feature_names(signature)
     kwargs = {} if bins is None else {"bins": bins}
     return fingerprint(summary.features(inputs, signature), names, **kwargs)
-

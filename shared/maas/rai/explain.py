@@ -359,9 +359,6 @@ def explain_model(
     )
 
 
-
-
-
 def explanation_response(
     explanations: Sequence[Explanation], *, top_k: int | None = DEFAULT_TOP_K
 ) -> list[dict[str, Any]]:
