@@ -16,6 +16,7 @@ what to do instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,15 @@ def unsupported_ops(exc: BaseException) -> list[str]:
     for line in _OP_LIST.findall(text):
         found.update(op.strip() for op in line.split(",") if op.strip())
     return sorted(found)
+
+
+def keras_outputs(model: Any, signature: Signature, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the Keras model gives for named `inputs`, by the signature's output names."""
+    import numpy as np
+
+    x: Any = inputs[signature.inputs[0].name] if len(signature.inputs) == 1 else dict(inputs)
+    y = model(x, training=False)
+    if isinstance(y, dict):
+        return {str(k): np.asarray(v) for k, v in y.items()}
+    ys = y if isinstance(y, list | tuple) else [y]
+    return {n: np.asarray(v) for n, v in zip(signature.output_names, ys, strict=True)}

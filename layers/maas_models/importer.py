@@ -22,6 +22,7 @@ Steps, each refusing with a message that says what to do:
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from maas_models.convert import convert_saved_model, save_keras, saved_model_signature
+from maas_models.convert import convert_saved_model, keras_outputs, save_keras, saved_model_signature
 from maas_models.errors import ExportMismatch, UnsupportedModel
 from maas_models.signature import Signature, TensorSpec
 from maas_models.verify import (
@@ -126,17 +127,6 @@ def embedding_ranges(model: Any) -> dict[str, tuple[int, int]]:
     return ranges
 
 
-def keras_outputs(model: Any, signature: Signature, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
-    x: Any = inputs[signature.inputs[0].name] if len(signature.inputs) == 1 else dict(inputs)
-    y = model(x, training=False)
-    if isinstance(y, dict):
-        return {str(k): np.asarray(v) for k, v in y.items()}
-    ys = y if isinstance(y, list | tuple) else [y]
-    return {n: np.asarray(v) for n, v in zip(signature.output_names, ys, strict=True)}
-
-
 def attach_labels(signature: Signature, feature_names: Labels, class_labels: Labels) -> Signature:
     """The signature with feature names on rank-2 inputs and class labels on outputs attached."""
 
@@ -214,10 +204,10 @@ def prepare(
     Keras model is compared with numpy preprocessing + LiteRT on generated raw probes and on
     `samples` ({raw input name: values}) before anything is written."""
     from maas_models.backends.litert import LiteRTBackend
-    from maas_models.export import framework_versions
+    from maas_models.preprocessing.check import check_split, manifest_block, mark_images, split_of
 
     src = load_source(source)
-    split = _split(src)
+    split = split_of(src.keras_model) if src.kind == "keras" else None
     if split is not None:
         full_model = src.keras_model
         src = _Source("keras", keras_model=split.core, label=src.label)
@@ -237,7 +227,7 @@ def prepare(
     tflite = convert_saved_model(saved)
     signature = _ordered_like(LiteRTBackend(model_content=tflite).signature, source_sig)
     signature = attach_labels(signature, feature_names, class_labels)
-    signature = _mark_images(signature)
+    signature = mark_images(signature)
     backend = LiteRTBackend(model_content=tflite, signature=signature)
 
     rows = probe_rows_for(signature)
@@ -246,7 +236,7 @@ def prepare(
     gaps = compare_named(expected, got, atol=atol, rtol=rtol, what=f"model.tflite vs {src.label}")
     pre_check: dict[str, Any] | None = None
     if split is not None:
-        pre_check = _check_split(full_model, split, signature, backend, samples, atol=atol, rtol=rtol)
+        pre_check = check_split(full_model, split, signature, backend, samples, atol=atol, rtol=rtol)
     (out / "model.tflite").write_bytes(tflite)
     check: dict[str, Any] = {
         "probe_rows": rows,
@@ -270,92 +260,11 @@ def prepare(
         "outputs": [s.to_manifest() for s in signature.outputs],
         "metrics": dict(metrics or {}),
         "export_check": check,
-        **({"preprocessing": _manifest_block(split, signature)} if split is not None else {}),
+        **({"preprocessing": manifest_block(split, signature)} if split is not None else {}),
         **dict(extra_metadata or {}),
     }
     (out / METADATA_FILE).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2))
     return out
-
-
-def _mark_images(signature: Signature) -> Signature:
-    """Image-tensor inputs [N, H, W, C] get the manifest's `image` entry: they also take JPEG/PNG."""
-    from maas_models.preprocessing.image import image_options
-
-    inputs = tuple(
-        TensorSpec(s.name, s.dtype, s.shape, s.feature_names, s.class_labels, image_options(s.dtype, s.shape))
-        for s in signature.inputs
-    )
-    return Signature(inputs, signature.outputs)
-
-
-def _split(src: _Source) -> Any:
-    """The SplitModel of a Keras source that starts with preprocessing to cut out, else None."""
-    if src.kind != "keras":
-        return None
-    from maas_models.preprocessing.split import split_model
-
-    split = split_model(src.keras_model)
-    return split if split.is_split else None
-
-
-def _manifest_block(split: Any, signature: Signature) -> dict[str, Any]:
-    """The manifest's preprocessing block; model_inputs are the converted model's own specs."""
-    return {"model_inputs": [s.to_manifest() for s in signature.inputs], "chains": split.chains}
-
-
-def _check_split(
-    model: Any,
-    split: Any,
-    signature: Signature,
-    backend: Any,
-    samples: Mapping[str, Any] | None,
-    *,
-    atol: float,
-    rtol: float,
-) -> dict[str, Any]:
-    """Compare the whole Keras model with numpy preprocessing + the LiteRT model on raw probes."""
-    import numpy as np
-
-    from maas_models.preprocessing.pipeline import Preprocessing
-    from maas_models.preprocessing.probes import keras_inputs, merge_samples, raw_probes
-
-    pre = Preprocessing.from_manifest(
-        {
-            "preprocessing": _manifest_block(split, signature),
-            "outputs": [s.to_manifest() for s in signature.outputs],
-        }
-    )
-    assert pre is not None
-    raw = merge_samples(raw_probes(split.raw_inputs, split.chains), samples)
-    ranks = {str(t.name): len(t.shape) for t in model.inputs}
-    fed = {
-        k: (v.reshape(-1, 1) if v.ndim == 1 and ranks.get(k) == 2 else v)
-        for k, v in keras_inputs(raw).items()
-    }
-    want = keras_outputs(model, Signature(tuple(split.raw_inputs), signature.outputs), fed)
-    got = backend.predict_named(pre.apply(raw))
-    # raw inputs can make Keras itself return NaN (an empty text under a masked average): parity
-    # then means NaN in the same places; everywhere else the usual tolerance
-    nan_rows = 0
-    for name in want:
-        w, g = np.asarray(want[name], dtype=np.float64), np.asarray(got[name], dtype=np.float64)
-        if w.shape == g.shape and not np.array_equal(np.isnan(w), np.isnan(g)):
-            raise ExportMismatch(
-                f"numpy preprocessing + model.tflite vs Keras, output {name!r}: NaN in different places"
-            )
-        if w.shape == g.shape:
-            nan_rows += int(np.isnan(w).reshape(len(w), -1).any(axis=1).sum())
-            want[name], got[name] = np.nan_to_num(w, nan=0.0), np.nan_to_num(g, nan=0.0)
-    gaps = compare_named(want, got, atol=atol, rtol=rtol, what="numpy preprocessing + model.tflite vs Keras")
-    rows = int(next(iter(raw.values())).shape[0])
-    return {
-        "rows": rows,
-        "sample_rows": rows - int(next(iter(raw_probes(split.raw_inputs, split.chains).values())).shape[0]),
-        "max_abs_diff_keras": max(gaps.values()),
-        "rows_nan_in_keras": nan_rows,
-        "layers": [s["name"] for c in split.chains for s in c["layers"]],
-        "numpy": np.__version__,
-    }
 
 
 def _source_outputs(
@@ -428,3 +337,17 @@ def import_model(
     if promote is not None:
         reg.promote(name, version, promote, actor=actor)
     return ImportResult(name, version, signature, check, promote)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def framework_versions() -> dict[str, str | None]:
+    import keras
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "litert": _version("ai-edge-litert")}

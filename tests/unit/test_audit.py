@@ -8,7 +8,9 @@ import uuid
 import boto3
 import orjson
 import pytest
-from maas.rai.audit import LOG_PREFIX, AuditTrail, audit_promotion, caller_identity, outcome, sha256_hex
+from maas.rai.audit import LOG_PREFIX, AuditTrail, record_promotion
+from maas.rai.hashing import sha256_hex
+from maas.rai.identity import caller_identity, outcome
 
 
 @pytest.fixture
@@ -169,7 +171,7 @@ def test_without_bucket_only_logs(monkeypatch):
 
 def test_promotion_override_is_recorded(audit_bucket):
     trail = AuditTrail(bucket=audit_bucket, log_stream=io.StringIO())
-    audit_promotion(
+    record_promotion(
         model="ref",
         version=2,
         alias="production",
@@ -212,7 +214,8 @@ def test_registry_promotion_override_lands_in_the_audit_trail(published_ref, aud
 def test_batch_file_record_hashes_the_object(audit_bucket):
     import hashlib
 
-    from maas.rai.audit import record_batch_file, s3_object_sha256
+    from maas.rai.audit import record_batch_file
+    from maas.rai.hashing import s3_object_sha256
 
     s3 = boto3.client("s3")
     data = b"f0,f1\n1.5,2.5\n" * 1000
@@ -221,7 +224,7 @@ def test_batch_file_record_hashes_the_object(audit_bucket):
     want = hashlib.sha256(data).hexdigest()
     assert s3_object_sha256(s3, audit_bucket, "incoming/ref/a.csv") == (want, "streamed")
     digest, how = s3_object_sha256(s3, audit_bucket, "incoming/ref/b.csv")
-    assert digest == want and how in ("s3-checksum", "streamed")
+    assert (digest, how) == (want, "s3-checksum")  # the HEAD answers; nothing is streamed
     assert s3_object_sha256(s3, audit_bucket, "incoming/ref/a.csv", max_bytes=10) == (None, "too-large")
     assert s3_object_sha256(s3, audit_bucket, "missing.csv") == (None, "unavailable")
     log = io.StringIO()
@@ -291,11 +294,12 @@ def test_lean_writer_needs_no_boto3(audit_bucket):
 
     code = (
         "import sys, io\n"
-        "from maas.rai.audit import AuditTrail, LitePutClient\n"
+        "from maas.rai.audit import AuditTrail\n"
+        "from maas_models.s3lite import LiteS3\n"
         f"t = AuditTrail(bucket={audit_bucket!r}, log_stream=io.StringIO())\n"
         "t.record('predict', event={}, rows=1, status=200)\n"
         "key = t.flush()\n"
-        "assert isinstance(t._client(), LitePutClient) and key and t.failures == 0, (key, t.failures)\n"
+        "assert isinstance(t._client(), LiteS3) and key and t.failures == 0, (key, t.failures)\n"
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules\n"
         "print(key)\n"
     )
@@ -322,3 +326,31 @@ def test_strict_promotion_hook_raises_when_the_record_is_lost(s3_moto):
     with pytest.raises(ModelUnavailable, match="audit record could not be written"):
         registry_audit_hook(lost, strict=True)(event)
     registry_audit_hook(lost)(event)  # not strict: never raises
+
+
+def test_audit_promotion_is_a_registry_hook_as_documented(
+    published_ref, audit_bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Registry(audit=audit_promotion)``: the registry passes its event dict positionally."""
+    from maas.rai import audit
+    from maas_models import Registry
+
+    monkeypatch.setattr(audit, "_default", AuditTrail(bucket=audit_bucket, log_stream=io.StringIO()))
+    registry = Registry(bucket=published_ref.bucket, audit=audit.audit_promotion)
+    registry.promote("ref", 1, "production", actor="carol", reason="release 1")
+    (records,) = _objects(audit_bucket).values()
+    assert records[0]["kind"] == "promotion" and records[0]["caller"]["id"] == "carol"
+    assert records[0]["alias"] == "production" and records[0]["version"] == 1
+
+
+def test_strict_hook_failure_leaves_the_alias_where_it_was(published_ref) -> None:
+    """The registry audits before it moves the alias: a lost record means no promotion, and the
+    error says so (not "is now production")."""
+    from maas.rai.audit import registry_audit_hook
+    from maas_models.errors import ModelUnavailable
+
+    lost = AuditTrail(bucket="no-such-audit-bucket", log_stream=io.StringIO())
+    with pytest.raises(ModelUnavailable) as info:
+        published_ref.promote("ref", 1, "production", audit=registry_audit_hook(lost, strict=True))
+    assert "was not promoted" in str(info.value) and "is now" not in str(info.value)
+    assert published_ref.alias_record("ref", "production") is None

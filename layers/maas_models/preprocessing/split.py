@@ -69,8 +69,6 @@ def _consumers(model: Any) -> dict[int, list[Any]]:
     return out
 
 
-
-
 def split_model(model: Any) -> SplitModel:
     import keras
 

@@ -150,14 +150,6 @@ def fill_rows(out: np.ndarray, valid: np.ndarray, outputs: Mapping[str, np.ndarr
 
 
 # -- Arrow (Parquet) columns of tensors: nested (fixed-size) lists, one column per input / output ---------
-def arrow_type(tspec: TensorSpec) -> pa.DataType:
-    """A row of the tensor as Arrow: nested fixed-size lists over the row shape (lists where variable)."""
-    typ: pa.DataType = pa.from_numpy_dtype(tspec.np_dtype)
-    for dim in reversed(tspec.row_shape):
-        typ = pa.list_(typ, dim) if dim >= 0 else pa.list_(typ)
-    return typ
-
-
 def to_arrow(arr: np.ndarray, typ: pa.DataType) -> pa.Array:
     """``arr`` [N, *row shape] as a column of ``typ`` (``arrow_type``): the values nested without a copy."""
     values: pa.Array = pa.array(np.ascontiguousarray(arr).reshape(-1))

@@ -10,449 +10,45 @@ the README). Each record is also printed as one line prefixed by ``MAAS_AUDIT`` 
 Logs keeps a copy even when S3 is unavailable (a metric filter / Logs Insights query on
 ``"MAAS_AUDIT"`` finds them). Auditing never fails a request: a failed write logs a warning and emits
 the ``AuditWriteFailed`` metric (EMF).
+
+This module holds the record builders, one per kind of input, and the process-wide trail. The pieces
+live by concern: ``maas.rai.trail`` (buffer, log copy, S3 object), ``maas.rai.identity`` (caller,
+outcome), ``maas.rai.hashing`` (input digests), ``maas.rai.request`` (one request's notes).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
-import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TextIO
+from typing import Any
 
-import orjson
+from maas.rai.hashing import http_body_bytes, s3_object_sha256, sha256_hex
+from maas.rai.identity import caller_identity, get_path, outcome
+from maas.rai.request import RequestNotes, begin, current, note
+from maas.rai.trail import KINDS, LOG_PREFIX, SCHEMA_VERSION, AuditTrail
 
-from maas import settings
-from maas.rai.mask import mask_fields
+__all__ = [
+    "KINDS",
+    "LOG_PREFIX",
+    "SCHEMA_VERSION",
+    "AuditTrail",
+    "audit_http",
+    "audit_promotion",
+    "begin",
+    "caller_identity",
+    "default_trail",
+    "note",
+    "outcome",
+    "record_batch_file",
+    "record_promotion",
+    "record_queue_message",
+    "registry_audit_hook",
+    "reset_default_trail",
+    "sha256_hex",
+]
 
 logger = logging.getLogger(__name__)
-
-LOG_PREFIX = "MAAS_AUDIT "
-METRICS_NAMESPACE = "maas"
-SCHEMA_VERSION = 1
-
-KINDS = ("predict", "explain", "batch_file", "batch_chunk", "queue_message", "promotion", "card")
-
-
-_SHA256 = hashlib.sha256()  # copied per hash: cheaper than hashlib.sha256() (OpenSSL 3 fetches the digest)
-
-
-def sha256_hex(data: bytes | bytearray | memoryview | str | None) -> str | None:
-    """sha256 of the raw input (the request body / object bytes / message body)."""
-    if data is None:
-        return None
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogatepass")
-    h = _SHA256.copy()
-    h.update(data)
-    return h.hexdigest()
-
-
-def _get(d: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(key)
-    return d
-
-
-def caller_identity(event: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Who called, from an API Gateway (REST v1 or HTTP v2) event, an SQS record or an S3 record.
-
-    Priority: IAM principal ARN > Cognito/JWT ``sub`` > API key id > custom authorizer principal >
-    source IP. Returns ``{"type", "id", "source_ip"}`` (+ ``api_key_id`` when present); never
-    secrets (API key values, tokens) and nothing from the body. Per request: a handful of dict reads.
-    """
-    if event.__class__ is not dict and not isinstance(event, Mapping):
-        return {"type": "unknown", "id": None, "source_ip": None}
-    source = event.get("eventSource")
-    if source is not None:
-        if source == "aws:sqs":
-            sender = _get(event, "attributes", "SenderId")
-            return {
-                "type": "sqs_sender",
-                "id": sender,
-                "source_ip": None,
-                "source": event.get("eventSourceARN"),
-            }
-        if source == "aws:s3":
-            return {
-                "type": "s3_principal",
-                "id": _get(event, "userIdentity", "principalId"),
-                "source_ip": _get(event, "requestParameters", "sourceIPAddress"),
-            }
-    rc = event.get("requestContext") or {}
-    identity = rc.get("identity") or {}
-    authorizer = rc.get("authorizer") or {}
-    source_ip = identity.get("sourceIp") or _get(rc, "http", "sourceIp")
-    api_key_id = identity.get("apiKeyId")
-    iam_arn = identity.get("userArn") or (authorizer and _get(authorizer, "iam", "userArn"))
-    sub = (
-        authorizer and (_get(authorizer, "claims", "sub") or _get(authorizer, "jwt", "claims", "sub"))
-    ) or identity.get("cognitoIdentityId")
-    out: dict[str, Any]
-    if iam_arn:
-        out = {"type": "iam", "id": iam_arn, "source_ip": source_ip}
-    elif sub:
-        out = {"type": "cognito", "id": sub, "source_ip": source_ip}
-    elif api_key_id:
-        out = {"type": "api_key", "id": api_key_id, "source_ip": source_ip}
-    elif authorizer and authorizer.get("principalId"):
-        out = {"type": "authorizer", "id": authorizer.get("principalId"), "source_ip": source_ip}
-    elif source_ip:
-        out = {"type": "source_ip", "id": source_ip, "source_ip": source_ip}
-    else:
-        out = {"type": "anonymous", "id": None, "source_ip": source_ip}
-    if api_key_id:
-        out["api_key_id"] = api_key_id
-    return out
-
-
-def outcome(status: int | None = None, error: BaseException | str | None = None) -> dict[str, Any]:
-    """``{"status", "ok", "error"}``: the error CLASS name only, never its message (it may quote input)."""
-    err: str | None
-    err = type(error).__name__ if isinstance(error, BaseException) else error
-    ok = error is None and (status is None or 200 <= status < 400)
-    return {"status": status, "ok": ok, "error": err}
-
-
-_TS_CACHE: list[Any] = [-1, ""]
-_MS_SUFFIX = tuple(f".{ms:03d}Z" for ms in range(1000))
-
-
-def _utc_now_ms() -> str:
-    """``2026-11-28T17:25:00.156Z``: the seconds part is formatted once per second and the
-    milliseconds come from a table, so a request pays one concatenation (isoformat: ~4 us)."""
-    now = time.time()
-    sec = int(now)
-    if sec != _TS_CACHE[0]:
-        _TS_CACHE[0], _TS_CACHE[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    return _TS_CACHE[1] + _MS_SUFFIX[int((now - sec) * 1000.0)]
-
-
-def _s3_key(prefix: str, now: float | None = None) -> str:
-    """``<prefix>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<random hex>.jsonl`` (UTC)."""
-    t = time.gmtime(time.time() if now is None else now)
-    return (
-        f"{prefix.rstrip('/')}/{time.strftime('%Y/%m/%d/%H', t)}/"
-        f"{time.strftime('%Y%m%dT%H%M%S', t)}-{os.urandom(16).hex()}.jsonl"
-    )
-
-
-class LitePutClient:
-    """Just ``put_object(Bucket, Key, Body, ContentType)`` over http.client, signed with
-    ``maas_models.s3lite.sigv4_headers``; honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style)
-    and AWS_REGION. One keep-alive connection; one retry on a connection error or a 5xx."""
-
-    def __init__(
-        self, access: str, secret: str, token: str | None, region: str, endpoint: str | None
-    ) -> None:
-        self._creds = (access, secret, token)
-        self.region = region
-        self.endpoint = endpoint
-        self._conn: Any = None
-        self._conn_key: tuple[str, str] | None = None
-
-    @classmethod
-    def from_env(cls) -> LitePutClient | None:
-        from maas_models.s3lite import env_credentials
-
-        creds = env_credentials()
-        if creds is None:
-            return None
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-        return cls(*creds, region=region, endpoint=endpoint)
-
-    def _target(self, bucket: str, key: str) -> tuple[str, str, str]:
-        from urllib.parse import quote, urlsplit
-
-        quoted = quote(key, safe="/-_.~")
-        if self.endpoint:
-            parts = urlsplit(self.endpoint)
-            return parts.scheme or "http", parts.netloc, f"/{bucket}/{quoted}"
-        return "https", f"{bucket}.s3.{self.region}.amazonaws.com", f"/{quoted}"
-
-    def _connection(self, scheme: str, host: str) -> Any:
-        import http.client
-
-        if self._conn is None or self._conn_key != (scheme, host):
-            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            self._conn = cls(host, timeout=10)
-            self._conn_key = (scheme, host)
-        return self._conn
-
-    def put_object(
-        self, *, Bucket: str, Key: str, Body: bytes, ContentType: str = "application/octet-stream", **_: Any
-    ) -> dict[str, Any]:
-        from maas_models.s3lite import sigv4_headers
-
-        scheme, host, path = self._target(Bucket, Key)
-        access, secret, token = self._creds
-        last: BaseException | None = None
-        for _attempt in range(2):
-            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            headers = sigv4_headers(
-                "PUT",
-                host,
-                path,
-                {},
-                region=self.region,
-                access_key=access,
-                secret_key=secret,
-                token=token,
-                amz_date=amz_date,
-                payload_sha256=hashlib.sha256(Body).hexdigest(),
-            )
-            headers["content-type"] = ContentType
-            headers["content-length"] = str(len(Body))
-            try:
-                conn = self._connection(scheme, host)
-                conn.request("PUT", path, body=Body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except OSError as exc:  # includes http.client errors on a stale keep-alive connection
-                last = exc
-                self._conn = None
-                continue
-            if 200 <= resp.status < 300:
-                return {"ETag": resp.getheader("ETag")}
-            last = OSError(f"S3 PUT {resp.status}: {data[:200]!r}")
-            if resp.status < 500:
-                break
-        assert last is not None
-        raise last
-
-
-class AuditTrail:
-    """Per-invocation buffer of audit records. Create one per process; call ``flush()`` once per
-    invocation (in the handler's ``finally``)."""
-
-    def __init__(
-        self,
-        *,
-        bucket: str | None = None,
-        prefix: str | None = None,
-        s3: Any = None,
-        log_stream: TextIO | None = None,
-        emit_log: bool | None = None,
-        sensitive: Iterable[str] = (),
-        flush_seconds: float | None = None,
-    ) -> None:
-        self.bucket = bucket if bucket is not None else settings.env_str(settings.AUDIT_BUCKET)
-        self.prefix = (
-            prefix if prefix is not None else (settings.env_str(settings.AUDIT_PREFIX, "audit/") or "audit/")
-        )
-        self._s3 = s3
-        self._stream = log_stream
-        self.emit_log = (
-            emit_log
-            if emit_log is not None
-            else settings.env_str(settings.AUDIT_LOG, "1") not in ("0", "false")
-        )
-        self.sensitive = set(sensitive)
-        self.flush_seconds = (
-            flush_seconds
-            if flush_seconds is not None
-            else settings.env_float(settings.AUDIT_FLUSH_SECONDS, 0.0)
-        )
-        self._buffer: list[bytes] = []  # serialised records, newline-terminated
-        self._oldest: float | None = None
-        self._lock = threading.Lock()
-        self.failures = 0
-
-    # ---------------------------------------------------------------- records
-    def record(
-        self,
-        kind: str,
-        *,
-        caller: Mapping[str, Any] | None = None,
-        event: Mapping[str, Any] | None = None,
-        model: str | None = None,
-        version: int | str | None = None,
-        alias: str | None = None,
-        input_sha256: str | None = None,
-        rows: int | None = None,
-        status: int | None = None,
-        error: BaseException | str | None = None,
-        request_id: str | None = None,
-        duration_ms: float | None = None,
-        sensitive: Iterable[str] = (),
-        **extra: Any,
-    ) -> dict[str, Any]:
-        """Buffer one record (and print its log copy). Never raises."""
-        try:
-            return self._add(
-                kind,
-                dict(caller) if caller is not None else caller_identity(event),
-                model,
-                version,
-                alias,
-                input_sha256,
-                rows,
-                status,
-                error,
-                request_id,
-                duration_ms,
-                sensitive,
-                extra,
-            )
-        except Exception as exc:  # pragma: no cover - defensive: auditing never breaks a request
-            self._failed("record", exc)
-            return {}
-
-    def _add(
-        self,
-        kind: str,
-        caller: dict[str, Any],
-        model: str | None,
-        version: int | str | None,
-        alias: str | None,
-        input_sha256: str | None,
-        rows: int | None,
-        status: int | None,
-        error: BaseException | str | None,
-        request_id: str | None,
-        duration_ms: float | None,
-        sensitive: Iterable[str],
-        extra: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        """Build the record in one go, serialise it once (log copy and S3 share the bytes), buffer it.
-
-        Positional on purpose: this is the per-request hot path (``audit_http``)."""
-        if isinstance(version, str):
-            version = int(version) if version.isdigit() else version
-        if error is not None and isinstance(error, BaseException):
-            error = type(error).__name__
-        if duration_ms is not None:  # to the microsecond, as round(ms, 3) but without its decimal conversion
-            duration_ms = math.floor(float(duration_ms) * 1000.0 + 0.5) / 1000.0
-        rec: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "ts": _utc_now_ms(),
-            "kind": kind,
-            "request_id": request_id,
-            "caller": caller,
-            "model": model,
-            "version": version,
-            "alias": alias,
-            "input_sha256": input_sha256,
-            "rows": rows,
-            "outcome": {
-                "status": status,
-                "ok": error is None and (status is None or 200 <= status < 400),
-                "error": error,
-            },
-            "duration_ms": duration_ms,
-        }
-        if extra:
-            names = self.sensitive.union(sensitive) if sensitive else self.sensitive
-            rec["extra"] = mask_fields(extra, names) if names else extra
-        line = orjson.dumps(rec, default=str, option=orjson.OPT_APPEND_NEWLINE)
-        with self._lock:
-            if not self._buffer:
-                self._oldest = time.monotonic()
-            self._buffer.append(line)
-        if self.emit_log:
-            (self._stream if self._stream is not None else sys.stdout).write(LOG_PREFIX + line.decode())
-        return rec
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer)
-
-    # ---------------------------------------------------------------- storage
-    def _client(self) -> Any:
-        """boto3, unless the credentials are in the environment (Lambda): then a stdlib PUT signed
-        with the model layer's SigV4 signer, so the predict function never imports boto3 (~0.45 s)."""
-        if self._s3 is None:
-            lean = LitePutClient.from_env() if settings.env_str(settings.AUDIT_LEAN_S3, "1") != "0" else None
-            if lean is not None:
-                self._s3 = lean
-            else:
-                import boto3
-
-                self._s3 = boto3.client("s3")
-        return self._s3
-
-    def maybe_flush(self) -> str | None:
-        """Flush when the oldest buffered record is ``flush_seconds`` old (0, the default: every
-        invocation). A larger value batches the S3 copy of a busy predict function's records; their
-        log copy is written at once either way."""
-        oldest = self._oldest
-        if not self._buffer or oldest is None:
-            return None
-        if time.monotonic() - oldest < self.flush_seconds:
-            return None
-        return self.flush()
-
-    def flush(self) -> str | None:
-        """Write the buffered records as one JSON-lines object; returns its key (None if nothing was
-        written). Never raises: on failure the records are dropped from the buffer (their log copy
-        remains), a warning is logged and the AuditWriteFailed metric emitted."""
-        with self._lock:
-            records, self._buffer = self._buffer, []
-            self._oldest = None
-        if not records or not self.bucket:
-            return None
-        key = _s3_key(self.prefix)
-        body = b"".join(records)  # each record was serialised once, when it was recorded
-        try:
-            self._client().put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
-            )
-        except Exception as exc:
-            self._failed("flush", exc, count=len(records))
-            return None
-        return key
-
-    def _failed(self, stage: str, exc: BaseException, count: int = 1) -> None:
-        self.failures += 1
-        logger.warning(
-            "audit %s failed (%s); %d record(s) kept only in the log", stage, type(exc).__name__, count
-        )
-        doc = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": METRICS_NAMESPACE,
-                        "Dimensions": [["Stage"]],
-                        "Metrics": [{"Name": "AuditWriteFailed", "Unit": "Count"}],
-                    }
-                ],
-            },
-            "Stage": stage,
-            "AuditWriteFailed": count,
-        }
-        try:
-            out = self._stream if self._stream is not None else sys.stdout
-            out.write(orjson.dumps(doc).decode() + "\n")
-        except Exception:  # noqa: S110 - nothing left to report to
-            pass
-
-
-# -- per-invocation notes: routes say what they served, the handler writes the record ---------------
-_NOTE: dict[str, Any] = {}
-
-
-def note(**fields: Any) -> None:
-    """Called by a route while serving: model, version, rows, kind ... for this invocation's record.
-    (``maas.rai.hooks`` writes its two or three keys into ``_NOTE`` directly: it is per request.)"""
-    _NOTE.update(fields)
-
-
-def noted() -> dict[str, Any]:
-    """A copy of this invocation's notes."""
-    return dict(_NOTE)
-
-
-def begin() -> None:
-    """Start of an invocation: forget the previous invocation's notes."""
-    _NOTE.clear()
 
 
 def _header(headers: Mapping[str, Any] | None, name: str) -> Any:
@@ -462,27 +58,11 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> Any:
     return None
 
 
-def http_body_bytes(event: Mapping[str, Any]) -> bytes | None:
-    """The request body exactly as the client sent it (base64 bodies decoded), for hashing."""
-    body = event.get("body")
-    if body is None:
-        return None
-    if event.get("isBase64Encoded"):
-        import base64
-        import binascii
-
-        try:
-            return base64.b64decode(body)
-        except (binascii.Error, ValueError):
-            return str(body).encode()
-    return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
-
-
 def audit_http(
     event: Mapping[str, Any],
     response: Mapping[str, Any] | None,
     *,
-    started: float | None = None,
+    request: RequestNotes | None = None,
     trail: AuditTrail | None = None,
     methods: tuple[str, ...] = ("POST",),
     sensitive: Iterable[str] | None = None,
@@ -490,12 +70,10 @@ def audit_http(
 ) -> dict[str, Any] | None:
     """One record for an API request (REST v1, HTTP API v2 or Function URL event) and its response.
 
-    Model and version come from the route's ``note`` (or the ``X-Maas-Model[-Version]`` response
-    headers); only ``methods`` are audited (predictions and explanations). With ``flush``, the trail
-    is then flushed per its policy (``maybe_flush``). Never raises.
-
-    This runs once per prediction request, so it does only what the record needs: no keyword
-    plumbing, no copies of the notes, the raw body hashed as delivered, one serialisation."""
+    Model and version come from the request's notes (``request``, else the current request's; routes
+    fill them with ``note``), or the ``X-Maas-Model[-Version]`` response headers; only ``methods`` are
+    audited (predictions and explanations). With ``flush``, the trail is then flushed per its policy
+    (``maybe_flush``). Never raises."""
     try:
         t = trail if trail is not None else (_default if _default is not None else default_trail())
     except Exception as exc:  # e.g. a malformed MAAS_AUDIT_* setting: never fail the request
@@ -503,48 +81,33 @@ def audit_http(
         return None
     try:
         rc = event.get("requestContext") or {}
-        method = event.get("httpMethod") or _get(rc, "http", "method")
+        method = event.get("httpMethod") or get_path(rc, "http", "method")
         if method not in methods:
             return None
-        notes = _NOTE
+        notes = request if request is not None else (current() or RequestNotes(started=time.perf_counter()))
         status = response.get("statusCode") if response else None
-        model = notes.get("model")
-        version = notes.get("version")
+        model, version = notes.model, notes.version
         if model is None or version is None:
             headers = (response or {}).get("headers") or {}
             if model is None:
                 model = _header(headers, "x-maas-model")
             if version is None:
                 version = _header(headers, "x-maas-model-version")
-        body = event.get("body")
-        if body is None:
-            digest = None
-        elif isinstance(body, str) and not event.get("isBase64Encoded"):
-            h = _SHA256.copy()
-            h.update(body.encode("utf-8", "surrogatepass"))
-            digest = h.hexdigest()
-        else:
-            digest = sha256_hex(http_body_bytes(event))
-        try:
-            rec = t._add(
-                str(notes.get("kind", "predict")),
-                caller_identity(event),
-                model,
-                version,
-                notes.get("alias"),
-                digest,
-                notes.get("rows"),
-                int(status) if status is not None else None,
-                notes.get("error"),
-                rc.get("requestId"),
-                None if started is None else (time.perf_counter() - started) * 1000.0,
-                sensitive if sensitive is not None else (notes.get("sensitive") or ()),
-                {"path": event.get("path") or event.get("rawPath")},
-            )
-        except Exception as exc:  # as record() does: a warning and the AuditWriteFailed metric
-            t._failed("record", exc)
-            return None
-        return rec
+        return t.record(
+            notes.kind,
+            caller=caller_identity(event),
+            model=model,
+            version=version,
+            alias=notes.alias,
+            input_sha256=sha256_hex(http_body_bytes(event)),
+            rows=notes.rows,
+            status=int(status) if status is not None else None,
+            error=notes.error,
+            request_id=rc.get("requestId"),
+            duration_ms=(time.perf_counter() - notes.started) * 1000.0,
+            sensitive=sensitive if sensitive is not None else notes.sensitive,
+            path=event.get("path") or event.get("rawPath"),
+        )
     except Exception as exc:
         logger.warning("audit record failed (%s)", type(exc).__name__)
         return None
@@ -573,7 +136,7 @@ def reset_default_trail() -> None:
     _default = None
 
 
-def audit_promotion(
+def record_promotion(
     *,
     model: str,
     version: int,
@@ -584,9 +147,8 @@ def audit_promotion(
     violations: list[str] | None = None,
     trail: AuditTrail | None = None,
 ) -> dict[str, Any]:
-    """Record a promotion (an override of a failed gate in particular) and write it immediately.
-
-    Shaped to be passed as the registry's ``audit`` hook: ``Registry(audit=audit_promotion)``."""
+    """Record a promotion (an override of a failed gate in particular) and write it immediately;
+    the record carries ``_key`` (its S3 key) when it was written."""
     t = trail or default_trail()
     rec = t.record(
         "promotion",
@@ -605,39 +167,10 @@ def audit_promotion(
     return rec
 
 
-def s3_object_sha256(
-    s3: Any,
-    bucket: str,
-    key: str,
-    *,
-    version_id: str | None = None,
-    max_bytes: int | None = None,
-) -> tuple[str | None, str]:
-    """(sha256 hex, how) of an S3 object for its audit record, never raising.
-
-    Uses the object's own SHA-256 checksum when it was uploaded with one (``how="s3-checksum"``, a
-    HEAD request); otherwise hashes the object by streaming it when it is at most ``max_bytes``
-    (``MAAS_AUDIT_HASH_MAX_MB``, default 64; ``how="streamed"``); else ``(None, "too-large")``.
-    """
-    import base64
-
-    extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **extra)
-        checksum = head.get("ChecksumSHA256")
-        if checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
-            return base64.b64decode(checksum).hex(), "s3-checksum"
-        limit = max_bytes if max_bytes is not None else settings.env_int(settings.AUDIT_HASH_MAX_MB, 64) << 20
-        if int(head.get("ContentLength", 0)) > limit:
-            return None, "too-large"
-        body = s3.get_object(Bucket=bucket, Key=key, **extra)["Body"]
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: body.read(1 << 20), b""):
-            digest.update(chunk)
-        return digest.hexdigest(), "streamed"
-    except Exception as exc:
-        logger.warning("audit: cannot hash s3://%s/%s (%s)", bucket, key[:200], type(exc).__name__)
-        return None, "unavailable"
+def audit_promotion(event: Mapping[str, Any]) -> None:
+    """The registry's ``audit`` hook on the process-wide trail: ``Registry(audit=audit_promotion)``.
+    (``registry_audit_hook`` builds one on another trail, or a strict one.)"""
+    registry_audit_hook()(event)
 
 
 def record_batch_file(
@@ -657,9 +190,12 @@ def record_batch_file(
 ) -> dict[str, Any]:
     """The audit record of one scored (or failed) batch input file. ``status`` is the job's report
     status (succeeded / failed / ...); ``event_record`` the S3 event record (caller identity)."""
-    digest, how = s3_object_sha256(s3, bucket, key, version_id=version_id)
+    t = trail or default_trail()
+    digest, how = s3_object_sha256(
+        s3, bucket, key, version_id=version_id, max_bytes=t.settings.audit_hash_max_mb << 20
+    )
     ok = status in ("succeeded", "duplicate")
-    return (trail or default_trail()).record(
+    return t.record(
         "batch_file",
         event=event_record,
         model=model,
@@ -702,17 +238,18 @@ def record_queue_message(
 
 def registry_audit_hook(
     trail: AuditTrail | None = None, *, strict: bool = False
-) -> Callable[[dict[str, Any]], None]:
+) -> Callable[[Mapping[str, Any]], None]:
     """An ``audit`` hook for ``maas_models.Registry(audit=...)`` / ``promote(audit=...)``: the registry's
     promotion event (model, version, alias, actor, override, reason, gate_failures) becomes an audit
     record of kind ``promotion`` in the audit bucket, written immediately.
 
-    ``strict`` (the CLI): raise ``ModelUnavailable`` when the record could not be written to S3, so an
-    operator never believes an override was recorded when it was not (the alias has moved already)."""
+    ``strict`` (the CLI): raise ``ModelUnavailable`` when the record could not be written to S3. The
+    registry calls the hook before it moves the alias, so the promotion then does not happen: an
+    operator never gets a promotion (an override in particular) that was not recorded."""
 
-    def hook(event: dict[str, Any]) -> None:
+    def hook(event: Mapping[str, Any]) -> None:
         t = trail or default_trail()
-        rec = audit_promotion(
+        rec = record_promotion(
             model=str(event.get("model")),
             version=int(event.get("version") or 0),
             alias=str(event.get("alias")),
@@ -726,8 +263,9 @@ def registry_audit_hook(
             from maas_models.errors import ModelUnavailable
 
             raise ModelUnavailable(
-                f"{event.get('model')}:{event.get('version')} is now {event.get('alias')}, but its audit "
-                f"record could not be written to s3://{t.bucket}/{t.prefix} (see the warning above)"
+                f"{event.get('model')}:{event.get('version')} was not promoted to {event.get('alias')}: "
+                f"its audit record could not be written to s3://{t.bucket}/{t.prefix} (see the warning "
+                "above); the alias is unchanged"
             )
 
     return hook

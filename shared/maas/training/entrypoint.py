@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from maas import settings
+from maas.settings import TrainingSettings
 from maas.training.spec import SpecError, load_spec
 
 log = logging.getLogger("maas.training")
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", help="local scratch dir (default: a new temp dir)")
     parser.add_argument("--validate-only", action="store_true", help="validate the spec and exit")
     parser.add_argument(
-        "--log-level", default=settings.env_str(settings.TRAINING_LOG_LEVEL, "INFO"), help="default INFO"
+        "--log-level", default=TrainingSettings().log_level, help="default INFO (MAAS_TRAINING_LOG_LEVEL)"
     )
     return parser
 
@@ -63,7 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from maas.training.data import DataError
     from maas.training.rendezvous import RendezvousTimeout, ensure_tf_config
-    from maas.training.trainer import EXIT_INTERRUPTED, checkpoint_uri_for, run, run_id_for
+    from maas.training.trainer import (
+        EXIT_INTERRUPTED,
+        CheckpointMismatch,
+        checkpoint_uri_for,
+        run,
+        run_id_for,
+    )
 
     try:  # Batch multi-node parallel job: find the other nodes before TensorFlow starts
         ensure_tf_config(checkpoint_uri_for(spec, run_id_for(spec)))
@@ -75,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         log.error("dataset does not match the spec: %s", exc)
         print(orjson.dumps({"status": "invalid_data", "errors": [str(exc)]}).decode(), flush=True)
+        return 2
+    except CheckpointMismatch as exc:
+        log.error("%s", exc)
+        print(orjson.dumps({"status": "invalid_checkpoint", "errors": [str(exc)]}).decode(), flush=True)
         return 2
     except Exception:
         log.exception("training failed")
