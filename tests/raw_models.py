@@ -87,3 +87,14 @@ def photo(seed: int, height: int, width: int) -> np.ndarray:
     disc = ((yy - cy) ** 2 + (xx - cx) ** 2 < r**2).astype(float)
     channels = [yy * rng.uniform(80, 255), xx * rng.uniform(80, 255), disc * rng.uniform(100, 255)]
     return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
+
+
+def encoded(arr: np.ndarray, fmt: str) -> bytes:
+    """``arr`` [H, W, C] uint8 encoded as an image file (``fmt``: Pillow's name, "PNG", "JPEG", "GIF")."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()

@@ -133,16 +133,6 @@ def test_custom_standardize_refused_at_import_naming_the_layer(s3_moto: str) -> 
     assert Registry(bucket=s3_moto).list_models() == []
 
 
-def _encoded(arr: np.ndarray, fmt: str) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format=fmt)
-    return buf.getvalue()
-
-
 def test_image_model_takes_jpeg_and_png_on_both_protocols(
     s3_moto: str, tmp_path: Path, reset_service: Any
 ) -> None:
@@ -155,7 +145,10 @@ def test_image_model_takes_jpeg_and_png_on_both_protocols(
     import_model(model, "pets", registry=reg, class_labels=["cat", "dog", "fish"])
     spec = reg.manifest("pets", 1).raw["inputs"][0]
     assert spec["image"]["resize"] == "bilinear" and spec["shape"] == [None, 32, 32, 3]
-    images = [_encoded(raw_models.photo(0, 32, 32), "PNG"), _encoded(raw_models.photo(1, 48, 40), "JPEG")]
+    images = [
+        raw_models.encoded(raw_models.photo(0, 32, 32), "PNG"),
+        raw_models.encoded(raw_models.photo(1, 48, 40), "JPEG"),
+    ]
     decoder = decoder_for("img", "uint8", (-1, 32, 32, 3), image_options("uint8", (-1, 32, 32, 3)) or {})
     pixels = decoder(np.asarray(images, dtype=object))
     want = np.asarray(model(pixels))
@@ -209,8 +202,8 @@ def test_bad_images_are_400s_naming_the_input(
     reg = Registry(bucket=s3_moto)
     import_model(raw_models.image_classifier(size=16), "pets", registry=reg)
     blobs = {
-        "gif": _encoded(raw_models.photo(0, 16, 16), "GIF"),
-        "truncated": _encoded(raw_models.photo(0, 16, 16), "PNG")[:50],
+        "gif": raw_models.encoded(raw_models.photo(0, 16, 16), "GIF"),
+        "truncated": raw_models.encoded(raw_models.photo(0, 16, 16), "PNG")[:50],
     }
     if isinstance(value, str):
         value = {"b64": base64.b64encode(blobs[value]).decode()}
@@ -226,7 +219,7 @@ def test_pixel_bomb_is_a_400_before_decoding() -> None:
     from maas_models.signature import TensorSpec
 
     spec = TensorSpec("img", "uint8", (-1, 16, 16, 3), image={"resize": "bilinear", "max_pixels": 100})
-    big = _encoded(raw_models.photo(0, 64, 64), "PNG")
+    big = raw_models.encoded(raw_models.photo(0, 64, 64), "PNG")
     with pytest.raises(ProtocolError, match=r"input 'img'.*4096 pixels; the limit is 100"):
         decode_images([big], spec, "instances")
 
@@ -246,7 +239,10 @@ def test_image_as_raw_bytes_through_the_v2_binary_extension(
     model = raw_models.image_classifier(size=24)
     reg = Registry(bucket=s3_moto)
     import_model(model, "pets", registry=reg)
-    images = [_encoded(raw_models.photo(3, 24, 24), "PNG"), _encoded(raw_models.photo(4, 30, 20), "JPEG")]
+    images = [
+        raw_models.encoded(raw_models.photo(3, 24, 24), "PNG"),
+        raw_models.encoded(raw_models.photo(4, 30, 20), "JPEG"),
+    ]
     blob = b"".join(struct.pack("<I", len(i)) + i for i in images)  # BYTES: 4-byte length, then the bytes
     header = orjson.dumps(
         {
