@@ -271,3 +271,63 @@ def test_image_as_raw_bytes_through_the_v2_binary_extension(
     want = np.asarray(model(decode_images(images, spec, "test")))
     out = r.json["outputs"][0]
     np.testing.assert_allclose(np.asarray(out["data"]).reshape(out["shape"]), want, atol=1e-5)
+
+
+def test_labels_out_on_both_protocols(s3_moto: str, tmp_path: Path, reset_service: Any) -> None:
+    """TF Serving answers top labels on request; v2 has Triton's classification extension."""
+    import base64
+
+    model = raw_models.image_classifier(size=16)
+    reg = Registry(bucket=s3_moto)
+    labels = ["cat", "dog", "fish"]
+    import_model(model, "pets", registry=reg, class_labels=labels)
+    import_model(raw_models.image_classifier(size=16, seed=1), "plain", registry=reg)
+    images = [raw_models.encoded(raw_models.photo(i, 16, 16), "PNG") for i in range(3)]
+    b64 = [base64.b64encode(i).decode() for i in images]
+    want = np.asarray(model(_pixels(reg, images)))
+    client = _serve(reg, tmp_path)
+    r = client.post("/v1/models/pets:predict", json={"instances": [{"b64": s} for s in b64], "labels": True})
+    assert r.status == 200, r.body
+    assert r.json["labels"] == [labels[i] for i in want.argmax(axis=1)]
+    np.testing.assert_allclose(np.asarray(r.json["predictions"]), want, atol=1e-5)
+    r = client.post("/v1/models/pets:predict", json={"instances": [{"b64": b64[0]}]})
+    assert "labels" not in r.json  # only on request
+    for body, fragment in (
+        ({"instances": [{"b64": b64[0]}], "labels": "yes"}, "'labels' must be true or false"),
+        ({"instances": [{"b64": b64[0]}], "labels": True}, "no class labels"),
+    ):
+        r = client.post(f"/v1/models/{'pets' if body['labels'] == 'yes' else 'plain'}:predict", json=body)
+        assert r.status == 400 and fragment in r.json["error"], r.body
+    infer = {
+        "inputs": [
+            {
+                "name": "img",
+                "shape": [3],
+                "datatype": "BYTES",
+                "data": b64,
+                "parameters": {"content_type": "base64"},
+            }
+        ],
+        "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}],
+    }
+    r = client.post("/v2/models/pets/infer", json=infer)
+    assert r.status == 200, r.body
+    out = r.json["outputs"][0]
+    assert out["datatype"] == "BYTES" and out["shape"] == [3, 2]
+    order = np.argsort(-want, axis=1, kind="stable")[:, :2]
+    expected = [f"{want[r_, c]:.6f}:{c}:{labels[c]}" for r_, row in enumerate(order) for c in row]
+    assert out["data"] == expected
+    for k in (0, "2", True):
+        infer["outputs"] = [{"name": "probabilities", "parameters": {"classification": k}}]
+        r = client.post("/v2/models/pets/infer", json=infer)
+        assert r.status == 400 and "classification" in r.json["error"], (k, r.body)
+    infer["outputs"] = [{"name": "probabilities", "parameters": {"classification": 9}}]
+    r = client.post("/v2/models/plain/infer", json=infer)  # no labels: "score:index"; k over the classes: all
+    assert r.status == 200 and r.json["outputs"][0]["shape"] == [3, 3], r.body
+    assert all(v.count(":") == 1 for v in r.json["outputs"][0]["data"])
+
+
+def _pixels(reg: Registry, images: list[bytes]) -> np.ndarray:
+    from maas.protocols.images import decode_images
+
+    return decode_images(images, reg.manifest("pets", 1).inputs[0], "test")

@@ -177,6 +177,7 @@ def test_images_in_jsonl_parquet_and_image_files(
     assert handle_object(env.ctx(), env.ingest, "incoming/pets/photos.parquet")["status"] == "succeeded"
     table = pq.read_table(io.BytesIO(env.get("predictions/pets/photos.parquet")))
     assert table.column("name").to_pylist() == ["a", "c", "e"]
+    assert table.column("class").to_pylist() == [LABELS[i] for i in want.argmax(axis=1)]  # the label column
     np.testing.assert_allclose(np.asarray(table.column("probability")), want.max(axis=1), atol=1e-5)
     assert env.report("pets/photos.parquet")["rows"]["rejected"] == 2
     # image files: one prediction per file, a report per drop; a file that is no image fails with why

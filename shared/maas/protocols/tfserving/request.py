@@ -20,7 +20,7 @@ from maas.protocols.tensors import (
 )
 from maas.protocols.tfserving.models import DEFAULT_SIGNATURE, PredictRequest, RequestFormat, _is_b64
 
-_KNOWN_KEYS = frozenset({"instances", "inputs", "signature_name"})
+_KNOWN_KEYS = frozenset({"instances", "inputs", "signature_name", "labels"})
 EXAMPLE = '{"instances": [[0.1, 0.2, ...]]} or {"inputs": {"<input name>": [[0.1, 0.2, ...]]}}'
 
 
@@ -41,17 +41,20 @@ def parse_predict_request(body: Any) -> PredictRequest:
         signature = DEFAULT_SIGNATURE
     elif not isinstance(signature, str):
         raise ProtocolError("'signature_name' must be a string")
+    labels = body.get("labels", False)
+    if not isinstance(labels, bool):
+        raise ProtocolError(f"'labels' must be true or false, got {labels!r}")
     if has_instances:
         payload = body["instances"]
         if not isinstance(payload, list):
             raise ProtocolError("'instances' must be a list with one entry per row, e.g. [[0.1, 0.2, ...]]")
         if not payload:
             raise ProtocolError("'instances' is empty: send at least one row")
-        return PredictRequest(RequestFormat.ROW, payload, signature)
+        return PredictRequest(RequestFormat.ROW, payload, signature, labels)
     payload = body["inputs"]
     if payload is None or payload == [] or payload == {}:
         raise ProtocolError("'inputs' is empty: send at least one row")
-    return PredictRequest(RequestFormat.COLUMNAR, payload, signature)
+    return PredictRequest(RequestFormat.COLUMNAR, payload, signature, labels)
 
 
 def bind_inputs(
