@@ -27,13 +27,19 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from maas.bench._proc import FUNCTION_ENV, QUIET_TF_ENV, figure
-from maas.bench.cnn import _p50, _time
+from maas.bench._proc import QUIET_TF_ENV, figure
+from maas.bench.handler import (
+    LambdaContext,
+    load_predict_handler,
+    publish_to_moto,
+    rest_event,
+    run_child,
+    time_calls,
+)
 
 TARGETS = {"jpeg_speedup": 5.0, "sentence_over_us": 200.0, "cold_ms": 300.0}
 SIZE = 224
@@ -43,9 +49,9 @@ WORDS = ("a", "the", "film", "great", "awful", "story", "acting", "music", "plot
 
 
 def _root() -> Path:
-    from maas.bench.predict import _project_root
+    from maas.local.config import find_project_root
 
-    return _project_root()
+    return find_project_root()
 
 
 def _models_dir() -> Path:
@@ -108,12 +114,7 @@ def _build(out: Path) -> None:
 
 
 def _event(model: str, body: dict[str, Any]) -> dict[str, Any]:
-    from maas.bench.predict import REST_EVENT
-
-    path = f"/v1/models/{model}:predict"
-    ctx = {**REST_EVENT["requestContext"], "path": f"/prod{path}"}
-    return {**REST_EVENT, "path": path, "pathParameters": {"proxy": path[1:]}, "requestContext": ctx,
-            "body": json.dumps(body)}  # fmt: skip
+    return rest_event(f"/v1/models/{model}:predict", json.dumps(body))
 
 
 def _jpeg_body(models: Path) -> dict[str, Any]:
@@ -127,18 +128,16 @@ def child(mode: str, models_dir: str, out_path: str, n: int) -> None:
     models = Path(models_dir)
     result: dict[str, Any] = {"mode": mode}
     if mode in ("image-handler", "text-handler"):
-        from maas.bench.predict import _Context, _load_maas_handler
-
-        handler = _load_maas_handler()
+        handler = load_predict_handler()
         event = _event("img", _jpeg_body(models)) if mode == "image-handler" else _event(
             "text", {"instances": [SENTENCE]}
         )
-        first = handler(event, _Context())
+        first = handler(event, LambdaContext())
         result["first_at"] = time.time()
         if first["statusCode"] != 200:
             raise SystemExit(f"{mode}: {first['statusCode']}: {first['body'][:300]}")
         if n:
-            result["samples"] = _time(lambda: handler(event, _Context()), n)
+            result["samples"] = time_calls(lambda: handler(event, LambdaContext()), n)
         result["tensorflow_imported"] = any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
     elif mode == "image-tf":  # the same steps in TensorFlow: base64, decode_jpeg, resize, SavedModel
         import orjson
@@ -153,7 +152,7 @@ def child(mode: str, models_dir: str, out_path: str, n: int) -> None:
             pixels = tf.image.resize(tf.io.decode_jpeg(data, channels=3), (SIZE, SIZE))
             serve(tf.cast(pixels, tf.uint8)[None]).numpy()
 
-        result["samples"] = _time(with_tf, n)
+        result["samples"] = time_calls(with_tf, n)
     else:  # text-bare: the LiteRT model behind the text preprocessing, fed the sentence's token ids
         import numpy as np
         from ai_edge_litert.interpreter import Interpreter
@@ -173,75 +172,38 @@ def child(mode: str, models_dir: str, out_path: str, n: int) -> None:
             interp.invoke()
             interp.get_tensor(out["index"])
 
-        result["samples"] = _time(bare, n)
+        result["samples"] = time_calls(bare, n)
     Path(out_path).write_text(json.dumps(result))
 
 
 # -- parent -------------------------------------------------------------------------------------------------
 def _spawn(mode: str, models: Path, env: dict[str, str], n: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="maas-bench-") as tmp:
-        out = Path(tmp) / "result.json"
-        started = time.time()
-        proc = subprocess.run(
-            [sys.executable, "-m", "maas.bench.raw", "--child", mode, str(models), str(out), str(n)],
-            env={**env, **FUNCTION_ENV, "MAAS_CACHE_DIR": str(Path(tmp) / "cache")},
-            cwd=_root(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if proc.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"raw {mode} process failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(out.read_text())
+    """One child process: the handler in the predict image's environment, the baselines in this one."""
+    result, started = run_child(
+        "maas.bench.raw", [mode, str(models), "{out}", str(n)], env, in_predict_image=mode.endswith("handler")
+    )
     if "first_at" in result:
         result["cold_ms"] = (result["first_at"] - started) * 1000.0
     return result
 
 
-def _publish(models: Path) -> tuple[Any, dict[str, str]]:
-    """moto S3 on 127.0.0.1 with the image model as `img` v1 and the text model as `text` v1."""
-    import uuid
-
-    from moto.server import ThreadedMotoServer
-
-    from maas.bench._proc import restore_environ
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    aws = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_REGION": "us-east-1"}  # fmt: skip
-    bucket = f"bench-models-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, **aws, **QUIET_TF_ENV, "MAAS_MODELS_BUCKET": bucket,
-           "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "maas-predict"}  # fmt: skip
-    saved = {k: os.environ.get(k) for k in aws}
-    os.environ.update(aws)
-    try:
-        import boto3
-        from maas_models import Registry
-
-        boto3.client("s3").create_bucket(Bucket=bucket)
-        registry = Registry(bucket=bucket)
-        registry.publish(models / "image", "img", verify=False)  # verified at import already
-        registry.publish(models / "text", "text", verify=False)
-    finally:
-        restore_environ(saved)
-    return server, env
+def _p50(samples: list[float]) -> float:
+    return float(statistics.median(samples))
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     models = _models_dir()
-    server, env = _publish(models)
     n = 300 if quick else 3000
+    server, env = publish_to_moto(models / "image", "img", verify=False)  # verified at import already
     try:
-        image = _spawn("image-handler", models, {**env, "MAAS_PRELOAD": "img"}, n)
+        image = _spawn("image-handler", models, env, n)
         with_tf = _spawn("image-tf", models, env, max(20, n // 10))
-        text_env = {**env, "MAAS_PRELOAD": "text"}
-        text = _spawn("text-handler", models, text_env, n * 3)
-        colds = [text["cold_ms"]] + [_spawn("text-handler", models, text_env, 0)["cold_ms"] for _ in range(4)]
+    finally:
+        server.stop()
+    server, env = publish_to_moto(models / "text", "text", verify=False)
+    try:
+        text = _spawn("text-handler", models, env, n * 3)
+        colds = [text["cold_ms"]] + [_spawn("text-handler", models, env, 0)["cold_ms"] for _ in range(4)]
         bare = _spawn("text-bare", models, env, n * 3)
     finally:
         server.stop()

@@ -37,7 +37,11 @@ def _predict(model: str, version: str | None = None, label: str | None = None) -
             "--class-labels, or leave 'labels' out"
         )
     inputs = tfserving.bind_inputs(
-        request, signature, STATE.max_rows, check_bools=may_hold_bools, max_elements=STATE.max_elements
+        request,
+        signature,
+        STATE.settings.max_rows,
+        check_bools=may_hold_bools,
+        max_elements=STATE.settings.max_elements,
     )
     outputs = predict_recorded("tfserving", svc, loaded, inputs, started)
     return model_response(tfserving.predict_response(request.format, outputs, labels), loaded.ref)

@@ -89,7 +89,11 @@ def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     check_requested_outputs(request, signature.output_names)
     requested_top_k(request)  # a bad classification parameter is a 400 before the model runs
     inputs = v2.bind_inputs(
-        request, signature, STATE.max_rows, check_bools=may_hold_bools, max_elements=STATE.max_elements
+        request,
+        signature,
+        STATE.settings.max_rows,
+        check_bools=may_hold_bools,
+        max_elements=STATE.settings.max_elements,
     )
     outputs = classify(request, predict_recorded("v2", svc, loaded, inputs, started), signature)
     ref = loaded.ref
