@@ -81,6 +81,9 @@ def bind_inputs(
     for name, arr in bound.items():
         check_limits(arr.shape[0] if arr.ndim else 1, arr.size, max_rows, max_elements, f"input '{name}'")
     rows = {arr.shape[0] for arr in bound.values() if arr.ndim}
+    if 0 in rows:  # e.g. {"inputs": {"review": []}}: a text input takes a flat list, so [] has the shape
+        empty = next(n for n, a in bound.items() if a.ndim and not a.shape[0])
+        raise ProtocolError(f"inputs: input '{empty}' has no rows: send at least one")
     if len(rows) > 1:
         counts = ", ".join(f"'{n}': {a.shape[0]}" for n, a in bound.items())
         raise ProtocolError(f"inputs: every input needs the same number of rows, got {counts}")
