@@ -18,6 +18,7 @@ from maas.rai import hooks as rai  # noqa: E402
 from maas.serving.http import dispatch  # noqa: E402
 from maas.serving.observability import logger, metrics, tracer  # noqa: E402
 from maas.serving.routes.common import configure  # noqa: E402
+from maas.tenancy import metering  # noqa: E402
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -42,3 +43,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return response
     finally:
         rai.end_request(event, response, request)  # one audit record per request; never raises
+        metering.record_http(event, response, context, request)  # tenant usage record; never raises

@@ -105,3 +105,12 @@ class TrainingSettings:
     job_definition: str = field(default_factory=lambda: env_str(TRAINING_JOB_DEFINITION, "") or "")
     log_level: str = field(default_factory=lambda: env_str(TRAINING_LOG_LEVEL, "INFO") or "INFO")
     models_bucket: str | None = field(default_factory=lambda: env_str(MODELS_BUCKET))
+
+
+# Tenants (maas.tenancy): the store's bucket; "required" turns the predict handler's tenant gate on
+# (template AuthType=tenant); usage (metering) records' bucket (default MAAS_AUDIT_BUCKET) and flushing.
+TENANTS_BUCKET = "MAAS_TENANTS_BUCKET"
+TENANCY = "MAAS_TENANCY"
+METERING_BUCKET = "MAAS_METERING_BUCKET"
+METERING_FLUSH_SECONDS = "MAAS_METERING_FLUSH_SECONDS"
+METERING_FLUSH_RECORDS = "MAAS_METERING_FLUSH_RECORDS"

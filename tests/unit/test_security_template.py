@@ -67,6 +67,10 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "IngestBucket": {READ},  # training specs under training/ (never under incoming/)
         "param:KmsKeyArn": {KMS},
     },
+    "AuthorizerFunction": {
+        "TenantsBucket": {READ},  # tenants/*.json and keys/*.json (key hashes) only
+        "param:KmsKeyArn": {KMS},
+    },
 }
 # Actions that AWS only grants on Resource "*" and that expose no data.
 STAR_ACTIONS = {

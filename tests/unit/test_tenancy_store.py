@@ -47,8 +47,27 @@ def test_valid_tenant_ids(tenant: str) -> None:
 
 @pytest.mark.parametrize(
     "tenant",
-    ["", "a", "Acme", "ACME", "ac me", "acme/..", "../acme", "acme%2fx", "ac.me", "acme--x", "acme_x",
-     "-acme", "acme-", "7acme", "a" * 33, "acme\n", "ａcme", None, 7],
+    [
+        "",
+        "a",
+        "Acme",
+        "ACME",
+        "ac me",
+        "acme/..",
+        "../acme",
+        "acme%2fx",
+        "ac.me",
+        "acme--x",
+        "acme_x",
+        "-acme",
+        "acme-",
+        "7acme",
+        "a" * 33,
+        "acme\n",
+        "\uff41cme",  # full-width a
+        None,
+        7,
+    ],
 )
 def test_tenant_path_tricks_are_refused(tenant: Any) -> None:
     with pytest.raises(InvalidTenantName):
@@ -59,8 +78,19 @@ def test_model_names_are_namespaced_and_owner_is_unambiguous() -> None:
     assert model_name("acme", "churn") == "acme--churn"
     assert owner_of("acme--churn") == "acme"
     assert owner_of("acme--churn-v2_x") == "acme"
-    for name in ["ref", "acme-x", "acme--", "--churn", "acme--Churn", "acme--../x", "acme--a--b",
-                 "acme--a%2Fb", "ACME--churn", "acme---churn", None]:
+    for name in [
+        "ref",
+        "acme-x",
+        "acme--",
+        "--churn",
+        "acme--Churn",
+        "acme--../x",
+        "acme--a--b",
+        "acme--a%2Fb",
+        "ACME--churn",
+        "acme---churn",
+        None,
+    ]:
         assert owner_of(name) is None, name
     assert may_read("acme--churn", "acme", frozenset())
     assert not may_read("acme--churn", "acm", frozenset())  # a prefix is not a namespace
@@ -78,7 +108,17 @@ def test_keys_are_random_parsed_strictly_and_compared_by_hash() -> None:
     other = keys.new_key()
     assert other[0] != kid and other[1] != key
     assert not keys.matches(parsed[1], other[2])
-    for bad in ["", key + "x", key[:-1], key.upper(), f"maas_{kid}", key.replace(".", "_"), "Bearer", None, 5]:
+    for bad in [
+        "",
+        key + "x",
+        key[:-1],
+        key.upper(),
+        f"maas_{kid}",
+        key.replace(".", "_"),
+        "Bearer",
+        None,
+        5,
+    ]:
         assert keys.parse(bad) is None, bad
 
 
@@ -124,8 +164,14 @@ def test_every_change_writes_one_audit_record(store: TenantStore) -> None:
     store.revoke_key("acme", kid)
     actions = sorted((r["action"], r["tenant"]) for r in _audit(store))
     assert actions == sorted(
-        [("create", "acme"), ("create", "beta"), ("add-key", "acme"), ("grant", "acme"),
-         ("revoke", "acme"), ("revoke-key", "acme")]
+        [
+            ("create", "acme"),
+            ("create", "beta"),
+            ("add-key", "acme"),
+            ("grant", "acme"),
+            ("revoke", "acme"),
+            ("revoke-key", "acme"),
+        ]
     )
     assert all(r["actor"] == "test" and r["time"] for r in _audit(store))
 

@@ -28,7 +28,8 @@ from maas.protocols.errors import MethodNotAllowed, RouteNotFound
 from maas.serving.errors import classify, error_body
 from maas.serving.observability import logger, metrics
 from maas.serving.routes import ROUTERS
-from maas.serving.routes.common import JSON, serialize
+from maas.serving.routes.common import JSON, STATE, serialize
+from maas.tenancy import gate
 
 REST = "rest"
 HTTP = "http"
@@ -125,16 +126,26 @@ def dispatch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     if _CONTROL_CHARS.search(path):
         # a route pattern's `$` would match before a trailing newline: refuse such paths outright
         return _plain_error(400, "the request path contains control characters")
-    return RESOLVERS[kind].resolve(event, context)
+    try:
+        gate.admit(event, path)  # tenants: 401 / 404 for another tenant's model / 429 (off on dev)
+    except gate.Denied as denied:
+        return _plain_error(denied.status, denied.message, denied.headers)
+    limit = STATE.max_rows
+    STATE.max_rows = gate.max_rows(limit)
+    try:
+        return RESOLVERS[kind].resolve(event, context)
+    finally:
+        STATE.max_rows = limit
+        gate.done()
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _plain_error(status: int, message: str) -> dict[str, Any]:
+def _plain_error(status: int, message: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": JSON},
+        "headers": {"Content-Type": JSON, **(headers or {})},
         "body": serialize(error_body(message)),
         "isBase64Encoded": False,
     }

@@ -25,11 +25,12 @@ from typing import Any
 
 import orjson
 
+from maas import settings
 from maas.tenancy import keys as keymod
 from maas.tenancy.names import InvalidTenantName, owner_of, validate_tenant
 
-TENANTS_BUCKET_ENV = "MAAS_TENANTS_BUCKET"
-AUDIT_BUCKET_ENV = "MAAS_AUDIT_BUCKET"
+TENANTS_BUCKET_ENV = settings.TENANTS_BUCKET
+AUDIT_BUCKET_ENV = settings.AUDIT_BUCKET
 AUDIT_PREFIX = "tenancy/"
 _RETRIES = 20
 
@@ -144,7 +145,9 @@ def _status(exc: Exception) -> int:
 
 
 def _missing(exc: Exception) -> bool:
-    return _code(exc) in ("NoSuchKey", "404", "NotFound") or _status(exc) == 404
+    """The object is absent (not: the bucket is absent, which is a broken deployment)."""
+    code = _code(exc)
+    return code in ("NoSuchKey", "404", "NotFound") or (_status(exc) == 404 and code != "NoSuchBucket")
 
 
 def _conflict(exc: Exception) -> bool:

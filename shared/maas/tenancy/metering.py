@@ -1,0 +1,217 @@
+"""Usage records: one per HTTP request, dropped file and queue message, for ``maas tenants usage``.
+
+A record: ``{"time", "source" (http|file|message), "tenant", "model", "version", "rows", "status",
+"duration_ms", "billed_ms", "memory_mb", "gb_s", "request_id"}``. ``billed_ms`` is the measured handler
+time rounded up to the millisecond (Lambda's billing granularity); ``memory_mb`` is the function's
+configured memory from the Lambda context; ``gb_s = billed_ms / 1000 * memory_mb / 1024``. The init
+phase is not in any record (it is billed once per cold start, not per request).
+
+Records go to the audit bucket (``MAAS_METERING_BUCKET``, default ``MAAS_AUDIT_BUCKET``) as JSON lines
+under Hive-style partitions, ready for an Athena table partitioned by source, tenant and day::
+
+    metering/source=<source>/tenant=<tenant>/dt=<yyyy-mm-dd>/<yyyymmddThhmmss>-<random>.jsonl
+
+A process buffers records and writes one object per partition when ``MAAS_METERING_FLUSH_SECONDS``
+(default 60; 0 = at the end of every invocation) have passed since the first buffered one, or
+``MAAS_METERING_FLUSH_RECORDS`` (default 500) are buffered: one S3 PUT per 500 requests rather than
+per request (a PUT costs 25x a Lambda request). Records still buffered when an execution environment
+is shut down are lost: usage can be under-counted, never over-counted. Writing never fails a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from maas import settings
+from maas.tenancy.names import owner_of
+
+logger = logging.getLogger("maas.tenancy.metering")
+PREFIX = "metering/"
+UNTENANTED = "untenanted"
+SOURCES = ("http", "file", "message")
+
+
+def billed(duration_ms: float, memory_mb: int) -> tuple[int, float]:
+    """(billed ms, GB-s) for a measured duration at a memory size."""
+    ms = max(1, math.ceil(duration_ms))
+    return ms, ms / 1000.0 * memory_mb / 1024.0
+
+
+def memory_of(context: Any, default: int = 128) -> int:
+    try:
+        return int(getattr(context, "memory_limit_in_mb", default) or default)
+    except (TypeError, ValueError):
+        return default
+
+
+class Meter:
+    def __init__(
+        self,
+        bucket: str | None,
+        client: Any = None,
+        flush_seconds: float = 60.0,
+        flush_records: int = 500,
+    ) -> None:
+        self.bucket = bucket
+        self._client = client
+        self.flush_seconds = flush_seconds
+        self.flush_records = max(1, flush_records)
+        self._pending: list[dict[str, Any]] = []
+        self._first: float | None = None
+
+    @classmethod
+    def from_env(cls) -> Meter:
+        bucket = settings.env_str(settings.METERING_BUCKET) or settings.env_str(settings.AUDIT_BUCKET) or None
+        return cls(
+            bucket,
+            flush_seconds=settings.env_float(settings.METERING_FLUSH_SECONDS, 60.0),
+            flush_records=settings.env_int(settings.METERING_FLUSH_RECORDS, 500),
+        )
+
+    def client(self) -> Any:
+        if self._client is None:
+            from maas_models.s3lite import LiteS3  # SigV4 PUT without boto3 (the predict image has none)
+
+            self._client = LiteS3(max_attempts=3)
+        return self._client
+
+    def record(
+        self,
+        source: str,
+        *,
+        tenant: str | None,
+        model: str | None,
+        version: Any,
+        rows: int | None,
+        duration_ms: float,
+        memory_mb: int,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        ms, gb_s = billed(duration_ms, memory_mb)
+        now = time.time()
+        rec = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "source": source,
+            "tenant": tenant or owner_of(model) or UNTENANTED,
+            "model": model,
+            "version": int(version) if isinstance(version, int | str) and str(version).isdigit() else None,
+            "rows": int(rows or 0),
+            "status": status,
+            "duration_ms": round(duration_ms, 3),
+            "billed_ms": ms,
+            "memory_mb": memory_mb,
+            "gb_s": gb_s,
+            "request_id": request_id,
+        }
+        if self._first is None:
+            self._first = now
+        self._pending.append(rec)
+        return rec
+
+    def maybe_flush(self) -> int:
+        if not self._pending or self._first is None:
+            return 0
+        if len(self._pending) < self.flush_records and time.time() - self._first < self.flush_seconds:
+            return 0
+        return self.flush()
+
+    def flush(self) -> int:
+        """Write the buffered records (one object per partition); the number written. Never raises."""
+        pending, self._pending, self._first = self._pending, [], None
+        if not pending or not self.bucket:
+            return 0
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for rec in pending:
+            groups[partition(rec)].append(rec)
+        written = 0
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        for part, recs in groups.items():
+            body = b"".join(orjson.dumps(r) + b"\n" for r in recs)
+            try:
+                client = self.client()
+                if client is None:
+                    raise RuntimeError("no AWS credentials")
+                client.put_object(
+                    Bucket=self.bucket,
+                    Key=f"{part}{stamp}-{os.urandom(8).hex()}.jsonl",
+                    Body=body,
+                    ContentType="application/x-ndjson",
+                )
+                written += len(recs)
+            except Exception as exc:
+                logger.warning("metering write failed (%s); %d records lost", type(exc).__name__, len(recs))
+        return written
+
+
+def partition(rec: Mapping[str, Any]) -> str:
+    return f"{PREFIX}source={rec['source']}/tenant={rec['tenant']}/dt={str(rec['time'])[:10]}/"
+
+
+_default: Meter | None = None
+
+
+def default_meter() -> Meter:
+    global _default
+    if _default is None:
+        _default = Meter.from_env()
+    return _default
+
+
+def reset_default_meter() -> None:
+    global _default
+    _default = None
+
+
+def _header(response: Mapping[str, Any] | None, name: str) -> Any:
+    """A response header (``headers`` or REST's ``multiValueHeaders``), case-insensitive."""
+    for field_name in ("headers", "multiValueHeaders"):
+        headers = (response or {}).get(field_name)
+        if not isinstance(headers, Mapping):
+            continue
+        for k, v in headers.items():
+            if isinstance(k, str) and k.lower() == name:
+                return v[0] if isinstance(v, list) and v else v
+    return None
+
+
+def record_http(
+    event: Mapping[str, Any], response: Mapping[str, Any] | None, context: Any, request: Any
+) -> dict[str, Any] | None:
+    """The record of one API request (called by the predict handler after dispatch, with the request's
+    ``maas.rai`` notes: start time, model, version, rows). Never raises.
+
+    Only requests that reached a model are metered (the route noted it, or the response names it);
+    the tenant comes from the authorizer's context."""
+    try:
+        model = getattr(request, "model", None) or _header(response, "x-maas-model")
+        if model is None:
+            return None
+        version = getattr(request, "version", None) or _header(response, "x-maas-model-version")
+        rc = event.get("requestContext") or {}
+        authorizer = rc.get("authorizer") or {}
+        meter = default_meter()
+        rec = meter.record(
+            "http",
+            tenant=authorizer.get("tenant") if isinstance(authorizer, Mapping) else None,
+            model=model,
+            version=version,
+            rows=getattr(request, "rows", None),
+            duration_ms=(time.perf_counter() - float(getattr(request, "started", 0.0) or 0.0)) * 1000.0,
+            memory_mb=memory_of(context),
+            status=(response or {}).get("statusCode"),
+            request_id=rc.get("requestId") if isinstance(rc, Mapping) else None,
+        )
+        meter.maybe_flush()
+        return rec
+    except Exception as exc:
+        logger.warning("metering record failed (%s)", type(exc).__name__)
+        return None
