@@ -23,6 +23,7 @@ from tests.integration.helpers import api_request, point_at_stack
 
 pytestmark = pytest.mark.integration
 TTL_S = 3
+UPLOADER = "AIDAJDPLRKLG7UEXAMPLE"  # services/s3/notifications.py: the principalId of every S3 event
 X = np.random.default_rng(5).normal(size=(2, 100)).astype(np.float32).tolist()
 
 
@@ -74,18 +75,11 @@ def tenants(tenant_stack: dict[str, Any], reference_export: Path) -> Iterator[di
     got: dict[str, Any] = {"names": names}
     for role, tenant in names.items():
         rate = ["--rate", "1", "--burst", "2"] if role == "g" else ["--rate", "500", "--burst", "1000"]
-        _cli(
-            tenant_stack,
-            "create",
-            tenant,
-            *rate,
-            "--max-rows",
-            "4",
-            "--api-id",
-            outs["ApiId"],
-            "--stage",
-            outs["ApiStage"],
-        )
+        # LocalStack names every S3 uploader UPLOADER: tenant a's principal, never b's
+        principal = {"a": UPLOADER, "b": "AIDABETAONLYEXAMPLE"}.get(role)
+        plan = ["--api-id", outs["ApiId"], "--stage", outs["ApiStage"]]
+        extra = ["--principal", principal] if principal else []
+        _cli(tenant_stack, "create", tenant, *rate, "--max-rows", "4", *plan, *extra)
         got[role] = _cli(tenant_stack, "add-key", tenant)["key"]
         if role != "g":
             registry.publish(reference_export, f"{tenant}--ref", source="recorded")
@@ -257,3 +251,65 @@ def test_usage_totals_match_the_requests_sent(tenant_stack: dict[str, Any], tena
     [row] = usage["by_model_day"]
     assert row["model"] == f"{b}--ref" and row["requests"] == 3
     assert usage["total"]["gb_s"] > 0 and usage["estimated_cost_usd"]["maas_total"] > 0
+
+
+def _reply(stack: dict[str, Any], key: str) -> Any:
+    from tests.integration.batch_it_support import client
+
+    s3 = client(stack, "s3")
+    try:
+        return orjson.loads(s3.get_object(Bucket=stack["buckets"]["results"], Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def test_queue_messages_score_only_for_the_signing_tenants_models(
+    tenant_stack: dict[str, Any], tenants: dict[str, Any]
+) -> None:
+    from maas.tenancy.messages import sign
+
+    from tests.integration.batch_it_support import client, wait_for
+
+    a, b = tenants["names"]["a"], tenants["names"]["b"]
+    sqs, run = client(tenant_stack, "sqs"), uuid.uuid4().hex[:6]
+    results = tenant_stack["buckets"]["results"]
+
+    def send(ident: str, model: str, key: str | None) -> None:
+        body = orjson.dumps(
+            {"id": ident, "model": model, "instances": X, "reply_to": f"s3://{results}/tenants-it/{run}/"}
+        ).decode()
+        extra = {"MessageAttributes": sign(body, key)} if key else {}
+        sqs.send_message(QueueUrl=tenant_stack["queues"]["requests"], MessageBody=body, **extra)
+
+    send("cross", f"{a}--ref", tenants["b"])  # b's key, a's model
+    send("unsigned", f"{a}--ref", None)
+    send("forged", f"{a}--ref", "maas_" + tenants["a"][5:21] + "." + tenants["b"].split(".")[1])
+    send("own", f"{a}--ref", tenants["a"])
+    send("own-b", f"{b}--ref", tenants["b"])
+    own = wait_for("the own-tenant reply", lambda: _reply(tenant_stack, f"tenants-it/{run}/own.json"), 120)
+    assert own["model"] == f"{a}--ref"
+    wait_for("b's reply", lambda: _reply(tenant_stack, f"tenants-it/{run}/own-b.json"), 60)
+    time.sleep(3)
+    for ident in ("cross", "unsigned", "forged"):
+        assert _reply(tenant_stack, f"tenants-it/{run}/{ident}.json") is None, ident
+
+
+def test_drops_are_scored_only_under_the_uploaders_tenant_prefix(
+    tenant_stack: dict[str, Any], tenants: dict[str, Any]
+) -> None:
+    from tests.integration.batch_it_support import client, wait_for
+    from tests.unit.batch_support import csv_bytes
+
+    a, b = tenants["names"]["a"], tenants["names"]["b"]
+    s3, run = client(tenant_stack, "s3"), uuid.uuid4().hex[:6]
+    data = csv_bytes(np.asarray(X, np.float32), fmt="{:.8g}")
+    ingest = tenant_stack["buckets"]["ingest"]
+    for model in (f"{b}--ref", "ref", f"{a}--ref"):  # b's prefix: the uploader is a's principal
+        s3.put_object(Bucket=ingest, Key=f"incoming/{model}/{run}/x.csv", Body=data)
+    report = wait_for(
+        "a's report", lambda: _reply(tenant_stack, f"predictions/{a}--ref/{run}/x.csv._report.json"), 120
+    )
+    assert report["status"] == "succeeded", report
+    time.sleep(3)
+    for model in (f"{b}--ref", "ref"):
+        assert _reply(tenant_stack, f"predictions/{model}/{run}/x.csv._report.json") is None, model

@@ -59,6 +59,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("tenant")
     p.add_argument("model")
     p.set_defaults(func=_revoke)
+    p = add(
+        "policy", "the IAM policy of a tenant's role: publish/promote, drops and results, own prefix only"
+    )
+    p.add_argument("tenant")
+    p.add_argument("--models-bucket")
+    p.add_argument("--ingest-bucket")
+    p.add_argument("--results-bucket")
+    p.add_argument("--partition", default="aws")
+    p.set_defaults(func=_policy)
     p = add("usage", "requests, rows, GB-s and estimated cost from the metering records")
     p.add_argument("tenant")
     p.add_argument("--from", dest="start", required=True, type=dt.date.fromisoformat, help="YYYY-MM-DD (UTC)")
@@ -219,6 +228,27 @@ def _usage(args: argparse.Namespace) -> int:
             )
         usage = aggregate(boto3.client("s3"), bucket, args.tenant, args.start, args.end)
         _print(args, usage.to_dict(), render(usage))
+        return 0
+
+    return _run(go)
+
+
+def _policy(args: argparse.Namespace) -> int:
+    def go() -> int:
+        from maas.tenancy.plans import tenant_policy
+
+        buckets = _local(args).get("buckets") or {}
+        names = [
+            args.models_bucket or buckets.get("models"),
+            args.ingest_bucket or buckets.get("ingest"),
+            args.results_bucket or buckets.get("results"),
+        ]
+        if not all(names):
+            raise SystemExit(
+                "maas tenants policy: give --models-bucket, --ingest-bucket, --results-bucket or --local"
+            )
+        doc = tenant_policy(args.tenant, *[str(n) for n in names], partition=args.partition)
+        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return 0
 
     return _run(go)

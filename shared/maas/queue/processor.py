@@ -19,6 +19,7 @@ from maas_models.errors import ModelError
 
 from maas import settings
 from maas.queue.schema import InvalidMessage, ScoreRequest, parse_message, to_matrix
+from maas.tenancy import messages as tenant_messages
 
 SQS_MAX_BYTES = 256 * 1024 - 1024  # leave room for attributes
 RESULTS_S3_PREFIX = "queue-results/"
@@ -84,6 +85,11 @@ def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, O
             outcomes[mid] = Outcome(error=f"invalid message: {exc}")
             continue
         outcomes[mid] = Outcome(request=req)
+        tenant, refused = tenant_messages.check(record, req.model)  # tenants: signed sender, its models
+        if refused:
+            outcomes[mid].error = refused
+            continue
+        outcomes[mid].extra["tenant"] = tenant
         key = (req.model, req.selector)
         try:
             if key not in models:

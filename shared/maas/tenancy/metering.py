@@ -25,7 +25,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -209,6 +209,58 @@ def record_http(
             memory_mb=memory_of(context),
             status=(response or {}).get("statusCode"),
             request_id=rc.get("requestId") if isinstance(rc, Mapping) else None,
+        )
+        meter.maybe_flush()
+        return rec
+    except Exception as exc:
+        logger.warning("metering record failed (%s)", type(exc).__name__)
+        return None
+
+
+def meter_messages(outcomes: Iterable[Any], started: float, context: Any) -> int:
+    """One ``message`` record per scored queue message of an invocation (``maas.queue.entry``); the
+    invocation's measured time is shared equally by its scored messages. Never raises."""
+    try:
+        scored = [o for o in outcomes if getattr(o, "result", None) and not getattr(o, "error", None)]
+        if not scored:
+            return 0
+        meter = default_meter()
+        share = (time.perf_counter() - started) * 1000.0 / len(scored)
+        memory = memory_of(context)
+        for outcome in scored:
+            result = outcome.result
+            meter.record(
+                "message",
+                tenant=(getattr(outcome, "extra", None) or {}).get("tenant"),
+                model=result.get("model"),
+                version=result.get("version"),
+                rows=len(result.get("classes") or ()),
+                duration_ms=share,
+                memory_mb=memory,
+                request_id=getattr(getattr(outcome, "request", None), "correlation_id", None),
+            )
+        meter.maybe_flush()
+        return len(scored)
+    except Exception as exc:
+        logger.warning("metering records failed (%s)", type(exc).__name__)
+        return 0
+
+
+def record_file(
+    model: str, version: Any, rows: int | None, duration_ms: float | None
+) -> dict[str, Any] | None:
+    """The ``file`` record of a scored drop (``maas.batch.job.audit_file``); the tenant is the owner of
+    the drop's prefix. Memory from ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE`` (set by Lambda). Never raises."""
+    try:
+        meter = default_meter()
+        rec = meter.record(
+            "file",
+            tenant=owner_of(model),
+            model=model,
+            version=version,
+            rows=rows,
+            duration_ms=float(duration_ms or 0.0),
+            memory_mb=settings.env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128),
         )
         meter.maybe_flush()
         return rec
