@@ -49,3 +49,21 @@ def test_bad_tenant_names_fail_with_a_message(buckets: list[str], capsys: pytest
     assert "invalid tenant id" in capsys.readouterr().err
     assert main(["tenants", "show", "nobody", *buckets]) == 2
     assert "no tenant" in capsys.readouterr().err
+
+
+def test_the_policy_command_prints_the_tenant_role_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "tenants",
+        "policy",
+        "acme",
+        "--models-bucket",
+        "m",
+        "--ingest-bucket",
+        "i",
+        "--results-bucket",
+        "r",
+    ]
+    assert main(argv) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    resources = [st["Resource"] for st in doc["Statement"]]
+    assert "arn:aws:s3:::m/models/acme--*" in resources and "arn:aws:s3:::i/incoming/acme--*" in resources

@@ -238,16 +238,14 @@ def _policy(args: argparse.Namespace) -> int:
         from maas.tenancy.plans import tenant_policy
 
         buckets = _local(args).get("buckets") or {}
-        names = [
-            args.models_bucket or buckets.get("models"),
-            args.ingest_bucket or buckets.get("ingest"),
-            args.results_bucket or buckets.get("results"),
-        ]
-        if not all(names):
+        models = args.models_bucket or buckets.get("models")
+        ingest = args.ingest_bucket or buckets.get("ingest")
+        results = args.results_bucket or buckets.get("results")
+        if not (models and ingest and results):
             raise SystemExit(
                 "maas tenants policy: give --models-bucket, --ingest-bucket, --results-bucket or --local"
             )
-        doc = tenant_policy(args.tenant, *[str(n) for n in names], partition=args.partition)
+        doc = tenant_policy(args.tenant, models, ingest, results, partition=args.partition)
         print(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return 0
 
