@@ -33,6 +33,7 @@ RESULTS_QUEUE_URL = "MAAS_RESULTS_QUEUE_URL"
 CHUNK_QUEUE_URL = "MAAS_CHUNK_QUEUE_URL"
 MAX_ROWS = "MAAS_MAX_ROWS"
 MAX_BODY_BYTES = "MAAS_MAX_BODY_BYTES"
+MAX_ELEMENTS = "MAAS_MAX_ELEMENTS"  # values per input tensor of one request (any rank)
 FANOUT_THRESHOLD_MB = "MAAS_FANOUT_THRESHOLD_MB"
 CHUNK_MB = "MAAS_CHUNK_MB"
 TRAINING_JOB_QUEUE = "MAAS_TRAINING_JOB_QUEUE"
@@ -60,6 +61,7 @@ DEFAULT_DRIFT_FLUSH_SECONDS = 300.0
 
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+DEFAULT_MAX_ELEMENTS = 4_000_000  # = maas.protocols.tensors.DEFAULT_MAX_ELEMENTS
 DEFAULT_FANOUT_THRESHOLD_MB = 64
 DEFAULT_CHUNK_MB = 32
 
@@ -107,10 +109,11 @@ class TrainingSettings:
     models_bucket: str | None = field(default_factory=lambda: env_str(MODELS_BUCKET))
 
 
-# Tenants (maas.tenancy): the store's bucket; "required" turns the predict handler's tenant gate on
-# (template AuthType=tenant); usage (metering) records' bucket (default MAAS_AUDIT_BUCKET) and flushing.
+# Tenants (maas.tenancy): the store's bucket; the stage's AuthType (template parameter), whose value
+# "tenant" turns the tenant checks on; usage (metering) records' bucket (default MAAS_AUDIT_BUCKET)
+# and flushing.
 TENANTS_BUCKET = "MAAS_TENANTS_BUCKET"
-TENANCY = "MAAS_TENANCY"
+AUTH_TYPE = "MAAS_AUTH_TYPE"
 METERING_BUCKET = "MAAS_METERING_BUCKET"
 METERING_FLUSH_SECONDS = "MAAS_METERING_FLUSH_SECONDS"
 METERING_FLUSH_RECORDS = "MAAS_METERING_FLUSH_RECORDS"

@@ -59,7 +59,7 @@ def test_requirements_are_the_extras_expanded_plus_the_base_images_stand_ins() -
 
 def test_function_extras_hold_no_dev_tooling() -> None:
     dev_only = ("pytest", "moto", "psutil", "pyyaml", "aws-sam-cli", "ruff", "mypy", "pandas", "localstack")
-    for extra in ("serving", "predict", "batch", "queue", "launcher", "authorizer", "train-job"):
+    for extra in ("serving", "predict", "batch", "queue", "launcher", "guard", "authorizer", "train-job"):
         for requirement in EXTRAS[extra]:
             assert not requirement.lower().startswith(dev_only), (extra, requirement)
 
@@ -90,9 +90,11 @@ def test_pyproject_and_constraints_changes_rebuild_and_code_changes_only_refresh
     root = _project(tmp_path)
     spec = discover(root)["queue_score"]
     first = deps_hash(spec, root, "3.12.1")
-    (root / "scripts" / "constraints.txt").write_text(
-        (root / "scripts" / "constraints.txt").read_text() + "\n"
-    )
+    constraints = root / "scripts" / "constraints.txt"
+    lines = constraints.read_text().splitlines()
+    constraints.write_text("\n".join(["# a comment", *reversed(lines)]) + "\n")
+    assert deps_hash(spec, root, "3.12.1") == first  # reordered, commented: the same pins
+    constraints.write_text(constraints.read_text().replace("orjson==", "orjson==0.0.0+"))
     second = deps_hash(spec, root, "3.12.1")
     pyproject = root / "pyproject.toml"
     pyproject.write_text(

@@ -69,6 +69,11 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "IngestBucket": {READ},  # training specs under training/ (never under incoming/)
         "param:KmsKeyArn": {KMS},
     },
+    "RolloutGuardFunction": {
+        "ModelsBucket": {READ, WRITE},  # write: alias pointer objects only (models/*/aliases/*)
+        "AuditBucket": {READ, WRITE},  # read: rollout/ stats only; write: decision audit records
+        "param:KmsKeyArn": {KMS},
+    },
     "AuthorizerFunction": {
         "TenantsBucket": {READ},  # tenants/*.json and keys/*.json (key hashes) only
         "param:KmsKeyArn": {KMS},

@@ -1,4 +1,4 @@
-"""The predict handler with tenancy on (MAAS_TENANCY=required), through the real routes and resolvers:
+"""The predict handler with tenancy on (MAAS_AUTH_TYPE=tenant), through the real routes and resolvers:
 another tenant's model is 404 on every model route, exactly like a model that does not exist; the
 listing shows only visible models; per-tenant rows and rate; no authorizer context is 401."""
 

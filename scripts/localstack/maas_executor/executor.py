@@ -35,14 +35,12 @@ from localstack import config
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
-from maas_executor.sandbox import Sandbox, SandboxError
+from maas_executor.sandbox import Sandbox, SandboxError, map_lambda_tmp
 
 LOG = logging.getLogger(__name__)
 
 ENV_ENVS = "MAAS_LOCAL_ENVS"
 ENV_STATE_DIR = "MAAS_LOCAL_STATE_DIR"
-
-LAMBDA_TMP = "/tmp"  # noqa: S108 - the Lambda path we rewrite, never used as a folder here  # nosec B108
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,14 +131,8 @@ def sandbox_env(env_vars: dict[str, str], tmp: Path, region: str) -> dict[str, s
     env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8"}
     if os.environ.get("HOME"):
         env["HOME"] = os.environ["HOME"]
-    env["TMPDIR"] = str(tmp)
-    for key, value in env_vars.items():
-        if value is None:
-            continue
-        text = str(value)
-        if text == LAMBDA_TMP or text.startswith(LAMBDA_TMP + "/"):
-            text = str(tmp) + text[len(LAMBDA_TMP) :]
-        env[key] = text
+    env.update({key: str(value) for key, value in env_vars.items() if value is not None})
+    env = map_lambda_tmp(env, tmp)
     for reserved in ("AWS_SESSION_TOKEN", "LAMBDA_RUNTIME_DIR", "_HANDLER"):
         env.pop(reserved, None)
     env.update(

@@ -5,6 +5,7 @@ process. Standard library only (see sandbox.py)."""
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -12,6 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 API_PREFIX = "/2018-06-01/runtime"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the runtime process went away (the environment is stopping): nothing to report
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -103,8 +113,7 @@ class RuntimeApi:
                     return
                 self._reply(HTTPStatus.NOT_FOUND, b'{"errorMessage":"not found"}')
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(
             target=self.server.serve_forever, name=f"maas-rapi-{self.port}", daemon=True

@@ -40,6 +40,21 @@ MAX_PENDING_CHARS = 1 << 20
 TAIL_CHARS = 16 << 10
 
 
+LAMBDA_TMP = "/tmp"  # noqa: S108 - the Lambda path we rewrite, never used as a folder here  # nosec B108
+
+
+def map_lambda_tmp(env: dict[str, str], tmp: Path) -> dict[str, str]:
+    """Lambda's /tmp belongs to the execution environment: values that name /tmp (MAAS_CACHE_DIR=/tmp/...)
+    point into `tmp` instead, a folder of this environment's own, and TMPDIR is set to it."""
+    out = {}
+    for key, value in env.items():
+        if value == LAMBDA_TMP or value.startswith(LAMBDA_TMP + "/"):
+            value = str(tmp) + value[len(LAMBDA_TMP) :]
+        out[key] = value
+    out["TMPDIR"] = str(tmp)
+    return out
+
+
 class SandboxError(RuntimeError):
     """The environment could not start or was stopped; the message says why (with the output's tail)."""
 
@@ -174,10 +189,12 @@ class Sandbox:
         if not text:
             return
         self.output.append(text)
-        for stream in (self._log, self._echo):
+        for stream, shown in ((self._log, text), (self._echo, text.replace("\r", "\n"))):
+            # awslambdaric separates the lines of one log record (a traceback) with \r, which CloudWatch
+            # keeps as one event; a terminal would print them over each other
             if stream is not None:
                 with contextlib.suppress(ValueError, OSError):
-                    stream.write(text)
+                    stream.write(shown)
                     stream.flush()
 
     def _read_available(self, fd: int) -> bool:

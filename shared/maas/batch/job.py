@@ -320,7 +320,9 @@ def add_drift(report: dict[str, Any], job: Job, drift: DriftCounter | None, mani
 def resolve_scorer(ctx: BatchContext, job: Job) -> Scorer:
     """Load the model (pinned to ``job.version`` once resolved) and adapt it to the batch path."""
     spec: str | int | None = job.version if job.version is not None else (job.selector or "latest")
-    loaded = ctx.loader.get(job.model, spec)
+    from maas.rollout.hooks import route
+
+    loaded = route(ctx.loader, job.model, spec, sticky=job.key)  # a canary splits files by input key
     job.version = int(loaded.ref.version)
     return Scorer.from_loaded(loaded, all_probabilities=job.all_probabilities)
 
@@ -412,7 +414,7 @@ def score_whole(
 ) -> dict[str, Any]:
     bk = job.batch_key()
     results = ctx.config.results_bucket
-    drift = DriftCounter(scorer.manifest, list(scorer.spec.feature_names)) if scorer.manifest else None
+    drift = DriftCounter.for_spec(scorer.manifest, scorer.spec) if scorer.manifest else None
     out = S3MultipartSink(ctx.s3, results, bk.output_key, content_type=fmt.content_type)
     errors = S3MultipartSink(ctx.s3, results, bk.errors_key, content_type="application/x-ndjson")
     try:

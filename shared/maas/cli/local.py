@@ -60,6 +60,43 @@ def register(subparsers: Any) -> None:
     envs.add_argument("--json", action="store_true", help="print the environments as JSON")
     envs.set_defaults(func=_envs)
 
+    invoke = actions.add_parser(
+        "invoke",
+        help="run a function once, as `sam local invoke` does, without Docker",
+        description=(
+            "Runs FUNCTION's handler once in its image-equivalent environment (or, with --deployed, the "
+            "function deployed in the local stack) with the environment variables template.yaml gives it, "
+            "pointed at the running local stack. The response goes to stdout; logs and the REPORT line to "
+            "stderr. Exit status 1 when the function errors or times out, 2 for bad input."
+        ),
+    )
+    invoke.add_argument(
+        "function", help="logical id in template.yaml (PredictFunction) or short name (predict)"
+    )
+    invoke.add_argument(
+        "-e", "--event", help="event JSON file, or - for stdin (default: stdin), e.g. events/predict/*.json"
+    )
+    invoke.add_argument(
+        "--env-vars", help='JSON overrides in SAM\'s format: {"PredictFunction": {"VAR": "v"}}'
+    )
+    invoke.add_argument(
+        "--deployed", action="store_true", help="invoke the function deployed in the local stack"
+    )
+    invoke.add_argument("--json", action="store_true", help="print one JSON record (response, error, report)")
+    invoke.set_defaults(func=_invoke)
+
+    logs = actions.add_parser(
+        "logs",
+        help="print a function's CloudWatch Logs from the local stack, as `sam logs` does",
+    )
+    logs.add_argument(
+        "function", help="logical id in template.yaml (PredictFunction) or short name (predict)"
+    )
+    logs.add_argument("--tail", action="store_true", help="keep printing new log events until Ctrl-C")
+    logs.add_argument("--since", help="only events since then: 30s, 10m, 2h, 1d or an ISO time")
+    logs.add_argument("--filter", dest="filter_text", help="only messages containing this text")
+    logs.set_defaults(func=_logs)
+
 
 def _print(info: dict[str, Any], as_json: bool) -> None:
     if as_json:
@@ -132,7 +169,7 @@ def _envs(args: argparse.Namespace) -> int:
     except LocalError as exc:
         print(f"maas local envs: {exc}", file=sys.stderr)
         return 1
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         name: {
             **env.mapping(),
             "base": env.spec.base,
@@ -147,3 +184,17 @@ def _envs(args: argparse.Namespace) -> int:
         for name, row in rows.items():
             print(f"{name:<16} {row['installed_mb']:>7.1f} MB  [{','.join(row['extras'])}]  {row['python']}")
     return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from maas.local.invoke import invoke
+
+    return invoke(
+        args.function, args.event, env_vars=args.env_vars, deployed=args.deployed, as_json=args.json
+    )
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from maas.local.invoke import logs
+
+    return logs(args.function, tail=args.tail, since=args.since, filter_text=args.filter_text)

@@ -222,6 +222,7 @@ def describe(cfg: LocalConfig) -> dict[str, Any] | None:
             "batch_score": outs.get("BatchScoreFunctionName"),
             "queue_score": outs.get("QueueScoreFunctionName"),
             "train_launcher": outs.get("TrainLauncherFunctionName"),
+            "rollout_guard": outs.get("RolloutGuardFunctionName"),
             "authorizer": outs.get("AuthorizerFunctionName"),
         },
         "outputs": outs,

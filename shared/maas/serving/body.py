@@ -77,7 +77,8 @@ def _from_reencoded_form(event: Mapping[str, Any], body: bytes | str) -> tuple[s
 def _too_large(size: int, max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the request body is {size} bytes; the limit is {max_bytes} bytes (MAAS_MAX_BODY_BYTES): "
-        "send fewer rows per request or use the batch scoring API"
+        "send fewer rows per request, or drop the data as a file into the ingest bucket "
+        "(batch scoring, no size limit)"
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from maas.protocols.errors import ProtocolError
 from maas.protocols.tensors import Signature
 from maas.rai import hooks as rai
+from maas.rollout import hooks as rollout
 
 if TYPE_CHECKING:
     from maas_models import LoadedModel, ModelLoader, Registry
@@ -72,7 +73,7 @@ class ModelService:
         return self.default_label
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> LoadedModel:
-        loaded = self.loader.get(name, self.selector(version, label))
+        loaded = rollout.route(self.loader, name, self.selector(version, label))  # a canary's split
         rai.on_model(loaded)  # audit record: model + version; log masking: its sensitive fields
         return loaded
 
@@ -84,12 +85,17 @@ class ModelService:
         return sig
 
     def predict(self, model: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the model on bound inputs; returns {output name: array}."""
+        """Run the model on bound inputs (any number, any rank); returns {output name: array} in the
+        signature's output order."""
+        outputs = model.predict_named(inputs)
+        rai.on_predict(model, inputs)  # audit row count; reservoir sample of drift features (PSI)
         sig = self.signature(model)
-        x = inputs[sig.inputs[0].name]
-        y = model.predict(x)
-        rai.on_predict(model, x)  # audit row count; reservoir sample of online inputs for drift (PSI)
-        return {sig.outputs[0].name: y}
+        if len(sig.inputs) == 1 and len(outputs) == 1:  # shadow + capture handle one input and output
+            rollout.on_predict(model, inputs[sig.inputs[0].name], next(iter(outputs.values())))
+        names = sig.output_names
+        if list(outputs) != names and set(outputs) == set(names):
+            outputs = {name: outputs[name] for name in names}
+        return outputs
 
     # -- registry views -----------------------------------------------------------------------
     def list_models(self) -> list[dict[str, Any]]:

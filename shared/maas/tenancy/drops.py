@@ -7,7 +7,7 @@ Two layers keep tenants apart:
 - **who may write there:** the IAM policy ``maas tenants policy TENANT`` prints for the tenant's
   principals allows ``s3:PutObject`` only under that prefix (enforced by S3 on AWS; LocalStack does not
   enforce IAM);
-- **what the function accepts** (this module, with ``MAAS_TENANCY=required``): the model must be a
+- **what the function accepts** (this module, with ``MAAS_AUTH_TYPE=tenant``): the model must be a
   tenant model, the tenant must exist, and when the tenant lists principals (``maas tenants create
   --principal``), the uploader in the S3 event (``userIdentity.principalId``, e.g. ``AWS:AROA...:session``)
   must be one of them. Anything else is refused: no output, a warning, nothing scored.

@@ -1,6 +1,6 @@
 """The predict handler's tenant check: one call per request, before routing (``maas.serving.http``).
 
-With ``MAAS_TENANCY=required`` (template: ``AuthType=tenant``) every request must carry the
+With ``MAAS_AUTH_TYPE=tenant`` (the template passes its ``AuthType``) every request must carry the
 authorizer's context (``requestContext.authorizer.tenant``); without it the answer is 401 (a stage
 misconfigured without the authorizer fails closed). A request naming a model outside the caller's
 namespace and grants answers 404 ``model '<name>' not found`` without touching the registry, so the
@@ -21,14 +21,15 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from maas import settings
 from maas.tenancy.names import may_read
 
-TENANCY_ENV = settings.TENANCY
-REQUIRED = "required"
+TENANCY_ENV = settings.AUTH_TYPE
+REQUIRED = "tenant"  # the AuthType that turns tenancy on
 _MODEL_PATHS = ("/v1/models/", "/v2/models/")
 
 
@@ -52,11 +53,8 @@ class Denied(Exception):
         self.headers = headers or {}
 
 
-class _Current:
-    caller: Caller | None = None
-
-
-CURRENT = _Current()
+# The request's caller, request-scoped like maas.rai.request's notes (set by admit, cleared by done).
+_CALLER: ContextVar[Caller | None] = ContextVar("maas_tenancy_caller", default=None)
 
 
 def required() -> bool:
@@ -129,10 +127,10 @@ BUCKETS = TokenBuckets()
 def admit(event: Mapping[str, Any], path: str) -> Caller | None:
     """The request's caller (None when tenancy is off), or raise Denied (401, 404 or 429)."""
     if not required():
-        CURRENT.caller = None
+        _CALLER.set(None)
         return None
     caller = caller_of(event)
-    CURRENT.caller = caller
+    _CALLER.set(caller)
     if caller is None:
         raise Denied(401, "unauthorized")
     name = model_in_path(path)
@@ -150,12 +148,12 @@ def admit(event: Mapping[str, Any], path: str) -> Caller | None:
 
 
 def done() -> None:
-    CURRENT.caller = None
+    _CALLER.set(None)
 
 
 def visible(models: Iterable[Any]) -> list[Any]:
     """The models (dicts with ``name``, or names) the current caller may see; all when tenancy is off."""
-    caller = CURRENT.caller
+    caller = _CALLER.get()
     out = list(models)
     if caller is None and not required():
         return out
@@ -165,7 +163,7 @@ def visible(models: Iterable[Any]) -> list[Any]:
 
 
 def max_rows(default: int) -> int:
-    caller = CURRENT.caller
+    caller = _CALLER.get()
     if caller is None or caller.max_rows is None:
         return default
     return min(default, caller.max_rows)

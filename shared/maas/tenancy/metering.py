@@ -234,7 +234,7 @@ def meter_messages(outcomes: Iterable[Any], started: float, context: Any) -> int
                 tenant=(getattr(outcome, "extra", None) or {}).get("tenant"),
                 model=result.get("model"),
                 version=result.get("version"),
-                rows=len(result.get("classes") or ()),
+                rows=int(getattr(outcome, "rows", 0) or 0),  # the rows it scored (any input rank)
                 duration_ms=share,
                 memory_mb=memory,
                 request_id=getattr(getattr(outcome, "request", None), "correlation_id", None),

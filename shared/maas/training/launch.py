@@ -82,9 +82,7 @@ def submit_args(
     if not queue:
         raise LaunchError(f"no job queue: pass --queue or set {TRAINING_JOB_QUEUE}")
     if not job_definition:
-        raise LaunchError(
-            f"no job definition: pass --job-definition or set {TRAINING_JOB_DEFINITION}"
-        )
+        raise LaunchError(f"no job definition: pass --job-definition or set {TRAINING_JOB_DEFINITION}")
     if gpus < 0 or timeout_s < 60 or not 1 <= attempts <= 10:
         raise LaunchError("need gpus >= 0, timeout >= 60 s and 1 <= attempts <= 10")
     resources: list[dict[str, str]] = []

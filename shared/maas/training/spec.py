@@ -233,9 +233,9 @@ def _reference_layers() -> tuple[Layer, ...]:
 
 
 class Architecture(_Model):
-    hidden_layers: Annotated[
-        tuple[Layer, ...], BeforeValidator(_non_empty_list("layer objects"))
-    ] = Field(default_factory=_reference_layers)
+    hidden_layers: Annotated[tuple[Layer, ...], BeforeValidator(_non_empty_list("layer objects"))] = Field(
+        default_factory=_reference_layers
+    )
     output_activation: _choice(*OUTPUT_ACTIVATIONS) = "softmax"  # type: ignore[valid-type]
 
 

@@ -30,15 +30,23 @@ class _State:
     service: ModelService | None = None
     max_rows: int = settings.DEFAULT_MAX_ROWS
     max_body_bytes: int = settings.DEFAULT_MAX_BODY_BYTES
+    max_elements: int = settings.DEFAULT_MAX_ELEMENTS
+    explain_max_rows: int = settings.DEFAULT_EXPLAIN_MAX_ROWS
+    explain_samples: int | None = None  # coalitions per row; None = the estimator's default
 
 
 STATE = _State()
 
 
 def configure(service: ModelService | None = None) -> ModelService:
-    """(Re)read limits from the environment and install the process-wide ModelService."""
+    """(Re)read limits and options from the environment, once per process (not per request), and install
+    the process-wide ModelService."""
     STATE.max_rows = settings.env_int(settings.MAX_ROWS, settings.DEFAULT_MAX_ROWS)
     STATE.max_body_bytes = settings.env_int(settings.MAX_BODY_BYTES, settings.DEFAULT_MAX_BODY_BYTES)
+    STATE.max_elements = settings.env_int(settings.MAX_ELEMENTS, settings.DEFAULT_MAX_ELEMENTS)
+    STATE.explain_max_rows = settings.env_int(settings.EXPLAIN_MAX_ROWS, settings.DEFAULT_EXPLAIN_MAX_ROWS)
+    samples = settings.env_str(settings.EXPLAIN_SAMPLES)
+    STATE.explain_samples = int(samples) if samples else None
     STATE.service = service or ModelService(default_label=settings.env_str(settings.DEFAULT_LABEL))
     return STATE.service
 
