@@ -28,7 +28,7 @@ from maas.protocols.errors import MethodNotAllowed, RouteNotFound
 from maas.serving.errors import classify, error_body
 from maas.serving.observability import logger, metrics
 from maas.serving.routes import ROUTERS
-from maas.serving.routes.common import JSON, STATE, serialize
+from maas.serving.routes.common import JSON, serialize
 from maas.tenancy import gate
 
 REST = "rest"
@@ -130,12 +130,9 @@ def dispatch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         gate.admit(event, path)  # tenants: 401 / 404 for another tenant's model / 429 (off on dev)
     except gate.Denied as denied:
         return _plain_error(denied.status, denied.message, denied.headers)
-    limit = STATE.max_rows
-    STATE.max_rows = gate.max_rows(limit)
     try:
-        return RESOLVERS[kind].resolve(event, context)
+        return RESOLVERS[kind].resolve(event, context)  # the routes' row limit: routes.common.max_rows
     finally:
-        STATE.max_rows = limit
         gate.done()
 
 

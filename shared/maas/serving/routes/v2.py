@@ -15,6 +15,7 @@ from maas.protocols.v2.response import check_requested_outputs
 from maas.serving.routes.common import (
     STATE,
     json_response,
+    max_rows,
     model_headers,
     model_response,
     predict_recorded,
@@ -87,7 +88,11 @@ def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     signature = svc.signature(loaded)
     check_requested_outputs(request, signature.output_names)
     inputs = v2.bind_inputs(
-        request, signature, STATE.max_rows, check_bools=may_hold_bools, max_elements=STATE.max_elements
+        request,
+        signature,
+        max_rows(),
+        check_bools=may_hold_bools,
+        max_elements=STATE.settings.max_elements,
     )
     outputs = predict_recorded("v2", svc, loaded, inputs, started)
     ref = loaded.ref
