@@ -98,7 +98,7 @@ def test_buffered_records_flush_by_count_and_age(audit: str) -> None:
     meter.record(
         "message", tenant="beta", model="beta--m", version=2, rows=1, duration_ms=1.0, memory_mb=1024
     )
-    assert meter.maybe_flush() == 3
+    assert meter.maybe_flush() == 2  # objects: one per partition
     keys = sorted(k for k, _ in _records(audit))
     assert len(set(keys)) == 2  # one object per partition
     assert any("source=file/tenant=acme/" in k for k in keys) and any(
@@ -170,3 +170,14 @@ def test_usage_totals_per_model_and_day_and_costs(audit: str, capsys: pytest.Cap
     assert "SageMaker Serverless" in text and "acme--b" in text and "assumptions" in text
     with pytest.raises(ValueError):
         usage.days(today, today - dt.timedelta(days=1))
+
+
+def test_a_failed_write_is_counted_and_never_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    class Refusing:
+        def put_object(self, **_: Any) -> None:
+            raise ConnectionError("S3 down")
+
+    meter = metering.Meter("audit", client=Refusing(), flush_seconds=0)
+    meter.record("http", tenant="acme", model="acme--m", version=1, rows=1, duration_ms=1.0, memory_mb=128)
+    assert meter.maybe_flush() == 0 and meter.failures == 1
+    assert '"MeteringWriteFailed"' in capsys.readouterr().out  # the EMF line

@@ -31,12 +31,14 @@ from typing import Any
 import orjson
 
 from maas import settings
+from maas.rollout.puts import BufferedPuts
 from maas.tenancy.names import owner_of
 
 logger = logging.getLogger("maas.tenancy.metering")
 PREFIX = "metering/"
 UNTENANTED = "untenanted"
 SOURCES = ("http", "file", "message")
+NDJSON = "application/x-ndjson"
 
 
 def billed(duration_ms: float, memory_mb: int) -> tuple[int, float]:
@@ -52,7 +54,12 @@ def memory_of(context: Any, default: int = 128) -> int:
         return default
 
 
-class Meter:
+class Meter(BufferedPuts[list[dict[str, Any]]]):
+    """Usage records buffered per process (``maas.rollout.puts.BufferedPuts``: lock, flush clock, lazy
+    lean client, flush loop), written as one JSONL object per partition; also flushed by count."""
+
+    FAILURE_METRIC = "MeteringWriteFailed"
+
     def __init__(
         self,
         bucket: str | None,
@@ -60,12 +67,10 @@ class Meter:
         flush_seconds: float = 60.0,
         flush_records: int = 500,
     ) -> None:
-        self.bucket = bucket
-        self._client = client
-        self.flush_seconds = flush_seconds
+        super().__init__(
+            bucket=bucket, s3=client, flush_seconds=flush_seconds, flush_env=settings.METERING_FLUSH_SECONDS
+        )
         self.flush_records = max(1, flush_records)
-        self._pending: list[dict[str, Any]] = []
-        self._first: float | None = None
 
     @classmethod
     def from_env(cls) -> Meter:
@@ -76,12 +81,8 @@ class Meter:
             flush_records=settings.env_int(settings.METERING_FLUSH_RECORDS, 500),
         )
 
-    def client(self) -> Any:
-        if self._client is None:
-            from maas_models.s3lite import LiteS3  # SigV4 PUT without boto3 (the predict image has none)
-
-            self._client = LiteS3(max_attempts=3)
-        return self._client
+    def _empty(self) -> list[dict[str, Any]]:
+        return []
 
     def record(
         self,
@@ -112,44 +113,39 @@ class Meter:
             "gb_s": gb_s,
             "request_id": request_id,
         }
-        if self._first is None:
-            self._first = now
-        self._pending.append(rec)
+        with self._lock:
+            self._buffer.append(rec)
+            self._touched()
         return rec
 
     def maybe_flush(self) -> int:
-        if not self._pending or self._first is None:
-            return 0
-        if len(self._pending) < self.flush_records and time.time() - self._first < self.flush_seconds:
-            return 0
-        return self.flush()
+        """``flush`` when ``flush_records`` are buffered or ``flush_seconds`` have passed; objects written."""
+        if len(self._buffer) >= self.flush_records:
+            return self.flush()
+        return super().maybe_flush()
 
-    def flush(self) -> int:
-        """Write the buffered records (one object per partition); the number written. Never raises."""
-        pending, self._pending, self._first = self._pending, [], None
-        if not pending or not self.bucket:
-            return 0
+    def _objects(self, drained: list[dict[str, Any]]) -> Iterable[tuple[str, str, bytes, str, int]]:
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for rec in pending:
+        for rec in drained:
             groups[partition(rec)].append(rec)
-        written = 0
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for part, recs in groups.items():
             body = b"".join(orjson.dumps(r) + b"\n" for r in recs)
-            try:
-                client = self.client()
-                if client is None:
-                    raise RuntimeError("no AWS credentials")
-                client.put_object(
-                    Bucket=self.bucket,
-                    Key=f"{part}{stamp}-{os.urandom(8).hex()}.jsonl",
-                    Body=body,
-                    ContentType="application/x-ndjson",
-                )
-                written += len(recs)
-            except Exception as exc:
-                logger.warning("metering write failed (%s); %d records lost", type(exc).__name__, len(recs))
-        return written
+            # the first field names the group in the failure metric: here the partition's tenant
+            yield (
+                str(recs[0]["tenant"]),
+                f"{part}{stamp}-{os.urandom(8).hex()}.jsonl",
+                body,
+                NDJSON,
+                len(recs),
+            )
+
+    def _lost(self, model: str, records: int, exc: Exception) -> None:
+        from maas_models import metrics
+
+        error = type(exc).__name__
+        logger.warning("metering write failed (%s); %d records of %s lost", error, records, model)
+        metrics.emit(self.FAILURE_METRIC, tenant=model, error=error)
 
 
 def partition(rec: Mapping[str, Any]) -> str:
