@@ -20,10 +20,9 @@ _lock = threading.Lock()
 
 def s3_client() -> Any:
     """A shared boto3 S3 client for the current endpoint/region (thread-safe, created once)."""
-    key = (
-        os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
-        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-    )
+    from maas_models.s3lite import endpoint_from_env, region_from_env
+
+    key = (endpoint_from_env(), region_from_env())
     client = _clients.get(key)
     if client is not None:
         return client

@@ -1,16 +1,21 @@
-"""A small, read-only S3 client (GET object, ListObjectsV2) signed with AWS Signature V4.
+"""The one lean S3 client (GET object, ListObjectsV2, PUT object) signed with AWS Signature V4.
 
-Why: `import boto3` plus one client costs ~0.45 s and ~40 MB RSS, more than the whole rest of a
-LiteRT cold start. The serving path only ever *reads* the registry, so it uses this reader (stdlib
-only: socket, hmac, hashlib; ssl only for https) when the credentials are in the environment, as they
-always are in Lambda (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN). Anything else
-(publishing, promotion, credentials from a profile or instance metadata) goes through boto3. It speaks
-HTTP/1.1 over a plain socket, because `http.client` alone costs ~25 ms of imports (the email package).
+Why hand-written (measured): `import boto3` plus one client costs ~0.45 s and ~40 MB RSS, more than
+the whole rest of a LiteRT cold start. The serving path reads the registry and writes its audit
+objects, so it uses this client (stdlib only: socket, hmac, hashlib; ssl only for https) when the
+credentials are in the environment, as they always are in Lambda (AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN). Anything else (publishing, promotion, credentials from a
+profile or instance metadata) goes through boto3. It speaks HTTP/1.1 over a plain socket, because
+`http.client` alone costs ~25 ms of imports (the email package).
 
-It honours the same settings as boto3: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style requests
-to LocalStack or moto), AWS_REGION / AWS_DEFAULT_REGION. Throttling (429/503 SlowDown), 5xx and
-connection errors/timeouts are retried with capped exponential backoff and full jitter; a kept-alive
-connection found closed is reopened at once. The signer is checked against botocore's in the tests.
+It honours the same settings as boto3, resolved in one place (``endpoint_from_env``,
+``region_from_env``; ``maas_models.s3`` keys its boto3 clients by the same two): AWS_ENDPOINT_URL_S3 /
+AWS_ENDPOINT_URL (path-style requests to LocalStack or moto), AWS_REGION / AWS_DEFAULT_REGION.
+
+One retry policy, botocore's standard mode: throttling (429/503 SlowDown), 5xx and connection
+errors/timeouts are retried with capped exponential backoff and full jitter (``backoff_delay``); a
+kept-alive connection found closed is reopened at once. The signer is checked against botocore's in
+the tests, for GET and PUT.
 """
 
 from __future__ import annotations
@@ -49,6 +54,28 @@ def _env(*names: str) -> str | None:
     return None
 
 
+def endpoint_from_env() -> str | None:
+    """The S3 endpoint URL boto3 would use (AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL), or None."""
+    return _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+
+def region_from_env(default: str = "us-east-1") -> str:
+    """The region boto3 would use from the environment (AWS_REGION, then AWS_DEFAULT_REGION)."""
+    return _env("AWS_REGION", "AWS_DEFAULT_REGION") or default
+
+
+# botocore's standard retry mode: delay = random(0, min(cap, base * 2 ** attempt)) ("full jitter").
+# botocore uses base 1 s and cap 20 s; the serving path cannot wait that long inside a request, so
+# the base is 50 ms and the cap 2 s (five attempts sleep at most ~1.5 s in all).
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 2.0
+
+
+def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
+    """Seconds to sleep before retry number ``attempt`` (1, 2, ...): capped exponential, full jitter."""
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 (jitter, not crypto)
+
+
 def env_credentials() -> tuple[str, str, str | None] | None:
     """(access key, secret key, session token) from the environment, or None."""
     key = _env("AWS_ACCESS_KEY_ID")
@@ -75,9 +102,14 @@ def sigv4_headers(
     amz_date: str,
     payload_sha256: str = EMPTY_SHA256,
     service: str = "s3",
+    signed: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Headers (Authorization included) for a request whose path is already URI-encoded."""
+    """Headers (Authorization included) for a request whose path is already URI-encoded.
+
+    ``signed``: further headers to send and sign (lower-case names), e.g. a PUT's content-type."""
     headers = {"host": host, "x-amz-content-sha256": payload_sha256, "x-amz-date": amz_date}
+    if signed:
+        headers.update(signed)
     if token:
         headers["x-amz-security-token"] = token
     canonical_query = "&".join(
@@ -86,15 +118,16 @@ def sigv4_headers(
     )
     names = sorted(headers)
     canonical_headers = "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names)
-    signed = ";".join(names)
-    canonical = "\n".join([method, path, canonical_query, canonical_headers, signed, payload_sha256])
+    signed_names = ";".join(names)
+    canonical = "\n".join([method, path, canonical_query, canonical_headers, signed_names, payload_sha256])
     scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     k = _sign(("AWS4" + secret_key).encode(), amz_date[:8])
     k = _sign(_sign(_sign(k, region), service), "aws4_request")
     signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
     headers["authorization"] = (
-        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed_names}, "
+        f"Signature={signature}"
     )
     return headers
 
@@ -173,7 +206,7 @@ class _Response:
 
 
 class _Connection:
-    """A minimal HTTP/1.1 client connection (GET only): `http.client` costs ~25 ms of imports
+    """A minimal HTTP/1.1 client connection (GET and PUT): `http.client` costs ~25 ms of imports
     (it pulls in the email package), a tenth of a whole cold start."""
 
     def __init__(self, scheme: str, netloc: str, connect_timeout: float, read_timeout: float) -> None:
@@ -202,12 +235,13 @@ class _Connection:
         self.rfile = sock.makefile("rb")
         self.response: _Response | None = None
 
-    def get(self, target: str, headers: dict[str, str]) -> _Response:
+    def request(self, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> _Response:
         if self.response is not None and not self.response.complete:
             raise HTTPProtocolError("previous response not fully read")
-        lines = [f"GET {target} HTTP/1.1"]
+        lines = [f"{method} {target} HTTP/1.1"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.sock.sendall(head + body)
         status_line = self.rfile.readline(65537)
         if not status_line:
             raise HTTPProtocolError("server closed the connection")
@@ -228,6 +262,9 @@ class _Connection:
         self.response = _Response(self, int(parts[1]), reason, received, parts[0])
         return self.response
 
+    def get(self, target: str, headers: dict[str, str]) -> _Response:
+        return self.request("GET", target, headers)
+
     def close(self) -> None:
         try:
             self.rfile.close()
@@ -236,7 +273,10 @@ class _Connection:
 
 
 class LiteS3:
-    """GET and ListObjectsV2 over one keep-alive connection per thread."""
+    """GET, ListObjectsV2 and PUT over one keep-alive connection per thread.
+
+    ``max_attempts`` counts the first try, as botocore's does (its standard-mode default is 3; the
+    registry reader uses 5, like the boto3 clients in ``maas_models.s3``)."""
 
     def __init__(
         self,
@@ -252,8 +292,8 @@ class LiteS3:
         if creds is None:
             raise RuntimeError("LiteS3 needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
         self._access, self._secret, self._token = creds
-        self.region = region or _env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1"
-        self.endpoint = endpoint if endpoint is not None else _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+        self.region = region or region_from_env()
+        self.endpoint = endpoint if endpoint is not None else endpoint_from_env()
         self.max_attempts = max(1, max_attempts)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -295,13 +335,24 @@ class LiteS3:
 
     # -- requests ------------------------------------------------------------------------------------
     def _backoff(self, attempt: int) -> None:
-        time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+        time.sleep(backoff_delay(attempt))
 
     def _request(
-        self, bucket: str, key: str, query: dict[str, str], extra: dict[str, str] | None = None
+        self,
+        bucket: str,
+        key: str,
+        query: dict[str, str],
+        extra: dict[str, str] | None = None,
+        *,
+        method: str = "GET",
+        body: bytes = b"",
+        signed: dict[str, str] | None = None,
     ) -> tuple[_Response, str, str]:
-        """(200/206 response, body unread, scheme, host). Retries; raises S3HTTPError or OSError."""
+        """(200/206 response, body unread, scheme, host). Retries; raises S3HTTPError or OSError.
+
+        ``extra``: unsigned headers (a Range); ``signed``: headers that are sent and signed."""
         scheme, host, path = self._target(bucket, key)
+        payload_sha256 = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         url = path
         if query:
             url += "?" + "&".join(
@@ -316,7 +367,7 @@ class LiteS3:
             attempt += 1
             amz_date = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             headers = sigv4_headers(
-                "GET",
+                method,
                 host,
                 path,
                 query,
@@ -325,17 +376,21 @@ class LiteS3:
                 secret_key=self._secret,
                 token=self._token,
                 amz_date=amz_date,
+                payload_sha256=payload_sha256,
+                signed=signed,
             )
             headers["accept-encoding"] = "identity"
+            if method != "GET":
+                headers["content-length"] = str(len(body))
             if extra:
                 headers.update(extra)
             reused = False
             try:
                 conn, reused = self._connection(scheme, host)
-                resp = conn.get(url, headers)
+                resp = conn.request(method, url, headers, body)
                 if resp.status in (200, 206):
                     return resp, scheme, host
-                body = resp.read()
+                error_body = resp.read()
                 self._finished(scheme, host, resp)
             except (OSError, ValueError) as exc:
                 self._drop(scheme, host)
@@ -346,8 +401,8 @@ class LiteS3:
                     stale_retried = True
                     attempt -= 1
                 continue
-            code_match = re.search(rb"<Code>([^<]*)</Code>", body)
-            msg_match = re.search(rb"<Message>([^<]*)</Message>", body)
+            code_match = re.search(rb"<Code>([^<]*)</Code>", error_body)
+            msg_match = re.search(rb"<Message>([^<]*)</Message>", error_body)
             code = code_match.group(1).decode() if code_match else str(resp.status)
             message = msg_match.group(1).decode() if msg_match else resp.reason
             err = S3HTTPError(resp.status, code, message)
@@ -357,7 +412,7 @@ class LiteS3:
             raise err
         if isinstance(last, S3HTTPError):
             raise last
-        raise OSError(f"S3 GET s3://{bucket}/{key} failed after {self.max_attempts} attempts: {last}")
+        raise OSError(f"S3 {method} s3://{bucket}/{key} failed after {self.max_attempts} attempts: {last}")
 
     def _read_all(self, bucket: str, key: str, query: dict[str, str]) -> bytes:
         """The whole body; a response cut off half-way is fetched again (up to max_attempts)."""
@@ -378,6 +433,22 @@ class LiteS3:
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         return self._read_all(bucket, key, {})
+
+    def put_object(
+        self,
+        *,
+        Bucket: str,  # boto3's argument names, so callers take either client
+        Key: str,
+        Body: bytes,
+        ContentType: str = "application/octet-stream",
+    ) -> dict[str, str | None]:
+        """PUT one object (retried as GETs are: a PUT of the same bytes is idempotent); ``{"ETag"}``."""
+        resp, scheme, host = self._request(
+            Bucket, Key, {}, method="PUT", body=bytes(Body), signed={"content-type": ContentType}
+        )
+        resp.read()
+        self._finished(scheme, host, resp)
+        return {"ETag": resp.headers.get("etag")}
 
     def iter_object(self, bucket: str, key: str, chunk: int = 1 << 20) -> Generator[bytes, None, None]:
         """The object's bytes in blocks. A transfer cut off half-way resumes where it stopped (a Range

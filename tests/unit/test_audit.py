@@ -8,7 +8,7 @@ import uuid
 import boto3
 import orjson
 import pytest
-from maas.rai.audit import LOG_PREFIX, AuditTrail, audit_promotion, caller_identity, outcome, sha256_hex
+from maas.rai.audit import LOG_PREFIX, AuditTrail, caller_identity, outcome, record_promotion, sha256_hex
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_without_bucket_only_logs(monkeypatch):
 
 def test_promotion_override_is_recorded(audit_bucket):
     trail = AuditTrail(bucket=audit_bucket, log_stream=io.StringIO())
-    audit_promotion(
+    record_promotion(
         model="ref",
         version=2,
         alias="production",
@@ -291,11 +291,12 @@ def test_lean_writer_needs_no_boto3(audit_bucket):
 
     code = (
         "import sys, io\n"
-        "from maas.rai.audit import AuditTrail, LitePutClient\n"
+        "from maas.rai.audit import AuditTrail\n"
+        "from maas_models.s3lite import LiteS3\n"
         f"t = AuditTrail(bucket={audit_bucket!r}, log_stream=io.StringIO())\n"
         "t.record('predict', event={}, rows=1, status=200)\n"
         "key = t.flush()\n"
-        "assert isinstance(t._client(), LitePutClient) and key and t.failures == 0, (key, t.failures)\n"
+        "assert isinstance(t._client(), LiteS3) and key and t.failures == 0, (key, t.failures)\n"
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules\n"
         "print(key)\n"
     )
@@ -322,3 +323,31 @@ def test_strict_promotion_hook_raises_when_the_record_is_lost(s3_moto):
     with pytest.raises(ModelUnavailable, match="audit record could not be written"):
         registry_audit_hook(lost, strict=True)(event)
     registry_audit_hook(lost)(event)  # not strict: never raises
+
+
+def test_audit_promotion_is_a_registry_hook_as_documented(
+    published_ref, audit_bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Registry(audit=audit_promotion)``: the registry passes its event dict positionally."""
+    from maas.rai import audit
+    from maas_models import Registry
+
+    monkeypatch.setattr(audit, "_default", AuditTrail(bucket=audit_bucket, log_stream=io.StringIO()))
+    registry = Registry(bucket=published_ref.bucket, audit=audit.audit_promotion)
+    registry.promote("ref", 1, "production", actor="carol", reason="release 1")
+    (records,) = _objects(audit_bucket).values()
+    assert records[0]["kind"] == "promotion" and records[0]["caller"]["id"] == "carol"
+    assert records[0]["alias"] == "production" and records[0]["version"] == 1
+
+
+def test_strict_hook_failure_leaves_the_alias_where_it_was(published_ref) -> None:
+    """The registry audits before it moves the alias: a lost record means no promotion, and the
+    error says so (not "is now production")."""
+    from maas.rai.audit import registry_audit_hook
+    from maas_models.errors import ModelUnavailable
+
+    lost = AuditTrail(bucket="no-such-audit-bucket", log_stream=io.StringIO())
+    with pytest.raises(ModelUnavailable) as info:
+        published_ref.promote("ref", 1, "production", audit=registry_audit_hook(lost, strict=True))
+    assert "was not promoted" in str(info.value) and "is now" not in str(info.value)
+    assert published_ref.alias_record("ref", "production") is None

@@ -1,4 +1,4 @@
-"""The lean read-only S3 client used on the serving path: signer, reads, retries, errors."""
+"""The lean S3 client used on the serving path: signer, reads, writes, retries, errors."""
 
 from __future__ import annotations
 
@@ -80,6 +80,98 @@ def test_signer_matches_botocore(
     assert mine["authorization"] == request.headers["Authorization"]
 
 
+@pytest.mark.parametrize(
+    ("url", "token", "body", "content_type"),
+    [
+        ("http://127.0.0.1:4566/audit/audit/2026/11/28/16/x.jsonl", None, b"{}\n", "application/x-ndjson"),
+        (
+            "https://bkt.s3.eu-west-1.amazonaws.com/audit/odd%20name%2B/r.jsonl",
+            "FwoGZXIvYXdzE//session+token=",
+            b"\x00\xff" * 1000,
+            "application/octet-stream",
+        ),
+    ],
+)
+def test_put_signature_matches_botocore(
+    monkeypatch: pytest.MonkeyPatch, url: str, token: str | None, body: bytes, content_type: str
+) -> None:
+    """The headers LiteS3 sends with a PUT (its body hash and content-type signed) carry botocore's
+    signature for the same request: a PUT signing bug would otherwise drop audit objects on AWS."""
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    region = "us-east-1" if "127.0.0.1" in url else "eu-west-1"
+    fixed = dt.datetime(2026, 11, 28, 16, 30, 5)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: fixed)
+    request = AWSRequest(method="PUT", url=url, data=body, headers={"Content-Type": content_type})
+    botocore.auth.S3SigV4Auth(Credentials(AKID, SECRET, token), "s3", region).add_auth(request)
+
+    sent: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    class _Conn:
+        def request(self, method: str, target: str, headers: dict[str, str], data: bytes = b"") -> object:
+            sent.append((method, target, headers, data))
+            raise OSError("recorded")  # stop here: only the request matters
+
+    endpoint = url.split("/audit/")[0] if "127.0.0.1" in url else None
+    lite = LiteS3(endpoint=endpoint, region=region, credentials=(AKID, SECRET, token), max_attempts=1)
+    monkeypatch.setattr(lite, "_connection", lambda scheme, host: (_Conn(), False))
+    monkeypatch.setattr(
+        "maas_models.s3lite.datetime", type("D", (), {"now": staticmethod(lambda tz=None: fixed)})
+    )
+    bucket, key = ("audit", "audit/2026/11/28/16/x.jsonl") if endpoint else ("bkt", "audit/odd name+/r.jsonl")
+    with pytest.raises(OSError, match="recorded"):
+        lite.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    ((method, target, headers, data),) = sent
+    assert method == "PUT" and data == body and target == url.split(url.split("/")[2], 1)[1]
+    assert headers["x-amz-content-sha256"] == request.headers["X-Amz-Content-SHA256"]
+    assert headers["authorization"] == request.headers["Authorization"]
+    assert headers["content-type"] == content_type and headers["content-length"] == str(len(body))
+
+
+def test_put_on_moto_and_retried_on_5xx(s3_moto: str, flaky: str) -> None:
+    import boto3
+
+    etag = LiteS3().put_object(Bucket=s3_moto, Key="audit/a b.jsonl", Body=b"x\n", ContentType="text/plain")
+    got = boto3.client("s3").get_object(Bucket=s3_moto, Key="audit/a b.jsonl")
+    assert got["Body"].read() == b"x\n" and got["ContentType"] == "text/plain"
+    assert etag["ETag"] == got["ETag"]
+    _Flaky.plan = [503, 500]
+    lite = LiteS3(endpoint=flaky, credentials=("a", "b", None), max_attempts=3)
+    lite.put_object(Bucket="b", Key="k", Body=b"payload")
+    assert _Flaky.seen == ["PUT /b/k payload"] * 3
+    _Flaky.plan, _Flaky.seen = [403], []
+    with pytest.raises(S3HTTPError, match="AccessDenied"):
+        lite.put_object(Bucket="b", Key="k", Body=b"payload")
+    assert len(_Flaky.seen) == 1
+
+
+def test_backoff_is_capped_exponential_with_full_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard mode: uniform(0, min(cap, base * 2 ** attempt))."""
+    from maas_models import s3lite
+
+    monkeypatch.setattr(s3lite.random, "uniform", lambda lo, hi: hi)  # the upper bound of each draw
+    assert [s3lite.backoff_delay(a) for a in (1, 2, 3, 4, 10)] == [0.1, 0.2, 0.4, 0.8, 2.0]
+    monkeypatch.setattr(s3lite.random, "uniform", lambda lo, hi: lo)
+    assert s3lite.backoff_delay(3) == 0.0
+
+
+def test_endpoint_and_region_are_resolved_in_one_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    from maas_models.s3lite import endpoint_from_env, region_from_env
+
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    assert endpoint_from_env() is None and region_from_env() == "us-east-1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://a")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert endpoint_from_env() == "http://a" and region_from_env() == "eu-west-1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3")
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    lite = LiteS3(credentials=("a", "b", None))
+    assert (lite.endpoint, lite.region) == ("http://s3", "ap-south-1")
+
+
 def test_reads_and_lists_on_moto(s3_moto: str) -> None:
     import boto3
 
@@ -134,6 +226,20 @@ class _Flaky(BaseHTTPRequestHandler):
         )
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self) -> None:
+        data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).seen.append(f"PUT {self.path} {data.decode()}")
+        status = type(self).plan.pop(0) if type(self).plan else 200
+        body = b"" if status == 200 else b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
+        if status >= 500:
+            body = b"<Error><Code>InternalError</Code><Message>oops</Message></Error>"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 200:
+            self.send_header("ETag", '"e"')
         self.end_headers()
         self.wfile.write(body)
 

@@ -143,91 +143,6 @@ def _s3_key(prefix: str, now: float | None = None) -> str:
     )
 
 
-class LitePutClient:
-    """Just ``put_object(Bucket, Key, Body, ContentType)`` over http.client, signed with
-    ``maas_models.s3lite.sigv4_headers``; honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style)
-    and AWS_REGION. One keep-alive connection; one retry on a connection error or a 5xx."""
-
-    def __init__(
-        self, access: str, secret: str, token: str | None, region: str, endpoint: str | None
-    ) -> None:
-        self._creds = (access, secret, token)
-        self.region = region
-        self.endpoint = endpoint
-        self._conn: Any = None
-        self._conn_key: tuple[str, str] | None = None
-
-    @classmethod
-    def from_env(cls) -> LitePutClient | None:
-        from maas_models.s3lite import env_credentials
-
-        creds = env_credentials()
-        if creds is None:
-            return None
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-        return cls(*creds, region=region, endpoint=endpoint)
-
-    def _target(self, bucket: str, key: str) -> tuple[str, str, str]:
-        from urllib.parse import quote, urlsplit
-
-        quoted = quote(key, safe="/-_.~")
-        if self.endpoint:
-            parts = urlsplit(self.endpoint)
-            return parts.scheme or "http", parts.netloc, f"/{bucket}/{quoted}"
-        return "https", f"{bucket}.s3.{self.region}.amazonaws.com", f"/{quoted}"
-
-    def _connection(self, scheme: str, host: str) -> Any:
-        import http.client
-
-        if self._conn is None or self._conn_key != (scheme, host):
-            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            self._conn = cls(host, timeout=10)
-            self._conn_key = (scheme, host)
-        return self._conn
-
-    def put_object(
-        self, *, Bucket: str, Key: str, Body: bytes, ContentType: str = "application/octet-stream", **_: Any
-    ) -> dict[str, Any]:
-        from maas_models.s3lite import sigv4_headers
-
-        scheme, host, path = self._target(Bucket, Key)
-        access, secret, token = self._creds
-        last: BaseException | None = None
-        for _attempt in range(2):
-            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            headers = sigv4_headers(
-                "PUT",
-                host,
-                path,
-                {},
-                region=self.region,
-                access_key=access,
-                secret_key=secret,
-                token=token,
-                amz_date=amz_date,
-                payload_sha256=hashlib.sha256(Body).hexdigest(),
-            )
-            headers["content-type"] = ContentType
-            headers["content-length"] = str(len(Body))
-            try:
-                conn = self._connection(scheme, host)
-                conn.request("PUT", path, body=Body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except OSError as exc:  # includes http.client errors on a stale keep-alive connection
-                last = exc
-                self._conn = None
-                continue
-            if 200 <= resp.status < 300:
-                return {"ETag": resp.getheader("ETag")}
-            last = OSError(f"S3 PUT {resp.status}: {data[:200]!r}")
-            if resp.status < 500:
-                break
-        assert last is not None
-        raise last
-
-
 class AuditTrail:
     """Per-invocation buffer of audit records. Create one per process; call ``flush()`` once per
     invocation (in the handler's ``finally``)."""
@@ -366,12 +281,15 @@ class AuditTrail:
 
     # ---------------------------------------------------------------- storage
     def _client(self) -> Any:
-        """boto3, unless the credentials are in the environment (Lambda): then a stdlib PUT signed
-        with the model layer's SigV4 signer, so the predict function never imports boto3 (~0.45 s)."""
+        """boto3, unless the credentials are in the environment (Lambda): then the model layer's lean
+        client (``maas_models.s3lite.LiteS3``), so the predict function never imports boto3 (~0.45 s).
+        Three attempts, botocore's standard-mode default: a flush runs at the end of a request."""
         if self._s3 is None:
-            lean = LitePutClient.from_env() if settings.env_str(settings.AUDIT_LEAN_S3, "1") != "0" else None
-            if lean is not None:
-                self._s3 = lean
+            from maas_models.s3lite import LiteS3, env_credentials
+
+            lean = settings.env_str(settings.AUDIT_LEAN_S3, "1") != "0" and env_credentials() is not None
+            if lean:
+                self._s3 = LiteS3(max_attempts=3)
             else:
                 import boto3
 
@@ -443,11 +361,6 @@ def note(**fields: Any) -> None:
     """Called by a route while serving: model, version, rows, kind ... for this invocation's record.
     (``maas.rai.hooks`` writes its two or three keys into ``_NOTE`` directly: it is per request.)"""
     _NOTE.update(fields)
-
-
-def noted() -> dict[str, Any]:
-    """A copy of this invocation's notes."""
-    return dict(_NOTE)
 
 
 def begin() -> None:
@@ -573,7 +486,7 @@ def reset_default_trail() -> None:
     _default = None
 
 
-def audit_promotion(
+def record_promotion(
     *,
     model: str,
     version: int,
@@ -584,9 +497,8 @@ def audit_promotion(
     violations: list[str] | None = None,
     trail: AuditTrail | None = None,
 ) -> dict[str, Any]:
-    """Record a promotion (an override of a failed gate in particular) and write it immediately.
-
-    Shaped to be passed as the registry's ``audit`` hook: ``Registry(audit=audit_promotion)``."""
+    """Record a promotion (an override of a failed gate in particular) and write it immediately;
+    the record carries ``_key`` (its S3 key) when it was written."""
     t = trail or default_trail()
     rec = t.record(
         "promotion",
@@ -603,6 +515,12 @@ def audit_promotion(
     if key is not None:
         rec = {**rec, "_key": key}
     return rec
+
+
+def audit_promotion(event: Mapping[str, Any]) -> None:
+    """The registry's ``audit`` hook on the process-wide trail: ``Registry(audit=audit_promotion)``.
+    (``registry_audit_hook`` builds one on another trail, or a strict one.)"""
+    registry_audit_hook()(event)
 
 
 def s3_object_sha256(
@@ -702,17 +620,18 @@ def record_queue_message(
 
 def registry_audit_hook(
     trail: AuditTrail | None = None, *, strict: bool = False
-) -> Callable[[dict[str, Any]], None]:
+) -> Callable[[Mapping[str, Any]], None]:
     """An ``audit`` hook for ``maas_models.Registry(audit=...)`` / ``promote(audit=...)``: the registry's
     promotion event (model, version, alias, actor, override, reason, gate_failures) becomes an audit
     record of kind ``promotion`` in the audit bucket, written immediately.
 
-    ``strict`` (the CLI): raise ``ModelUnavailable`` when the record could not be written to S3, so an
-    operator never believes an override was recorded when it was not (the alias has moved already)."""
+    ``strict`` (the CLI): raise ``ModelUnavailable`` when the record could not be written to S3. The
+    registry calls the hook before it moves the alias, so the promotion then does not happen: an
+    operator never gets a promotion (an override in particular) that was not recorded."""
 
-    def hook(event: dict[str, Any]) -> None:
+    def hook(event: Mapping[str, Any]) -> None:
         t = trail or default_trail()
-        rec = audit_promotion(
+        rec = record_promotion(
             model=str(event.get("model")),
             version=int(event.get("version") or 0),
             alias=str(event.get("alias")),
@@ -726,8 +645,9 @@ def registry_audit_hook(
             from maas_models.errors import ModelUnavailable
 
             raise ModelUnavailable(
-                f"{event.get('model')}:{event.get('version')} is now {event.get('alias')}, but its audit "
-                f"record could not be written to s3://{t.bucket}/{t.prefix} (see the warning above)"
+                f"{event.get('model')}:{event.get('version')} was not promoted to {event.get('alias')}: "
+                f"its audit record could not be written to s3://{t.bucket}/{t.prefix} (see the warning "
+                "above); the alias is unchanged"
             )
 
     return hook

@@ -563,8 +563,3 @@ def negotiate(accept: str | None, available: Sequence[str] = tuple(CARD_FILES)) 
             if best is None or key[:3] > best[:3]:
                 best = key
     return best[3] if best else None
-
-
-def card_key(prefix: str, name: str, version: int, media_type: str) -> str:
-    """S3 key of one card file of a version (``models/<name>/<version>/card.md`` ...)."""
-    return f"{prefix.rstrip('/')}/{name}/{version}/{CARD_FILES[media_type]}"

@@ -350,8 +350,3 @@ class BatchDriftSampler:
                 report, model=model, version=version if version is not None else "", source="batch"
             )
         return report
-
-
-def max_psi_or_nan(report: Mapping[str, Any]) -> float:
-    value = report.get("max_psi")
-    return float(value) if value is not None else math.nan

@@ -108,14 +108,6 @@ def download(uri: str, dest: Path) -> Path:
     return dest
 
 
-def download_dir(prefix_uri: str, dest: Path) -> Path:
-    base = prefix_uri.rstrip("/") + "/"
-    for uri in list_files(base):
-        rel = uri[len(base) :] if is_s3(uri) else str(Path(uri).relative_to(local_path(base)))
-        download(uri, dest / rel)
-    return dest
-
-
 def upload_dir(src: Path, prefix_uri: str) -> list[str]:
     """Upload every file under src to prefix_uri, returning the written URIs."""
     written: list[str] = []
