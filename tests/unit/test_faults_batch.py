@@ -142,12 +142,13 @@ def test_a_read_cut_off_midway_publishes_nothing_then_the_retry_completes(stack:
     x = rows(N, seed=4)
     key = "incoming/ref/faults/cut.csv"
     event = drop(stack, key, csv_bytes(x))
-    stack["proxy"].add(INPUT_GET, "truncate", 1, truncate_after=50_000)
+    cut = stack["proxy"].add(INPUT_GET, "truncate", 1, truncate_after=50_000)
     try:
         first = handle(context(), event)  # a client may retry the GET itself ...
     except Exception:
         assert visible(stack) == []  # ... or the invocation fails with nothing visible
         first = handle(context(), event)  # Lambda's retry of the event
+    assert cut.injected == 1, stack["proxy"].log  # the read really was cut off
     assert first["results"][0]["status"] == "succeeded"
     check_complete(stack, key, x)
     assert handle(context(), event)["results"][0]["status"] == "duplicate"  # a third delivery: no-op
@@ -158,9 +159,10 @@ def test_writes_failing_beyond_the_retries_leave_no_partial_output(stack: dict[s
     x = rows(N, seed=5)
     key = "incoming/ref/faults/down.csv"
     event = drop(stack, key, csv_bytes(x))
-    stack["proxy"].add(RESULT_PUT, "internal", 1000)
+    down = stack["proxy"].add(RESULT_PUT, "internal", 1000)
     with pytest.raises(Exception):  # noqa: B017 - any error: Lambda retries the event
         handle(context(), event)
+    assert down.injected >= 3, stack["proxy"].log  # the writes failed, and were retried
     assert visible(stack) == []  # no predictions, no report, no errors file
     stack["proxy"].clear()
     assert handle(context(), event)["results"][0]["status"] == "succeeded"
@@ -178,9 +180,10 @@ def test_report_write_failing_is_retried_as_a_whole_and_not_duplicated(stack: di
     x = rows(N, seed=6)
     key = "incoming/ref/faults/report.csv"
     event = drop(stack, key, csv_bytes(x))
-    stack["proxy"].add(REPORT_PUT, "internal", 1000)
+    down = stack["proxy"].add(REPORT_PUT, "internal", 1000)
     with pytest.raises(Exception):  # noqa: B017
         handle(context(), event)
+    assert down.injected >= 3, stack["proxy"].log
     assert not any(k.endswith("._report.json") for k in visible(stack))
     stack["proxy"].clear()
     assert handle(context(), event)["results"][0]["status"] == "succeeded"
@@ -199,10 +202,9 @@ def test_fanout_under_faults_assembles_every_row_once(
     event = drop(stack, key, csv_bytes(x))
     ctx = context()
     started = handle(ctx, event)["results"][0]
-    assert started["status"] in ("fanned_out", "fanout", "started", "chunked") or "chunks" in started, started
+    assert started["status"] == "fanned_out" and started["chunks"] >= 2, started
     proxy = stack["proxy"]
-    proxy.add(INPUT_GET, "slowdown", 2)
-    proxy.add(r"^PUT /results-\w+/_work/", "internal", 2)
+    faults = [proxy.add(INPUT_GET, "slowdown", 2), proxy.add(r"^PUT /results-\w+/_work/", "internal", 2)]
     sqs = stack["sqs"]
     failures = delivered = 0
     for _ in range(100):
@@ -218,6 +220,7 @@ def test_fanout_under_faults_assembles_every_row_once(
                 failures += 1
             else:
                 sqs.delete_message(QueueUrl=stack["queue"], ReceiptHandle=m["ReceiptHandle"])
-    assert delivered >= 4
+    assert delivered >= started["chunks"]
+    assert [f.injected for f in faults] == [2, 2], proxy.log  # both faults fired
     check_complete(stack, key, x)
     assert not [k for k in visible(stack) if k.startswith("_work/")], "fan-out parts left behind"

@@ -115,7 +115,9 @@ def assert_no_5xx(r: Any, what: object) -> None:
     """Valid-by-chance input may succeed; anything else must be a JSON 4xx."""
     if r.status == 200:
         doc = orjson.loads(r.body)
-        assert isinstance(doc, dict) and ({"predictions", "outputs", "explanations"} & set(doc) or doc), doc
+        assert isinstance(doc, dict), doc
+        answered = {"predictions", "outputs", "explanations"} & set(doc)  # TF Serving, v2, :explain
+        assert answered and all(doc[k] not in (None, [], {}) for k in answered), doc
         return
     assert_json_4xx(r, what)
 
