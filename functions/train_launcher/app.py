@@ -2,7 +2,8 @@
 
 Accepted events (the spec is validated before anything is submitted; invalid -> 400 with every problem):
 - API Gateway REST/HTTP API or Function URL: POST body
-  {"spec": {...} | "s3://...", "gpus": 1, "timeout": 3600}
+  {"spec": {...} | "s3://...", "gpus": 1, "timeout": 3600}, through the Powertools event handler
+  (the REST resolver for payload 1.0, the HTTP resolver for 2.0 and Function URLs), as predict does
 - EventBridge "Object Created" from S3 (detail.bucket.name / detail.object.key): the object is a spec
 - S3 notifications ({"Records": [{"s3": ...}]}), one job per spec object
 - direct invoke: {"spec": {...} | "s3://...", "gpus": ..., "timeout": ..., "attempts": ...}
@@ -13,16 +14,19 @@ No TensorFlow here.
 
 from __future__ import annotations
 
-import logging
+import binascii
 from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event
 from maas.training.launch import LaunchError, submit
 from maas.training.spec import SpecError
 
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
+logger = Logger(service="maas-train-launcher")
 
 OPTIONS = {
     "gpus": "gpus",
@@ -31,6 +35,7 @@ OPTIONS = {
     "vcpus": "vcpus",
     "memory": "memory_mib",
 }
+JSON = "application/json"
 
 
 class BadRequest(ValueError):
@@ -58,55 +63,82 @@ def _options(body: dict[str, Any]) -> dict[str, int]:
 
 def _launch(source: str, options: dict[str, int]) -> dict[str, Any]:
     result = submit(source, **options)  # type: ignore[arg-type]
-    logger.info("submitted training job %s for model %s", result["jobId"], result["model"])
+    logger.info("submitted training job", job_id=result["jobId"], model=result["model"])
     return result
 
 
-def _s3_sources(event: dict[str, Any]) -> list[str]:
+def _request_body(resolver: ApiGatewayResolver) -> dict[str, Any]:
+    """The JSON object of the request; a body that is not base64, UTF-8 or JSON is the client's error."""
+    event = resolver.current_event
+    if not event.body:
+        raise BadRequest("body must be a JSON object with a 'spec'")
+    try:
+        text = event.decoded_body  # base64-decoded and UTF-8-decoded when isBase64Encoded
+    except (binascii.Error, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        what = "UTF-8" if isinstance(exc, UnicodeDecodeError) else "base64"
+        raise BadRequest(f"body is marked base64 but is not valid {what}: {exc}") from exc
+    try:
+        body = orjson.loads(text or "")
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or "spec" not in body:
+        raise BadRequest("body must be a JSON object with a 'spec'")
+    return body
+
+
+def _api(resolver: ApiGatewayResolver) -> ApiGatewayResolver:
+    """One route (POST on any path: the API's resource decides where it is mounted) and one error map."""
+
+    @resolver.post(".+")
+    def submit_request() -> Response:
+        body = _request_body(resolver)
+        result = _launch(_spec_source(body["spec"]), _options(body))
+        return Response(status_code=202, content_type=JSON, body=orjson.dumps(result).decode())
+
+    @resolver.exception_handler([SpecError, BadRequest, LaunchError])
+    def refused(exc: Exception) -> Response:
+        errors = exc.errors if isinstance(exc, SpecError) else [str(exc)]
+        logger.warning("training job not submitted", errors=errors)
+        body = {"error": "invalid training request", "errors": errors}
+        return Response(status_code=400, content_type=JSON, body=orjson.dumps(body).decode())
+
+    return resolver
+
+
+REST = _api(APIGatewayRestResolver())
+HTTP = _api(APIGatewayHttpResolver())  # payload 2.0: HTTP APIs and Function URLs
+
+
+def _from_events(event: dict[str, Any]) -> dict[str, Any]:
+    """S3 notifications, EventBridge "Object Created" and direct invokes; errors propagate (retried)."""
     if event.get("source") == "aws.s3" and "detail" in event:
-        detail = event["detail"]
-        return [f"s3://{detail['bucket']['name']}/{detail['object']['key']}"]
-    return [
-        f"s3://{r['s3']['bucket']['name']}/{unquote_plus(r['s3']['object']['key'])}"
-        for r in event.get("Records", [])
-        if "s3" in r
-    ]
-
-
-def _http(status: int, body: Any) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": "application/json"},
-        "body": orjson.dumps(body).decode(),
-    }
+        detail = EventBridgeEvent(event).detail
+        sources = [f"s3://{detail['bucket']['name']}/{detail['object']['key']}"]
+    else:
+        # notification keys arrive URL-encoded (Powertools' S3Object.key leaves them so); EventBridge's
+        # above are plain
+        records = S3Event(event).records if event.get("Records") else ()
+        sources = [
+            f"s3://{r.s3.bucket.name}/{unquote_plus(r.s3.get_object.key)}"
+            for r in records
+            if "s3" in r.raw_event
+        ]
+    if sources:
+        jobs = [_launch(s, {}) for s in sources]
+        return {"jobs": jobs, "jobId": jobs[0]["jobId"] if len(jobs) == 1 else None}
+    if "spec" in event:
+        return _launch(_spec_source(event["spec"]), _options(event))
+    raise BadRequest("no spec in the event")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    is_http = "httpMethod" in event or ("requestContext" in event and "body" in event)
+    if "httpMethod" in event:
+        return REST.resolve(event, context)
+    if event.get("version") == "2.0" and isinstance(event.get("requestContext"), dict):
+        return HTTP.resolve(event, context)
     try:
-        if is_http:
-            raw = event.get("body") or "{}"
-            if event.get("isBase64Encoded"):
-                import base64
-
-                raw = base64.b64decode(raw).decode()
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest(f"body is not JSON: {exc}") from exc
-            if not isinstance(body, dict) or "spec" not in body:
-                raise BadRequest("body must be a JSON object with a 'spec'")
-            return _http(202, _launch(_spec_source(body["spec"]), _options(body)))
-        sources = _s3_sources(event)
-        if sources:
-            jobs = [_launch(s, {}) for s in sources]
-            return {"jobs": jobs, "jobId": jobs[0]["jobId"] if len(jobs) == 1 else None}
-        if "spec" in event:
-            return _launch(_spec_source(event["spec"]), _options(event))
-        raise BadRequest("no spec in the event")
+        return _from_events(event)
     except (SpecError, BadRequest, LaunchError) as exc:
         errors = exc.errors if isinstance(exc, SpecError) else [str(exc)]
-        logger.warning("training job not submitted: %s", "; ".join(errors))
-        if is_http:
-            return _http(400, {"error": "invalid training request", "errors": errors})
+        logger.warning("training job not submitted", errors=errors)
         raise

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from maas.training.synthetic import make_table, write
 
+from tests.apigw import build_event
 from tests.integration.helpers import delete_prefix, point_at_stack
 
 pytestmark = pytest.mark.integration
@@ -101,7 +102,7 @@ def test_train_launcher_validates_specs_in_the_local_stack(
     }
     response = lam.invoke(
         FunctionName=local_stack["functions"]["train_launcher"],
-        Payload=json.dumps({"httpMethod": "POST", "body": json.dumps(bad)}).encode(),
+        Payload=json.dumps(build_event("rest", "POST", "/jobs", json.dumps(bad))).encode(),
     )
     payload = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, payload

@@ -3,6 +3,7 @@ handler and the `maas train` CLI (no TensorFlow)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from maas.training import launch
 from maas.training.spec import SpecError
 from moto import mock_aws
 
+from tests.apigw import build_event
 from tests.handlers import load_handler
 
 SPEC = {
@@ -176,18 +178,22 @@ def test_status_and_logs(batch_env: dict[str, Any]) -> None:
         launch.status("00000000-0000-0000-0000-000000000000", batch=batch)
 
 
-def test_train_launcher_handler(batch_env: dict[str, Any]) -> None:
+@pytest.mark.parametrize("kind", ["rest", "http", "url"])
+def test_train_launcher_handler(batch_env: dict[str, Any], kind: str) -> None:
     app = load_handler("train_launcher", fresh=True)
-    api = app.handler({"httpMethod": "POST", "body": json.dumps({"spec": SPEC, "gpus": 2})}, None)
+    api = app.handler(build_event(kind, "POST", "/jobs", json.dumps({"spec": SPEC, "gpus": 2})), None)
     assert api["statusCode"] == 202 and json.loads(api["body"])["jobId"]
     bad = app.handler(
-        {"httpMethod": "POST", "body": json.dumps({"spec": {**SPEC, "training": {"epochs": 0}}})}, None
+        build_event(kind, "POST", "/jobs", json.dumps({"spec": {**SPEC, "training": {"epochs": 0}}})), None
     )
     assert bad["statusCode"] == 400 and any(
         e.startswith("training.epochs") for e in json.loads(bad["body"])["errors"]
     )
-    assert app.handler({"httpMethod": "POST", "body": "nope"}, None)["statusCode"] == 400
-
+    assert app.handler(build_event(kind, "POST", "/jobs", "nope"), None)["statusCode"] == 400
+    b64 = app.handler(build_event(kind, "POST", "/jobs", json.dumps({"spec": SPEC}), base64_body=True), None)
+    assert b64["statusCode"] == 202, b64
+    if kind != "rest":
+        return
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="ingest-bucket")
     s3.put_object(Bucket="ingest-bucket", Key="training/specs/ref v2.json", Body=json.dumps(SPEC).encode())
@@ -207,6 +213,28 @@ def test_train_launcher_handler(batch_env: dict[str, Any]) -> None:
     assert direct["model"] == "ref"
     with pytest.raises(SpecError):
         app.handler({"spec": {"model_name": "ref"}}, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [("not base64!", "base64"), (base64.b64encode(b"\xff\xfe{}").decode(), "UTF-8")],
+    ids=["bad-base64", "not-utf8"],
+)
+def test_train_launcher_undecodable_body_is_a_400(batch_env: dict[str, Any], body: str, why: str) -> None:
+    """A body marked base64 that does not decode, or is not UTF-8, is the client's error: 400."""
+    app = load_handler("train_launcher", fresh=True)
+    event = build_event("rest", "POST", "/jobs", "{}")
+    event.update(body=body, isBase64Encoded=True)
+    response = app.handler(event, None)
+    assert response["statusCode"] == 400, response
+    assert why in " ".join(json.loads(response["body"])["errors"])
+    assert not batch_env["batch"].list_jobs(jobQueue="maas-training")["jobSummaryList"]
+
+
+def test_train_launcher_unknown_event_is_refused(batch_env: dict[str, Any]) -> None:
+    app = load_handler("train_launcher", fresh=True)
+    with pytest.raises(ValueError, match="no spec in the event"):
+        app.handler({"detail-type": "Scheduled Event", "source": "aws.events"}, None)
 
 
 def test_cli_help_and_validate(tmp_path: Path) -> None:
