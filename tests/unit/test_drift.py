@@ -81,7 +81,7 @@ def test_emf_document(manifest):
     cw = line["_aws"]["CloudWatchMetrics"][0]
     names = {m["Name"] for m in cw["Metrics"]}
     assert {"DriftMaxPSI", "DriftedFeatures", "PSI_a"} <= names
-    assert line["DriftMaxPSI"] == r["max_psi"] and line["Model"] == "ref" and line["Source"] == "batch"
+    assert line["DriftMaxPSI"] == r["max_psi"] and line["model"] == "ref" and line["source"] == "batch"
 
 
 def test_reservoir_is_uniform_and_bounded():
@@ -101,7 +101,7 @@ def test_online_monitor_flushes_on_time_and_emits(manifest):
     now[0] = 61.0
     report = mon.observe("ref", 1, manifest, rng.normal(size=(10, 3)) + 3)
     assert report is not None and report["rows"] == 110 and report["max_psi"] > PSI_WARNING_THRESHOLD
-    assert orjson.loads(buf.getvalue())["Source"] == "online"
+    assert orjson.loads(buf.getvalue())["source"] == "online"
     # never raises, even on garbage
     assert mon.observe("ref", 1, manifest, np.zeros((2, 7))) is None
 
@@ -134,5 +134,5 @@ def test_batch_sampler_reports_drift_over_all_blocks(manifest):
         report = sampler.report(model="ref", version=2)
     assert report is not None and report["sampled_from"] == 10_000 and report["rows"] == 2000
     assert report["drifted"] == ["c"] and report["warnings"]
-    assert orjson.loads(buf.getvalue())["Source"] == "batch"
+    assert orjson.loads(buf.getvalue())["source"] == "batch"
     assert BatchDriftSampler({"inputs": [{"feature_names": NAMES}]}).report() is None  # no fingerprint

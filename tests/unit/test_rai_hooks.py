@@ -114,7 +114,7 @@ def test_online_drift_is_sampled_and_reported(monkeypatch):
     now[0] = 11.0
     hooks.on_predict(loaded, rng.normal(size=(1, 3)).astype(np.float32))
     doc = orjson.loads(buf.getvalue())
-    assert doc["Source"] == "online" and doc["MaxFeature"] == "f2" and doc["DriftMaxPSI"] > 0.2
+    assert doc["source"] == "online" and doc["max_feature"] == "f2" and doc["DriftMaxPSI"] > 0.2
 
 
 def test_record_fields_on_the_fast_path(trail):

@@ -32,7 +32,6 @@ from maas.rai.mask import mask_fields
 logger = logging.getLogger(__name__)
 
 LOG_PREFIX = "MAAS_AUDIT "
-METRICS_NAMESPACE = "maas"
 SCHEMA_VERSION = 1
 
 KINDS = ("predict", "explain", "batch_file", "batch_chunk", "queue_message", "promotion", "card")
@@ -332,25 +331,12 @@ class AuditTrail:
         logger.warning(
             "audit %s failed (%s); %d record(s) kept only in the log", stage, type(exc).__name__, count
         )
-        doc = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [
-                    {
-                        "Namespace": METRICS_NAMESPACE,
-                        "Dimensions": [["Stage"]],
-                        "Metrics": [{"Name": "AuditWriteFailed", "Unit": "Count"}],
-                    }
-                ],
-            },
-            "Stage": stage,
-            "AuditWriteFailed": count,
-        }
-        try:
-            out = self._stream if self._stream is not None else sys.stdout
-            out.write(orjson.dumps(doc).decode() + "\n")
-        except Exception:  # noqa: S110 - nothing left to report to
-            pass
+        from maas_models import metrics
+
+        metrics.publish(
+            metrics.document({"AuditWriteFailed": count}, {}, {"stage": stage}),
+            self._stream if self._stream is not None else sys.stdout,
+        )
 
 
 # -- per-invocation notes: routes say what they served, the handler writes the record ---------------

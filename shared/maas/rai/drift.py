@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 import numpy as np
-import orjson
+from maas_models import metrics
 
 PSI_WARNING_THRESHOLD = 0.2
 EPSILON = 1e-4
 DEFAULT_BINS = 10
-METRICS_NAMESPACE = "maas"
 
 
 def _raw(manifest: Any) -> Mapping[str, Any]:
@@ -153,44 +151,28 @@ def emf_document(
     version: int | str,
     source: str,
     per_feature: bool = False,
-    namespace: str = METRICS_NAMESPACE,
     timestamp_ms: int | None = None,
 ) -> dict[str, Any] | None:
-    """An Embedded Metric Format document: DriftMaxPSI and DriftedFeatures (+ PSI_<feature>)."""
+    """An Embedded Metric Format document (``maas_models.metrics``): DriftMaxPSI, DriftedFeatures and
+    DriftSampleRows (+ PSI_<feature>) with dimensions ``model`` and ``source``."""
     if report.get("max_psi") is None:
         return None
-    metrics: dict[str, float] = {
+    values: dict[str, float] = {
         "DriftMaxPSI": float(report["max_psi"]),
         "DriftedFeatures": float(len(report.get("drifted", []))),
         "DriftSampleRows": float(report.get("rows", 0)),
     }
     if per_feature:
         for name, value in list(report.get("psi", {}).items())[:97]:  # EMF: at most 100 metrics
-            metrics[f"PSI_{name}"] = float(value)
-    doc: dict[str, Any] = {
-        "_aws": {
-            "Timestamp": timestamp_ms if timestamp_ms is not None else int(time.time() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": namespace,
-                    "Dimensions": [["Model", "Source"]],
-                    "Metrics": [
-                        {
-                            "Name": k,
-                            "Unit": "Count" if k != "DriftMaxPSI" and not k.startswith("PSI_") else "None",
-                        }
-                        for k in metrics
-                    ],
-                }
-            ],
-        },
-        "Model": model,
-        "Version": str(version),
-        "Source": source,
-        "MaxFeature": report.get("max_feature"),
-        **metrics,
-    }
-    return doc
+            values[f"PSI_{name}"] = float(value)
+    units = {k: metrics.NONE for k in values if k == "DriftMaxPSI" or k.startswith("PSI_")}
+    return metrics.document(
+        values,
+        units,
+        {"model": model, "source": source},
+        properties={"version": str(version), "max_feature": report.get("max_feature")},
+        timestamp_ms=timestamp_ms,
+    )
 
 
 def emit_drift_metrics(
@@ -205,9 +187,7 @@ def emit_drift_metrics(
     """Print the EMF document (one line) so CloudWatch turns it into metrics. Returns it."""
     doc = emf_document(report, model=model, version=version, source=source, per_feature=per_feature)
     if doc is not None:
-        out = stream if stream is not None else sys.stdout
-        out.write(orjson.dumps(doc).decode() + "\n")
-        out.flush()
+        metrics.publish(doc, stream)
     return doc
 
 

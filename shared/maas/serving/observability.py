@@ -14,9 +14,10 @@ import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from maas_models.metrics import namespace
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "maas-predict"
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "maas"
+NAMESPACE = namespace()  # the one emitter's namespace (maas_models.metrics)
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
