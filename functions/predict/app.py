@@ -35,10 +35,10 @@ elif service.preloaded:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    started = rai.begin_request()
+    request = rai.begin_request()  # this request's audit notes, filled while it is served
     response: dict[str, Any] | None = None
     try:
         response = dispatch(event, context)
         return response
     finally:
-        rai.end_request(event, response, started)  # one audit record per request; never raises
+        rai.end_request(event, response, request)  # one audit record per request; never raises

@@ -1,10 +1,14 @@
 """Every environment variable the application reads, named in one place.
 
 The model layer's own variables live in `maas_models.settings`; they are re-exported here so that
-this module is the one page to read for configuration.
+this module is the one page to read for configuration. Areas read their values once, into a frozen
+settings object built at init and passed in (``RaiSettings``, ``TrainingSettings``, as
+``maas_models.settings.LayerSettings``): tests construct one instead of patching the environment.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from maas_models.settings import (  # noqa: F401  (re-exported for one-page configuration)
     ALIAS_TTL_SECONDS,
@@ -67,3 +71,37 @@ ASSEMBLY_LOCK_SECONDS = "MAAS_ASSEMBLY_LOCK_SECONDS"  # a fan-out assembly claim
 DEFAULT_BATCH_PREDICT_ROWS = 4096
 DEFAULT_BATCH_BLOCK_MB = 8.0
 DEFAULT_ASSEMBLY_LOCK_SECONDS = 900
+
+
+def _optional_int(name: str) -> int | None:
+    value = env_str(name)
+    return None if value is None else env_int(name, 0)
+
+
+@dataclass(frozen=True)
+class RaiSettings:
+    """Settings of ``maas.rai`` (audit trail, drift monitor, explanations), read once."""
+
+    audit_bucket: str | None = field(default_factory=lambda: env_str(AUDIT_BUCKET))
+    audit_prefix: str = field(default_factory=lambda: env_str(AUDIT_PREFIX, "audit/") or "audit/")
+    audit_log: bool = field(default_factory=lambda: env_str(AUDIT_LOG, "1") not in ("0", "false"))
+    audit_flush_seconds: float = field(default_factory=lambda: env_float(AUDIT_FLUSH_SECONDS, 0.0))
+    audit_lean_s3: bool = field(default_factory=lambda: env_str(AUDIT_LEAN_S3, "1") != "0")
+    audit_hash_max_mb: int = field(default_factory=lambda: env_int(AUDIT_HASH_MAX_MB, 64))
+    drift_sample_size: int = field(
+        default_factory=lambda: env_int(DRIFT_SAMPLE_SIZE, DEFAULT_DRIFT_SAMPLE_SIZE)
+    )
+    drift_flush_seconds: float = field(
+        default_factory=lambda: env_float(DRIFT_FLUSH_SECONDS, DEFAULT_DRIFT_FLUSH_SECONDS)
+    )
+    explain_samples: int | None = field(default_factory=lambda: _optional_int(EXPLAIN_SAMPLES))
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Settings of ``maas.training`` and the train_launcher function, read once."""
+
+    job_queue: str = field(default_factory=lambda: env_str(TRAINING_JOB_QUEUE, "") or "")
+    job_definition: str = field(default_factory=lambda: env_str(TRAINING_JOB_DEFINITION, "") or "")
+    log_level: str = field(default_factory=lambda: env_str(TRAINING_LOG_LEVEL, "INFO") or "INFO")
+    models_bucket: str | None = field(default_factory=lambda: env_str(MODELS_BUCKET))

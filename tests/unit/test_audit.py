@@ -8,7 +8,9 @@ import uuid
 import boto3
 import orjson
 import pytest
-from maas.rai.audit import LOG_PREFIX, AuditTrail, caller_identity, outcome, record_promotion, sha256_hex
+from maas.rai.audit import LOG_PREFIX, AuditTrail, record_promotion
+from maas.rai.hashing import sha256_hex
+from maas.rai.identity import caller_identity, outcome
 
 
 @pytest.fixture
@@ -212,7 +214,8 @@ def test_registry_promotion_override_lands_in_the_audit_trail(published_ref, aud
 def test_batch_file_record_hashes_the_object(audit_bucket):
     import hashlib
 
-    from maas.rai.audit import record_batch_file, s3_object_sha256
+    from maas.rai.audit import record_batch_file
+    from maas.rai.hashing import s3_object_sha256
 
     s3 = boto3.client("s3")
     data = b"f0,f1\n1.5,2.5\n" * 1000

@@ -123,8 +123,9 @@ def test_record_fields_on_the_fast_path(trail):
 
     _, log = trail
     body = '{"instances": [[1.0, 2.0, 3.0]], "note": "\udcff"}'  # a lone surrogate still gets hashed
-    started = hooks.begin_request()
-    hooks.end_request({**EVENT, "body": body}, {"statusCode": 200, "headers": {}}, started - 0.0012345678)
+    request = hooks.begin_request()
+    request.started -= 0.0012345678
+    hooks.end_request({**EVENT, "body": body}, {"statusCode": 200, "headers": {}}, request)
     rec = orjson.loads(log.getvalue().removeprefix(audit.LOG_PREFIX))
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rec["ts"])
     assert rec["duration_ms"] >= 1.235 and round(rec["duration_ms"], 3) == rec["duration_ms"]
@@ -159,3 +160,30 @@ def test_a_broken_audit_setting_never_fails_the_request(monkeypatch):
     monkeypatch.setenv("MAAS_AUDIT_FLUSH_SECONDS", "soon")
     hooks.end_request(EVENT, {"statusCode": 200}, hooks.begin_request())  # no exception
     audit.reset_default_trail()
+
+
+def test_notes_are_request_scoped(trail):
+    """A request's notes never leak into the next one, and code outside a request notes nothing."""
+    _, log = trail
+    first = hooks.begin_request()
+    hooks.on_model(_loaded())
+    hooks.on_predict(_loaded(), np.ones((3, 3), np.float32))
+    second = hooks.begin_request()
+    assert (first.model, first.rows) == ("m", 3) and (second.model, second.rows) == (None, None)
+    hooks.end_request(EVENT, {"statusCode": 400, "headers": {}}, second)
+    rec = orjson.loads(log.getvalue().removeprefix(audit.LOG_PREFIX))
+    assert rec["model"] is None and rec["rows"] is None and rec["outcome"]["status"] == 400
+    audit.note(rows=5)
+    assert second.rows == 5
+    with pytest.raises(AttributeError):
+        audit.note(payload="x")  # the notes hold only what a record carries
+
+
+def test_audit_api_takes_keywords(trail):
+    """The record API is keyword-only past the kind: no 13 positional arguments to get in order."""
+    import inspect
+
+    params = inspect.signature(audit.AuditTrail.record).parameters
+    assert [n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD] == ["self", "kind"]
+    build = inspect.signature(audit.AuditTrail._build).parameters
+    assert sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in build.values()) <= 3

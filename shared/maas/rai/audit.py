@@ -10,348 +10,45 @@ the README). Each record is also printed as one line prefixed by ``MAAS_AUDIT`` 
 Logs keeps a copy even when S3 is unavailable (a metric filter / Logs Insights query on
 ``"MAAS_AUDIT"`` finds them). Auditing never fails a request: a failed write logs a warning and emits
 the ``AuditWriteFailed`` metric (EMF).
+
+This module holds the record builders, one per kind of input, and the process-wide trail. The pieces
+live by concern: ``maas.rai.trail`` (buffer, log copy, S3 object), ``maas.rai.identity`` (caller,
+outcome), ``maas.rai.hashing`` (input digests), ``maas.rai.request`` (one request's notes).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
-import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TextIO
+from typing import Any
 
-import orjson
+from maas.rai.hashing import http_body_bytes, s3_object_sha256, sha256_hex
+from maas.rai.identity import _get, caller_identity, outcome
+from maas.rai.request import RequestNotes, begin, current, note
+from maas.rai.trail import KINDS, LOG_PREFIX, SCHEMA_VERSION, AuditTrail
 
-from maas import settings
-from maas.rai.mask import mask_fields
+__all__ = [
+    "KINDS",
+    "LOG_PREFIX",
+    "SCHEMA_VERSION",
+    "AuditTrail",
+    "audit_http",
+    "audit_promotion",
+    "begin",
+    "caller_identity",
+    "default_trail",
+    "note",
+    "outcome",
+    "record_batch_file",
+    "record_promotion",
+    "record_queue_message",
+    "registry_audit_hook",
+    "reset_default_trail",
+    "sha256_hex",
+]
 
 logger = logging.getLogger(__name__)
-
-LOG_PREFIX = "MAAS_AUDIT "
-SCHEMA_VERSION = 1
-
-KINDS = ("predict", "explain", "batch_file", "batch_chunk", "queue_message", "promotion", "card")
-
-
-_SHA256 = hashlib.sha256()  # copied per hash: cheaper than hashlib.sha256() (OpenSSL 3 fetches the digest)
-
-
-def sha256_hex(data: bytes | bytearray | memoryview | str | None) -> str | None:
-    """sha256 of the raw input (the request body / object bytes / message body)."""
-    if data is None:
-        return None
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogatepass")
-    h = _SHA256.copy()
-    h.update(data)
-    return h.hexdigest()
-
-
-def _get(d: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(d, Mapping):
-            return None
-        d = d.get(key)
-    return d
-
-
-def caller_identity(event: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Who called, from an API Gateway (REST v1 or HTTP v2) event, an SQS record or an S3 record.
-
-    Priority: IAM principal ARN > Cognito/JWT ``sub`` > API key id > custom authorizer principal >
-    source IP. Returns ``{"type", "id", "source_ip"}`` (+ ``api_key_id`` when present); never
-    secrets (API key values, tokens) and nothing from the body. Per request: a handful of dict reads.
-    """
-    if event.__class__ is not dict and not isinstance(event, Mapping):
-        return {"type": "unknown", "id": None, "source_ip": None}
-    source = event.get("eventSource")
-    if source is not None:
-        if source == "aws:sqs":
-            sender = _get(event, "attributes", "SenderId")
-            return {
-                "type": "sqs_sender",
-                "id": sender,
-                "source_ip": None,
-                "source": event.get("eventSourceARN"),
-            }
-        if source == "aws:s3":
-            return {
-                "type": "s3_principal",
-                "id": _get(event, "userIdentity", "principalId"),
-                "source_ip": _get(event, "requestParameters", "sourceIPAddress"),
-            }
-    rc = event.get("requestContext") or {}
-    identity = rc.get("identity") or {}
-    authorizer = rc.get("authorizer") or {}
-    source_ip = identity.get("sourceIp") or _get(rc, "http", "sourceIp")
-    api_key_id = identity.get("apiKeyId")
-    iam_arn = identity.get("userArn") or (authorizer and _get(authorizer, "iam", "userArn"))
-    sub = (
-        authorizer and (_get(authorizer, "claims", "sub") or _get(authorizer, "jwt", "claims", "sub"))
-    ) or identity.get("cognitoIdentityId")
-    out: dict[str, Any]
-    if iam_arn:
-        out = {"type": "iam", "id": iam_arn, "source_ip": source_ip}
-    elif sub:
-        out = {"type": "cognito", "id": sub, "source_ip": source_ip}
-    elif api_key_id:
-        out = {"type": "api_key", "id": api_key_id, "source_ip": source_ip}
-    elif authorizer and authorizer.get("principalId"):
-        out = {"type": "authorizer", "id": authorizer.get("principalId"), "source_ip": source_ip}
-    elif source_ip:
-        out = {"type": "source_ip", "id": source_ip, "source_ip": source_ip}
-    else:
-        out = {"type": "anonymous", "id": None, "source_ip": source_ip}
-    if api_key_id:
-        out["api_key_id"] = api_key_id
-    return out
-
-
-def outcome(status: int | None = None, error: BaseException | str | None = None) -> dict[str, Any]:
-    """``{"status", "ok", "error"}``: the error CLASS name only, never its message (it may quote input)."""
-    err: str | None
-    err = type(error).__name__ if isinstance(error, BaseException) else error
-    ok = error is None and (status is None or 200 <= status < 400)
-    return {"status": status, "ok": ok, "error": err}
-
-
-_TS_CACHE: list[Any] = [-1, ""]
-_MS_SUFFIX = tuple(f".{ms:03d}Z" for ms in range(1000))
-
-
-def _utc_now_ms() -> str:
-    """``2026-11-28T17:25:00.156Z``: the seconds part is formatted once per second and the
-    milliseconds come from a table, so a request pays one concatenation (isoformat: ~4 us)."""
-    now = time.time()
-    sec = int(now)
-    if sec != _TS_CACHE[0]:
-        _TS_CACHE[0], _TS_CACHE[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    return _TS_CACHE[1] + _MS_SUFFIX[int((now - sec) * 1000.0)]
-
-
-def _s3_key(prefix: str, now: float | None = None) -> str:
-    """``<prefix>/<yyyy>/<mm>/<dd>/<hh>/<yyyymmddThhmmss>-<random hex>.jsonl`` (UTC)."""
-    t = time.gmtime(time.time() if now is None else now)
-    return (
-        f"{prefix.rstrip('/')}/{time.strftime('%Y/%m/%d/%H', t)}/"
-        f"{time.strftime('%Y%m%dT%H%M%S', t)}-{os.urandom(16).hex()}.jsonl"
-    )
-
-
-class AuditTrail:
-    """Per-invocation buffer of audit records. Create one per process; call ``flush()`` once per
-    invocation (in the handler's ``finally``)."""
-
-    def __init__(
-        self,
-        *,
-        bucket: str | None = None,
-        prefix: str | None = None,
-        s3: Any = None,
-        log_stream: TextIO | None = None,
-        emit_log: bool | None = None,
-        sensitive: Iterable[str] = (),
-        flush_seconds: float | None = None,
-    ) -> None:
-        self.bucket = bucket if bucket is not None else settings.env_str(settings.AUDIT_BUCKET)
-        self.prefix = (
-            prefix if prefix is not None else (settings.env_str(settings.AUDIT_PREFIX, "audit/") or "audit/")
-        )
-        self._s3 = s3
-        self._stream = log_stream
-        self.emit_log = (
-            emit_log
-            if emit_log is not None
-            else settings.env_str(settings.AUDIT_LOG, "1") not in ("0", "false")
-        )
-        self.sensitive = set(sensitive)
-        self.flush_seconds = (
-            flush_seconds
-            if flush_seconds is not None
-            else settings.env_float(settings.AUDIT_FLUSH_SECONDS, 0.0)
-        )
-        self._buffer: list[bytes] = []  # serialised records, newline-terminated
-        self._oldest: float | None = None
-        self._lock = threading.Lock()
-        self.failures = 0
-
-    # ---------------------------------------------------------------- records
-    def record(
-        self,
-        kind: str,
-        *,
-        caller: Mapping[str, Any] | None = None,
-        event: Mapping[str, Any] | None = None,
-        model: str | None = None,
-        version: int | str | None = None,
-        alias: str | None = None,
-        input_sha256: str | None = None,
-        rows: int | None = None,
-        status: int | None = None,
-        error: BaseException | str | None = None,
-        request_id: str | None = None,
-        duration_ms: float | None = None,
-        sensitive: Iterable[str] = (),
-        **extra: Any,
-    ) -> dict[str, Any]:
-        """Buffer one record (and print its log copy). Never raises."""
-        try:
-            return self._add(
-                kind,
-                dict(caller) if caller is not None else caller_identity(event),
-                model,
-                version,
-                alias,
-                input_sha256,
-                rows,
-                status,
-                error,
-                request_id,
-                duration_ms,
-                sensitive,
-                extra,
-            )
-        except Exception as exc:  # pragma: no cover - defensive: auditing never breaks a request
-            self._failed("record", exc)
-            return {}
-
-    def _add(
-        self,
-        kind: str,
-        caller: dict[str, Any],
-        model: str | None,
-        version: int | str | None,
-        alias: str | None,
-        input_sha256: str | None,
-        rows: int | None,
-        status: int | None,
-        error: BaseException | str | None,
-        request_id: str | None,
-        duration_ms: float | None,
-        sensitive: Iterable[str],
-        extra: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        """Build the record in one go, serialise it once (log copy and S3 share the bytes), buffer it.
-
-        Positional on purpose: this is the per-request hot path (``audit_http``)."""
-        if isinstance(version, str):
-            version = int(version) if version.isdigit() else version
-        if error is not None and isinstance(error, BaseException):
-            error = type(error).__name__
-        if duration_ms is not None:  # to the microsecond, as round(ms, 3) but without its decimal conversion
-            duration_ms = math.floor(float(duration_ms) * 1000.0 + 0.5) / 1000.0
-        rec: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "ts": _utc_now_ms(),
-            "kind": kind,
-            "request_id": request_id,
-            "caller": caller,
-            "model": model,
-            "version": version,
-            "alias": alias,
-            "input_sha256": input_sha256,
-            "rows": rows,
-            "outcome": {
-                "status": status,
-                "ok": error is None and (status is None or 200 <= status < 400),
-                "error": error,
-            },
-            "duration_ms": duration_ms,
-        }
-        if extra:
-            names = self.sensitive.union(sensitive) if sensitive else self.sensitive
-            rec["extra"] = mask_fields(extra, names) if names else extra
-        line = orjson.dumps(rec, default=str, option=orjson.OPT_APPEND_NEWLINE)
-        with self._lock:
-            if not self._buffer:
-                self._oldest = time.monotonic()
-            self._buffer.append(line)
-        if self.emit_log:
-            (self._stream if self._stream is not None else sys.stdout).write(LOG_PREFIX + line.decode())
-        return rec
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer)
-
-    # ---------------------------------------------------------------- storage
-    def _client(self) -> Any:
-        """boto3, unless the credentials are in the environment (Lambda): then the model layer's lean
-        client (``maas_models.s3lite.LiteS3``), so the predict function never imports boto3 (~0.45 s).
-        Three attempts, botocore's standard-mode default: a flush runs at the end of a request."""
-        if self._s3 is None:
-            from maas_models.s3lite import LiteS3, env_credentials
-
-            lean = settings.env_str(settings.AUDIT_LEAN_S3, "1") != "0" and env_credentials() is not None
-            if lean:
-                self._s3 = LiteS3(max_attempts=3)
-            else:
-                import boto3
-
-                self._s3 = boto3.client("s3")
-        return self._s3
-
-    def maybe_flush(self) -> str | None:
-        """Flush when the oldest buffered record is ``flush_seconds`` old (0, the default: every
-        invocation). A larger value batches the S3 copy of a busy predict function's records; their
-        log copy is written at once either way."""
-        oldest = self._oldest
-        if not self._buffer or oldest is None:
-            return None
-        if time.monotonic() - oldest < self.flush_seconds:
-            return None
-        return self.flush()
-
-    def flush(self) -> str | None:
-        """Write the buffered records as one JSON-lines object; returns its key (None if nothing was
-        written). Never raises: on failure the records are dropped from the buffer (their log copy
-        remains), a warning is logged and the AuditWriteFailed metric emitted."""
-        with self._lock:
-            records, self._buffer = self._buffer, []
-            self._oldest = None
-        if not records or not self.bucket:
-            return None
-        key = _s3_key(self.prefix)
-        body = b"".join(records)  # each record was serialised once, when it was recorded
-        try:
-            self._client().put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
-            )
-        except Exception as exc:
-            self._failed("flush", exc, count=len(records))
-            return None
-        return key
-
-    def _failed(self, stage: str, exc: BaseException, count: int = 1) -> None:
-        self.failures += 1
-        logger.warning(
-            "audit %s failed (%s); %d record(s) kept only in the log", stage, type(exc).__name__, count
-        )
-        from maas_models import metrics
-
-        metrics.publish(
-            metrics.document({"AuditWriteFailed": count}, {}, {"stage": stage}),
-            self._stream if self._stream is not None else sys.stdout,
-        )
-
-
-# -- per-invocation notes: routes say what they served, the handler writes the record ---------------
-_NOTE: dict[str, Any] = {}
-
-
-def note(**fields: Any) -> None:
-    """Called by a route while serving: model, version, rows, kind ... for this invocation's record.
-    (``maas.rai.hooks`` writes its two or three keys into ``_NOTE`` directly: it is per request.)"""
-    _NOTE.update(fields)
-
-
-def begin() -> None:
-    """Start of an invocation: forget the previous invocation's notes."""
-    _NOTE.clear()
 
 
 def _header(headers: Mapping[str, Any] | None, name: str) -> Any:
@@ -361,27 +58,11 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> Any:
     return None
 
 
-def http_body_bytes(event: Mapping[str, Any]) -> bytes | None:
-    """The request body exactly as the client sent it (base64 bodies decoded), for hashing."""
-    body = event.get("body")
-    if body is None:
-        return None
-    if event.get("isBase64Encoded"):
-        import base64
-        import binascii
-
-        try:
-            return base64.b64decode(body)
-        except (binascii.Error, ValueError):
-            return str(body).encode()
-    return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
-
-
 def audit_http(
     event: Mapping[str, Any],
     response: Mapping[str, Any] | None,
     *,
-    started: float | None = None,
+    request: RequestNotes | None = None,
     trail: AuditTrail | None = None,
     methods: tuple[str, ...] = ("POST",),
     sensitive: Iterable[str] | None = None,
@@ -389,12 +70,10 @@ def audit_http(
 ) -> dict[str, Any] | None:
     """One record for an API request (REST v1, HTTP API v2 or Function URL event) and its response.
 
-    Model and version come from the route's ``note`` (or the ``X-Maas-Model[-Version]`` response
-    headers); only ``methods`` are audited (predictions and explanations). With ``flush``, the trail
-    is then flushed per its policy (``maybe_flush``). Never raises.
-
-    This runs once per prediction request, so it does only what the record needs: no keyword
-    plumbing, no copies of the notes, the raw body hashed as delivered, one serialisation."""
+    Model and version come from the request's notes (``request``, else the current request's; routes
+    fill them with ``note``), or the ``X-Maas-Model[-Version]`` response headers; only ``methods`` are
+    audited (predictions and explanations). With ``flush``, the trail is then flushed per its policy
+    (``maybe_flush``). Never raises."""
     try:
         t = trail if trail is not None else (_default if _default is not None else default_trail())
     except Exception as exc:  # e.g. a malformed MAAS_AUDIT_* setting: never fail the request
@@ -405,45 +84,30 @@ def audit_http(
         method = event.get("httpMethod") or _get(rc, "http", "method")
         if method not in methods:
             return None
-        notes = _NOTE
+        notes = request if request is not None else (current() or RequestNotes(started=time.perf_counter()))
         status = response.get("statusCode") if response else None
-        model = notes.get("model")
-        version = notes.get("version")
+        model, version = notes.model, notes.version
         if model is None or version is None:
             headers = (response or {}).get("headers") or {}
             if model is None:
                 model = _header(headers, "x-maas-model")
             if version is None:
                 version = _header(headers, "x-maas-model-version")
-        body = event.get("body")
-        if body is None:
-            digest = None
-        elif isinstance(body, str) and not event.get("isBase64Encoded"):
-            h = _SHA256.copy()
-            h.update(body.encode("utf-8", "surrogatepass"))
-            digest = h.hexdigest()
-        else:
-            digest = sha256_hex(http_body_bytes(event))
-        try:
-            rec = t._add(
-                str(notes.get("kind", "predict")),
-                caller_identity(event),
-                model,
-                version,
-                notes.get("alias"),
-                digest,
-                notes.get("rows"),
-                int(status) if status is not None else None,
-                notes.get("error"),
-                rc.get("requestId"),
-                None if started is None else (time.perf_counter() - started) * 1000.0,
-                sensitive if sensitive is not None else (notes.get("sensitive") or ()),
-                {"path": event.get("path") or event.get("rawPath")},
-            )
-        except Exception as exc:  # as record() does: a warning and the AuditWriteFailed metric
-            t._failed("record", exc)
-            return None
-        return rec
+        return t.record(
+            notes.kind,
+            caller=caller_identity(event),
+            model=model,
+            version=version,
+            alias=notes.alias,
+            input_sha256=sha256_hex(http_body_bytes(event)),
+            rows=notes.rows,
+            status=int(status) if status is not None else None,
+            error=notes.error,
+            request_id=rc.get("requestId"),
+            duration_ms=(time.perf_counter() - notes.started) * 1000.0,
+            sensitive=sensitive if sensitive is not None else notes.sensitive,
+            path=event.get("path") or event.get("rawPath"),
+        )
     except Exception as exc:
         logger.warning("audit record failed (%s)", type(exc).__name__)
         return None
@@ -509,41 +173,6 @@ def audit_promotion(event: Mapping[str, Any]) -> None:
     registry_audit_hook()(event)
 
 
-def s3_object_sha256(
-    s3: Any,
-    bucket: str,
-    key: str,
-    *,
-    version_id: str | None = None,
-    max_bytes: int | None = None,
-) -> tuple[str | None, str]:
-    """(sha256 hex, how) of an S3 object for its audit record, never raising.
-
-    Uses the object's own SHA-256 checksum when it was uploaded with one (``how="s3-checksum"``, a
-    HEAD request); otherwise hashes the object by streaming it when it is at most ``max_bytes``
-    (``MAAS_AUDIT_HASH_MAX_MB``, default 64; ``how="streamed"``); else ``(None, "too-large")``.
-    """
-    import base64
-
-    extra: dict[str, Any] = {"VersionId": version_id} if version_id else {}
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **extra)
-        checksum = head.get("ChecksumSHA256")
-        if checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
-            return base64.b64decode(checksum).hex(), "s3-checksum"
-        limit = max_bytes if max_bytes is not None else settings.env_int(settings.AUDIT_HASH_MAX_MB, 64) << 20
-        if int(head.get("ContentLength", 0)) > limit:
-            return None, "too-large"
-        body = s3.get_object(Bucket=bucket, Key=key, **extra)["Body"]
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: body.read(1 << 20), b""):
-            digest.update(chunk)
-        return digest.hexdigest(), "streamed"
-    except Exception as exc:
-        logger.warning("audit: cannot hash s3://%s/%s (%s)", bucket, key[:200], type(exc).__name__)
-        return None, "unavailable"
-
-
 def record_batch_file(
     *,
     s3: Any,
@@ -561,9 +190,12 @@ def record_batch_file(
 ) -> dict[str, Any]:
     """The audit record of one scored (or failed) batch input file. ``status`` is the job's report
     status (succeeded / failed / ...); ``event_record`` the S3 event record (caller identity)."""
-    digest, how = s3_object_sha256(s3, bucket, key, version_id=version_id)
+    t = trail or default_trail()
+    digest, how = s3_object_sha256(
+        s3, bucket, key, version_id=version_id, max_bytes=t.settings.audit_hash_max_mb << 20
+    )
     ok = status in ("succeeded", "duplicate")
-    return (trail or default_trail()).record(
+    return t.record(
         "batch_file",
         event=event_record,
         model=model,

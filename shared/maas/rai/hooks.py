@@ -3,14 +3,17 @@
 Predict function (``functions/predict/app.py``)::
 
     rai.install(logger)                       # at init: mask sensitive fields in every log record
-    started = rai.begin_request()             # first thing in the handler
+    request = rai.begin_request()             # first thing in the handler: this request's notes
     response = dispatch(event, context)
-    rai.end_request(event, response, started) # audit record (+ flush) -- never raises
+    rai.end_request(event, response, request) # audit record (+ flush) -- never raises
 
 Serving core (``maas.serving.service.ModelService``)::
 
     rai.on_model(loaded)                      # a model was selected for this request
     rai.on_predict(loaded, x)                 # rows were scored: audit row count, online drift sample
+
+Both write into the current request's notes (``maas.rai.request``), never into module state; the
+process-wide pieces here are configuration (the log filter) and the drift monitor's reservoirs.
 
 Batch / queue functions call ``maas.rai.audit.default_trail().record(...)`` per file / message and
 ``flush()`` once per invocation, and put ``maas.rai.drift.drift_report(manifest, sample)`` into
@@ -20,29 +23,25 @@ their reports.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from maas import settings
 from maas.rai import audit
-from maas.rai.audit import _NOTE
 from maas.rai.drift import OnlineDriftMonitor
 from maas.rai.mask import SensitiveFieldsFilter, sensitive_features
+from maas.rai.request import RequestNotes, begin, current
+from maas.settings import RaiSettings
 
 SENSITIVE = SensitiveFieldsFilter()
 _drift: OnlineDriftMonitor | None = None
 
 
-def drift_monitor() -> OnlineDriftMonitor:
+def drift_monitor(settings: RaiSettings | None = None) -> OnlineDriftMonitor:
+    """The process-wide online drift monitor, configured once (from ``settings`` or the environment)."""
     global _drift
     if _drift is None:
-        _drift = OnlineDriftMonitor(
-            capacity=settings.env_int(settings.DRIFT_SAMPLE_SIZE, settings.DEFAULT_DRIFT_SAMPLE_SIZE),
-            flush_seconds=settings.env_float(
-                settings.DRIFT_FLUSH_SECONDS, settings.DEFAULT_DRIFT_FLUSH_SECONDS
-            ),
-        )
+        cfg = settings if settings is not None else RaiSettings()
+        _drift = OnlineDriftMonitor(capacity=cfg.drift_sample_size, flush_seconds=cfg.drift_flush_seconds)
     return _drift
 
 
@@ -58,11 +57,9 @@ def on_model(loaded: Any) -> None:
         names = sensitive_features(loaded.manifest)
         if names:
             SENSITIVE.names.update(names)
-        ref = loaded.ref
-        notes = _NOTE  # audit.note(...) without the keyword dict: this runs on every request
-        notes["model"] = ref.name
-        notes["version"] = ref.version
-        notes["sensitive"] = names
+        notes = current()
+        if notes is not None:
+            notes.model, notes.version, notes.sensitive = loaded.ref.name, loaded.ref.version, names
     except Exception:  # noqa: S110 - observability glue never fails a request
         pass
 
@@ -70,7 +67,9 @@ def on_model(loaded: Any) -> None:
 def on_predict(loaded: Any, x: Any) -> None:
     """Rows scored: the audit row count, and a reservoir sample of online inputs for drift (PSI)."""
     try:
-        _NOTE["rows"] = len(x)
+        notes = current()
+        if notes is not None:
+            notes.rows = len(x)
         (_drift if _drift is not None else drift_monitor()).observe(
             loaded.ref.name, loaded.ref.version, loaded.manifest, x
         )
@@ -78,11 +77,13 @@ def on_predict(loaded: Any, x: Any) -> None:
         pass
 
 
-def begin_request() -> float:
-    _NOTE.clear()  # audit.begin()
-    return time.perf_counter()
+def begin_request() -> RequestNotes:
+    """This request's notes (its start time included); pass them to ``end_request``."""
+    return begin()
 
 
-def end_request(event: Mapping[str, Any], response: Mapping[str, Any] | None, started: float) -> None:
+def end_request(
+    event: Mapping[str, Any], response: Mapping[str, Any] | None, request: RequestNotes
+) -> None:
     """Write the request's audit record and flush the trail per its policy. Never raises."""
-    audit.audit_http(event, response, started=started, flush=True)  # sensitive fields: on_model's note
+    audit.audit_http(event, response, request=request, flush=True)  # sensitive fields: on_model's
