@@ -23,10 +23,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event
+from maas.settings import TrainingSettings
 from maas.training.launch import LaunchError, submit
 from maas.training.spec import SpecError
 
 logger = Logger(service="maas-train-launcher")
+SETTINGS = TrainingSettings()  # queue and job definition, read once at init
 
 OPTIONS = {
     "gpus": "gpus",
@@ -62,7 +64,7 @@ def _options(body: dict[str, Any]) -> dict[str, int]:
 
 
 def _launch(source: str, options: dict[str, int]) -> dict[str, Any]:
-    result = submit(source, **options)  # type: ignore[arg-type]
+    result = submit(source, settings=SETTINGS, **options)  # type: ignore[arg-type]
     logger.info("submitted training job", job_id=result["jobId"], model=result["model"])
     return result
 

@@ -42,7 +42,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from maas_models.errors import InvalidInput
 
-from maas import settings
+from maas.settings import RaiSettings
 
 logger = logging.getLogger(__name__)
 
@@ -607,11 +607,20 @@ def explain_model(
     )
 
 
-def explain_for_queue(model: Any, x: np.ndarray) -> list[dict[str, Any]]:
+_QUEUE_SETTINGS: list[RaiSettings] = []  # read once, on the first explained message
+
+
+def explain_for_queue(
+    model: Any, x: np.ndarray, *, settings: RaiSettings | None = None
+) -> list[dict[str, Any]]:
     """The ``"explain": true`` hook of queue messages (``maas.queue.processor.explain_rows``): every
-    row explained for its predicted class, top features as in ``:explain``."""
-    samples = settings.env_str(settings.EXPLAIN_SAMPLES)
-    return explanation_response(explain_model(model, x, n_samples=int(samples) if samples else None))
+    row explained for its predicted class, top features as in ``:explain``. ``settings`` default:
+    the environment's, read on the first call."""
+    if settings is None:
+        if not _QUEUE_SETTINGS:
+            _QUEUE_SETTINGS.append(RaiSettings())
+        settings = _QUEUE_SETTINGS[0]
+    return explanation_response(explain_model(model, x, n_samples=settings.explain_samples))
 
 
 def explanation_response(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from maas import settings
+from maas.settings import TrainingSettings
 from maas.training.spec import SpecError, load_spec
 
 log = logging.getLogger("maas.training")
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", help="local scratch dir (default: a new temp dir)")
     parser.add_argument("--validate-only", action="store_true", help="validate the spec and exit")
     parser.add_argument(
-        "--log-level", default=settings.env_str(settings.TRAINING_LOG_LEVEL, "INFO"), help="default INFO"
+        "--log-level", default=TrainingSettings().log_level, help="default INFO (MAAS_TRAINING_LOG_LEVEL)"
     )
     return parser
 

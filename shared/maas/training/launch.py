@@ -10,7 +10,6 @@ same job id, so it finds the checkpoint and resumes. Any other failure exits wit
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 import boto3
 import orjson
 
-from maas import settings
+from maas.settings import TRAINING_JOB_DEFINITION, TRAINING_JOB_QUEUE, TrainingSettings
 from maas.training.spec import SpecError, TrainingSpec, load_spec
 
 LOG_GROUP = "/aws/batch/job"
@@ -81,10 +80,10 @@ def submit_args(
 ) -> dict[str, Any]:
     """The keyword arguments of batch.submit_job for one training job."""
     if not queue:
-        raise LaunchError(f"no job queue: pass --queue or set {settings.TRAINING_JOB_QUEUE}")
+        raise LaunchError(f"no job queue: pass --queue or set {TRAINING_JOB_QUEUE}")
     if not job_definition:
         raise LaunchError(
-            f"no job definition: pass --job-definition or set {settings.TRAINING_JOB_DEFINITION}"
+            f"no job definition: pass --job-definition or set {TRAINING_JOB_DEFINITION}"
         )
     if gpus < 0 or timeout_s < 60 or not 1 <= attempts <= 10:
         raise LaunchError("need gpus >= 0, timeout >= 60 s and 1 <= attempts <= 10")
@@ -120,15 +119,18 @@ def submit(
     job_definition: str | None = None,
     batch: Any = None,
     spec: TrainingSpec | None = None,
+    settings: TrainingSettings | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Validate the spec (reading it when it is an s3:// URI) and submit the job: {"jobId", ...}."""
+    """Validate the spec (reading it when it is an s3:// URI) and submit the job: {"jobId", ...}.
+    Queue and job definition: the arguments, else ``settings`` (default: read from the environment)."""
     spec = spec or load_spec(source)
+    cfg = settings if settings is not None else TrainingSettings()
     args = submit_args(
         spec,
         spec_parameter(source, spec),
-        queue=queue or os.environ.get(settings.TRAINING_JOB_QUEUE, ""),
-        job_definition=job_definition or os.environ.get(settings.TRAINING_JOB_DEFINITION, ""),
+        queue=queue or cfg.job_queue,
+        job_definition=job_definition or cfg.job_definition,
         **kwargs,
     )
     response = (batch or batch_client()).submit_job(**args)

@@ -1,14 +1,12 @@
-"""Tiny helpers over `s3://bucket/key` URIs and local paths (plain boto3; endpoint from AWS_ENDPOINT_URL)."""
+"""Tiny helpers over `s3://bucket/key` URIs and local paths, on the model layer's one boto3 client
+(`maas_models.s3.s3_client`: one per endpoint and region, standard-mode retries)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-import boto3
+from maas_models.s3 import s3_client
 
 
 def is_s3(uri: str) -> bool:
@@ -35,16 +33,6 @@ def join(base: str, *parts: str) -> str:
     for part in parts:
         out = f"{out}/{part.strip('/')}"
     return out
-
-
-def s3_client() -> Any:
-    """A cached S3 client, one per endpoint (AWS_ENDPOINT_URL may change between tests)."""
-    return _client("s3", os.environ.get("AWS_ENDPOINT_URL", ""))
-
-
-@lru_cache(maxsize=8)
-def _client(service: str, endpoint: str) -> Any:
-    return boto3.client(service)  # type: ignore[call-overload]
 
 
 def read_bytes(uri: str) -> bytes:
