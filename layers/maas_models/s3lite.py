@@ -5,8 +5,8 @@ the whole rest of a LiteRT cold start. The serving path reads the registry and w
 objects, so it uses this client (stdlib only: socket, hmac, hashlib; ssl only for https) when the
 credentials are in the environment, as they always are in Lambda (AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN). Anything else (publishing, promotion, credentials from a
-profile or instance metadata) goes through boto3. It speaks HTTP/1.1 over a plain socket, because
-`http.client` alone costs ~25 ms of imports (the email package).
+profile or instance metadata) goes through boto3. It speaks HTTP/1.1 over a plain socket
+(``maas_models.http1``), because `http.client` alone costs ~25 ms of imports (the email package).
 
 It honours the same settings as boto3, resolved in one place (``endpoint_from_env``,
 ``region_from_env``; ``maas_models.s3`` keys its boto3 clients by the same two): AWS_ENDPOINT_URL_S3 /
@@ -25,12 +25,13 @@ import hmac
 import os
 import random
 import re
-import socket
 import threading
 import time
 from collections.abc import Generator
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
+
+from maas_models.http1 import HTTPConnection, HTTPResponse
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -132,146 +133,6 @@ def sigv4_headers(
     return headers
 
 
-class HTTPProtocolError(OSError):
-    """A malformed or cut-off HTTP response (treated like a connection error: retried)."""
-
-
-class _Response:
-    """One HTTP/1.1 response: status, lower-cased headers, and a body read by Content-Length,
-    chunked transfer encoding, or until the server closes."""
-
-    def __init__(
-        self, conn: _Connection, status: int, reason: str, headers: dict[str, str], version: str = "HTTP/1.1"
-    ) -> None:
-        self._conn = conn
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        length = headers.get("content-length")
-        self._left: int | None = None if self._chunked or length is None else int(length)
-        self._chunk_left = 0
-        if status in (204, 304) or 100 <= status < 200:
-            self._left, self._chunked = 0, False  # no body by definition
-        self.complete = self._left == 0
-        connection = headers.get("connection", "").lower()
-        self.will_close = (
-            connection == "close"
-            or (version == "HTTP/1.0" and connection != "keep-alive")
-            or (self._left is None and not self._chunked)
-        )
-
-    def _exact(self, n: int) -> bytes:
-        data = self._conn.rfile.read(n)
-        if len(data) != n:
-            raise HTTPProtocolError(f"connection closed with {n - len(data)} body bytes missing")
-        return data
-
-    def read(self, amt: int = -1) -> bytes:
-        """Up to amt bytes of the body (all of it when amt < 0); b"" at the end."""
-        if self.complete:
-            return b""
-        if self._chunked:
-            out = bytearray()
-            while amt < 0 or len(out) < amt:
-                if self._chunk_left == 0:
-                    line = self._conn.rfile.readline(1024)
-                    if not line.endswith(b"\n"):
-                        raise HTTPProtocolError("cut-off chunk header")
-                    try:
-                        self._chunk_left = int(line.split(b";")[0].strip(), 16)
-                    except ValueError:
-                        raise HTTPProtocolError(f"bad chunk header {line[:40]!r}") from None
-                    if self._chunk_left == 0:
-                        while self._conn.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        self.complete = True
-                        break
-                take = self._chunk_left if amt < 0 else min(self._chunk_left, amt - len(out))
-                out += self._exact(take)
-                self._chunk_left -= take
-                if self._chunk_left == 0:
-                    self._exact(2)  # CRLF after the chunk data
-            return bytes(out)
-        if self._left is None:  # until the server closes
-            data = self._conn.rfile.read() if amt < 0 else self._conn.rfile.read1(amt)
-            if not data:
-                self.complete = True
-            return data
-        take = self._left if amt < 0 else min(self._left, amt)
-        data = self._exact(take)
-        self._left -= take
-        self.complete = self._left == 0
-        return data
-
-
-class _Connection:
-    """A minimal HTTP/1.1 client connection (GET and PUT): `http.client` costs ~25 ms of imports
-    (it pulls in the email package), a tenth of a whole cold start."""
-
-    def __init__(self, scheme: str, netloc: str, connect_timeout: float, read_timeout: float) -> None:
-        host, port = netloc, 443 if scheme == "https" else 80
-        if netloc.startswith("["):  # [IPv6]:port
-            end = netloc.index("]")
-            host = netloc[1:end]
-            if netloc[end + 1 : end + 2] == ":":
-                port = int(netloc[end + 2 :])
-        elif ":" in netloc:
-            host, _, p = netloc.rpartition(":")
-            port = int(p)
-        self.netloc = netloc
-        sock = socket.create_connection((host, port), timeout=connect_timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if scheme == "https":
-                import ssl
-
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-            sock.settimeout(read_timeout)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-        self.rfile = sock.makefile("rb")
-        self.response: _Response | None = None
-
-    def request(self, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> _Response:
-        if self.response is not None and not self.response.complete:
-            raise HTTPProtocolError("previous response not fully read")
-        lines = [f"{method} {target} HTTP/1.1"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.sock.sendall(head + body)
-        status_line = self.rfile.readline(65537)
-        if not status_line:
-            raise HTTPProtocolError("server closed the connection")
-        parts = status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-            raise HTTPProtocolError(f"bad status line {status_line[:60]!r}")
-        received: dict[str, str] = {}
-        while True:
-            line = self.rfile.readline(65537)
-            if line in (b"\r\n", b"\n"):
-                break
-            if not line:
-                raise HTTPProtocolError("connection closed in the response headers")
-            name, sep, value = line.decode("latin-1").partition(":")
-            if sep:
-                received[name.strip().lower()] = value.strip()
-        reason = parts[2].strip() if len(parts) > 2 else ""
-        self.response = _Response(self, int(parts[1]), reason, received, parts[0])
-        return self.response
-
-    def get(self, target: str, headers: dict[str, str]) -> _Response:
-        return self.request("GET", target, headers)
-
-    def close(self) -> None:
-        try:
-            self.rfile.close()
-        finally:
-            self.sock.close()
-
-
 class LiteS3:
     """GET, ListObjectsV2 and PUT over one keep-alive connection per thread.
 
@@ -311,14 +172,14 @@ class LiteS3:
             return "https", f"{bucket}.s3.{self.region}.amazonaws.com", f"/{enc_key}"
         return "https", f"s3.{self.region}.amazonaws.com", f"/{bucket}/{enc_key}"
 
-    def _connection(self, scheme: str, host: str) -> tuple[_Connection, bool]:
+    def _connection(self, scheme: str, host: str) -> tuple[HTTPConnection, bool]:
         """(connection, reused): the thread's keep-alive connection to host, created when missing."""
-        conns: dict[tuple[str, str], _Connection] = getattr(self._local, "conns", None) or {}
+        conns: dict[tuple[str, str], HTTPConnection] = getattr(self._local, "conns", None) or {}
         self._local.conns = conns
         conn = conns.get((scheme, host))
         if conn is not None:
             return conn, True
-        conn = _Connection(scheme, host, self.connect_timeout, self.read_timeout)
+        conn = HTTPConnection(scheme, host, self.connect_timeout, self.read_timeout)
         conns[(scheme, host)] = conn
         return conn, False
 
@@ -328,7 +189,7 @@ class LiteS3:
         if conn is not None:
             conn.close()
 
-    def _finished(self, scheme: str, host: str, resp: _Response) -> None:
+    def _finished(self, scheme: str, host: str, resp: HTTPResponse) -> None:
         """A response fully read: keep the connection for the next request unless the server closes it."""
         if resp.will_close or not resp.complete:
             self._drop(scheme, host)
@@ -347,7 +208,7 @@ class LiteS3:
         method: str = "GET",
         body: bytes = b"",
         signed: dict[str, str] | None = None,
-    ) -> tuple[_Response, str, str]:
+    ) -> tuple[HTTPResponse, str, str]:
         """(200/206 response, body unread, scheme, host). Retries; raises S3HTTPError or OSError.
 
         ``extra``: unsigned headers (a Range); ``signed``: headers that are sent and signed."""
