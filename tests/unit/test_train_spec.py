@@ -176,3 +176,20 @@ def test_load_spec_from_s3(s3_moto: str) -> None:
     assert load_spec(f"s3://{s3_moto}/specs/ref.json").model_name == "ref"
     with pytest.raises(SpecError, match="cannot read"):
         load_spec(f"s3://{s3_moto}/specs/missing.json")
+
+
+def test_unknown_fields_list_what_is_allowed_at_their_level() -> None:
+    errs = errors_of({**MINIMAL, "architecture": {"hidden_layers": [{"units": 8, "unit": 3}]}, "trainig": {}})
+    assert "architecture.hidden_layers[0].unit: unknown field (allowed: activation, dropout, units)" in errs
+    assert any(e.startswith("trainig: unknown field (allowed: architecture, card,") for e in errs), errs
+
+
+def test_choices_are_case_insensitive_and_nulls_mean_defaults() -> None:
+    spec = parse_spec({**MINIMAL, "training": {"optimizer": "ADAM", "balance": "Oversample"}, "card": None})
+    assert (spec.training.optimizer, spec.training.balance) == ("adam", "oversample")
+    assert spec.card.description is None
+
+
+def test_the_digest_of_a_spec_is_its_run_id_and_stays_stable() -> None:
+    """Resuming a run finds its checkpoint by this digest: it must not change with the validator."""
+    assert parse_spec(MINIMAL).digest() == "afb55329ef3b04bd48b0afade7966c10e2497072ff2b309d65283b7b4a7335cc"
