@@ -6,14 +6,19 @@ modules it uses: model, strategy, checkpoint) import TensorFlow, and only inside
 local `maas train run`.
 
 Modules:
-- spec:        the training spec schema, loading (file, s3:// URI or inline JSON) and validation.
-- storage:     tiny s3:// / local path helpers (download, upload, list) over plain boto3.
+- spec:        the training spec schema (pydantic models), loading (file, s3:// URI or inline JSON).
+- spec_errors: pydantic's validation errors as field-first messages.
+- storage:     tiny s3:// / local path helpers (download, upload, list) over the layer's boto3 client.
 - data:        dataset loading with pyarrow (CSV/Parquet, local or S3), splitting, class balance.
 - fingerprint: training-data fingerprint (sha256, rows, per-feature stats + histograms for PSI).
 - evaluation:  accuracy/loss/per-class metrics, per-group metrics and promotion gates.
 - strategy:    tf.distribute strategy selection and mixed precision.
 - checkpoint:  per-epoch and on-SIGTERM checkpoints to S3 with resume.
-- trainer:     the training run end to end (load -> train -> export -> publish -> promote).
+- trainer:     the training run end to end, as the steps of jobs/train/README.md (load -> resume or
+               build -> train -> evaluate), refusing another spec's checkpoint.
+- publish:     its last steps: model card, export, publish, promote.
+- results:     what the steps hand each other, and the run's result.
+- model:       the Keras model, its tf.data input pipeline and progress log.
 - entrypoint:  `maas-train --spec ...` (the container entrypoint).
 - launch:      AWS Batch submit_job / status / logs.
 """

@@ -63,7 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from maas.training.data import DataError
     from maas.training.rendezvous import RendezvousTimeout, ensure_tf_config
-    from maas.training.trainer import EXIT_INTERRUPTED, checkpoint_uri_for, run, run_id_for
+    from maas.training.trainer import (
+        EXIT_INTERRUPTED,
+        CheckpointMismatch,
+        checkpoint_uri_for,
+        run,
+        run_id_for,
+    )
 
     try:  # Batch multi-node parallel job: find the other nodes before TensorFlow starts
         ensure_tf_config(checkpoint_uri_for(spec, run_id_for(spec)))
@@ -75,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         log.error("dataset does not match the spec: %s", exc)
         print(orjson.dumps({"status": "invalid_data", "errors": [str(exc)]}).decode(), flush=True)
+        return 2
+    except CheckpointMismatch as exc:
+        log.error("%s", exc)
+        print(orjson.dumps({"status": "invalid_checkpoint", "errors": [str(exc)]}).decode(), flush=True)
         return 2
     except Exception:
         log.exception("training failed")

@@ -1,8 +1,13 @@
-"""Build the Keras model a spec describes (imports TensorFlow/Keras)."""
+"""The Keras pieces of a run (imports TensorFlow/Keras): the model a spec describes, its tf.data input
+pipeline and its per-epoch progress log."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
+
+import numpy as np
 
 from maas.training.spec import Architecture, Training
 
@@ -53,3 +58,53 @@ def float32_copy(model: Any, arch: Architecture, training: Training) -> Any:
     twin = build_model(arch, training, n_features, n_classes, compile_model=False, dtype_policy="float32")
     twin.set_weights(model.get_weights())
     return twin
+
+
+log = logging.getLogger("maas.training")
+
+
+def progress_callback(total_epochs: int, steps: int) -> Any:
+    import keras
+
+    class ProgressLog(keras.callbacks.Callback):
+        """One log line per epoch (CloudWatch-friendly); Keras draws the bar itself on a TTY."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            shown = " ".join(f"{k}={float(v):.4f}" for k, v in sorted((logs or {}).items()))
+            log.info(
+                "epoch %d/%d %s steps=%d time=%.2fs",
+                epoch + 1,
+                total_epochs,
+                shown,
+                steps,
+                time.perf_counter() - self.started,
+            )
+
+    return ProgressLog()
+
+
+def make_datasets(
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    w_tr: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    global_batch: int,
+    seed: int,
+) -> tuple[Any, Any]:
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train = (
+        tf.data.Dataset.from_tensor_slices((x_tr, y_tr, w_tr))
+        .shuffle(min(len(x_tr), 1_000_000), seed=seed, reshuffle_each_iteration=True)
+        .batch(global_batch)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(global_batch).with_options(options)
+    return train, val
