@@ -61,3 +61,13 @@ class PromotionRefused(ModelError):
     """A promotion gate (accuracy, fairness gap) failed and no override was given."""
 
     status_code = 409
+
+
+class UnsupportedModel(ModelError):
+    """A model the LiteRT builtin ops cannot run (named ops), or with string inputs: refused at import."""
+
+    status_code = 422
+
+    def __init__(self, message: str, *, ops: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.ops = list(ops or [])

@@ -1,14 +1,16 @@
 """Export a Keras model into a publishable directory (needs TensorFlow: training, tests, demo only).
 
     out_dir/
-      saved_model/      model.export(): the SavedModel (TF Serving layout, signature serving_default)
-      model.tflite      tf.lite.TFLiteConverter.from_saved_model(saved_model/)
+      saved_model/      the SavedModel (TF Serving layout; serving_default with the Keras names)
+      model.tflite      tf.lite.TFLiteConverter.from_saved_model(saved_model/), builtin ops only
       model.keras       only with keep_keras=True (it carries optimizer state: ~3x the weights)
       card.json|md|html copied from card_dir when given
       metadata.json     the manifest fields publish cannot compute (specs, metrics, fingerprint, ...)
 
-The .tflite is checked against the Keras model on seeded probe inputs before export_keras returns:
-a converter path that silently drops weights returns NaN without raising (see performance notes).
+Any signature (N-D, several named inputs and outputs, every servable dtype): the conversion and the
+check are `maas_models.importer.prepare`'s. The .tflite is checked against the Keras model on
+seeded probe inputs before export_keras returns: a converter path that silently drops weights
+returns NaN without raising (see performance notes).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from maas_models.verify import PROBE_ROWS, PROBE_SEED, compare_outputs, probe_inputs
+from maas_models.errors import UnsupportedModel
+from maas_models.verify import PROBE_SEED, compare_outputs, probe_batch, probe_inputs
+
+__all__ = ["compare_outputs", "export_keras", "export_reference", "probe_inputs"]
 
 METADATA_FILE = "metadata.json"
 CARD_FILES = ("card.json", "card.md", "card.html")
@@ -57,16 +62,12 @@ def build_reference_model(seed: int = 0, *, n_features: int = 100, n_classes: in
     return model
 
 
-def _tensor_dtype(dtype: Any) -> str:
-    return str(np.dtype(getattr(dtype, "name", dtype) or "float32"))
-
-
 def export_keras(
     model: Any,
     out_dir: str | Path,
     *,
-    feature_names: Sequence[str],
-    class_labels: Sequence[str],
+    feature_names: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
+    class_labels: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
     metrics: Mapping[str, Any] | None = None,
     fingerprint: Mapping[str, Any] | None = None,
     sensitive_features: Sequence[str] | None = None,
@@ -78,73 +79,60 @@ def export_keras(
 ) -> Path:
     """Write saved_model/, model.tflite, optional model.keras, card files and metadata.json to out_dir.
 
-    runtime: "litert" (convert; a conversion error propagates), "savedmodel" (no .tflite: served by
-    TensorFlow), or "auto" (LiteRT, falling back to the SavedModel when the converter cannot handle
-    the model, e.g. an op without a LiteRT kernel; the reason is recorded in metadata.json).
-    Raises ExportMismatch when an export does not reproduce the Keras model on probe inputs (NaN, or
-    a gap above atol), and ValueError when feature names / class labels do not fit the model.
+    Any signature (`maas_models.importer.prepare` does the conversion and the check): feature names
+    apply to a rank-2 input, class labels to an output; with several, give {tensor name: [...]}.
+    runtime: "litert" (convert; UnsupportedModel names the ops LiteRT lacks), "savedmodel" (no
+    .tflite: served by TensorFlow), or "auto" (LiteRT, falling back to the SavedModel when the
+    converter cannot handle the model; the reason is recorded in metadata.json as
+    litert_unsupported). Raises ExportMismatch when an export does not reproduce the Keras model on
+    probe inputs (NaN, or a gap above atol), and ValueError when names / labels do not fit the model.
     """
     if runtime not in ("auto", "litert", "savedmodel"):
         raise ValueError(f"runtime must be auto, litert or savedmodel, got {runtime!r}")
-    import tensorflow as tf
+    from maas_models.importer import prepare
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ValueError("export_keras supports models with one input and one output tensor")
-    in_shape = tuple(model.inputs[0].shape)
-    out_shape = tuple(model.outputs[0].shape)
-    if len(in_shape) != 2 or in_shape[1] is None:
-        raise ValueError(f"model input must be [N, F] with a fixed F, got {in_shape}")
-    n_features, n_classes = int(in_shape[1]), int(out_shape[-1])
-    feature_names = [str(f) for f in feature_names]
-    class_labels = [str(c) for c in class_labels]
-    if len(feature_names) != n_features or len(set(feature_names)) != n_features:
-        raise ValueError(f"need {n_features} distinct feature names, got {len(feature_names)}")
-    if len(class_labels) != n_classes:
-        raise ValueError(f"need {n_classes} class labels, got {len(class_labels)}")
-
-    saved = out / "saved_model"
-    if saved.exists():
-        shutil.rmtree(saved)
-    model.export(str(saved), format="tf_saved_model", verbose=False)
-
-    probes = probe_inputs(n_features, PROBE_ROWS, PROBE_SEED)
-    expected = np.asarray(model(probes, training=False), dtype=np.float32)
-    tflite_path = out / "model.tflite"
-    tflite_path.unlink(missing_ok=True)
+    (out / "model.tflite").unlink(missing_ok=True)
+    model_card = _copy_card(card_dir, out)
+    extra = {
+        "fingerprint": dict(fingerprint) if fingerprint is not None else None,
+        "sensitive_features": list(sensitive_features or []),
+        "fairness": dict(fairness) if fairness is not None else None,
+        "model_card": model_card,
+    }
     litert_unsupported = None
-    tflite_bytes = None
     if runtime in ("auto", "litert"):
         try:
-            tflite_bytes = tf.lite.TFLiteConverter.from_saved_model(str(saved)).convert()
-        except Exception as exc:  # the converter raises ConverterError and assorted others
+            prepare(
+                model,
+                out,
+                feature_names=feature_names,
+                class_labels=class_labels,
+                metrics=metrics,
+                atol=atol,
+                rtol=0.0,
+                extra_metadata=extra,
+            )
+        except UnsupportedModel as exc:
             if runtime == "litert":
                 raise
-            litert_unsupported = f"{type(exc).__name__}: {str(exc)[:500]}"
-    check: dict[str, Any] = {"probe_rows": int(probes.shape[0]), "probe_seed": PROBE_SEED, "atol": atol}
-    if tflite_bytes is not None:
-        from maas_models.backends.litert import LiteRTBackend
-
-        got = LiteRTBackend(model_content=tflite_bytes).predict(probes)
-        check["max_abs_diff_keras"] = compare_outputs(expected, got, atol=atol, what="model.tflite vs Keras")
-        tflite_path.write_bytes(tflite_bytes)
-        chosen = "litert"
-    else:
-        from maas_models.verify import saved_model_predict
-
-        got = saved_model_predict(saved, probes)
-        check["max_abs_diff_keras"] = compare_outputs(expected, got, atol=atol, what="SavedModel vs Keras")
-        chosen = "savedmodel"
-    # the source model's outputs on the probes, so publish can verify without TensorFlow
-    check["expected"] = expected.tolist()
-
+            litert_unsupported = str(exc)[:500]
+    if runtime == "savedmodel" or litert_unsupported is not None:
+        _export_saved_model_only(model, out, feature_names, class_labels, metrics, atol, extra)
+        if litert_unsupported is not None:
+            meta = orjson.loads((out / METADATA_FILE).read_bytes())
+            meta["litert_unsupported"] = litert_unsupported
+            (out / METADATA_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     keras_path = out / "model.keras"
     if keep_keras:
         model.save(str(keras_path))
     elif keras_path.exists():
         keras_path.unlink()
+    return out
 
+
+def _copy_card(card_dir: str | Path | None, out: Path) -> str | None:
     model_card = None
     if card_dir is not None:
         for name in CARD_FILES:
@@ -153,38 +141,52 @@ def export_keras(
                 shutil.copyfile(src, out / name)
                 if name == "card.json" or model_card is None:
                     model_card = name
+    return model_card
 
+
+def _export_saved_model_only(
+    model: Any,
+    out: Path,
+    feature_names: Any,
+    class_labels: Any,
+    metrics: Mapping[str, Any] | None,
+    atol: float,
+    extra: Mapping[str, Any],
+) -> None:
+    """A SavedModel-only export (served by TensorFlow), checked against the Keras model."""
+    from maas_models.convert import save_keras
+    from maas_models.importer import attach_labels, embedding_ranges, keras_outputs
+    from maas_models.verify import compare_named, probe_rows_for, record_outputs, saved_model_outputs
+
+    saved = out / "saved_model"
+    if saved.exists():
+        shutil.rmtree(saved)
+    signature = attach_labels(save_keras(model, saved), feature_names, class_labels)
+    ranges = embedding_ranges(model)
+    rows = probe_rows_for(signature)
+    probes = probe_batch(signature, rows, PROBE_SEED, int_ranges=ranges)
+    expected = keras_outputs(model, signature, probes)
+    got = saved_model_outputs(saved, signature, probes)
+    gaps = compare_named(expected, got, atol=atol, what="SavedModel vs Keras")
     metadata: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": 2,
         "framework": framework_versions(),
-        "runtime": chosen,
-        "inputs": [
-            {
-                "name": model.inputs[0].name.split(":")[0] or "features",
-                "dtype": _tensor_dtype(model.inputs[0].dtype),
-                "shape": [-1, n_features],
-                "feature_names": feature_names,
-            }
-        ],
-        "outputs": [
-            {
-                "name": "probabilities",
-                "dtype": "float32",
-                "shape": [-1, n_classes],
-                "class_labels": class_labels,
-            }
-        ],
+        "runtime": "savedmodel",
+        "source": {"kind": "keras", "name": f"keras.Model {getattr(model, 'name', '')}"},
+        "inputs": [s.to_manifest() for s in signature.inputs],
+        "outputs": [s.to_manifest() for s in signature.outputs],
         "metrics": dict(metrics or {}),
-        "fingerprint": dict(fingerprint) if fingerprint is not None else None,
-        "sensitive_features": list(sensitive_features or []),
-        "fairness": dict(fairness) if fairness is not None else None,
-        "model_card": model_card,
-        "export_check": check,
+        "export_check": {
+            "probe_rows": rows,
+            "probe_seed": PROBE_SEED,
+            "int_ranges": {k: list(v) for k, v in sorted(ranges.items())},
+            "atol": atol,
+            "max_abs_diff_keras": max(gaps.values()),
+            "expected": record_outputs(expected),
+        },
+        **dict(extra),
     }
-    if litert_unsupported:
-        metadata["litert_unsupported"] = litert_unsupported
     (out / METADATA_FILE).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2))
-    return out
 
 
 def synthetic_dataset(

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,8 @@ from typing import Any
 import numpy as np
 
 from maas_models import metrics
-from maas_models.backends import Backend, open_backend
+from maas_models.backends import SIZES_PER_SLOT, Backend, open_backend
 from maas_models.errors import (
-    InvalidInput,
     InvalidModelName,
     ModelCorrupt,
     ModelError,
@@ -48,13 +47,13 @@ from maas_models.errors import (
 from maas_models.manifest import Manifest, ModelRef
 from maas_models.naming import LATEST, parse_spec, validate_name, validate_relpath
 from maas_models.settings import LayerSettings
+from maas_models.signature import Signature, TensorSpec
 
 log = logging.getLogger("maas_models.loader")
 
 MB = 1024 * 1024
 FREE_SPACE_MARGIN = 8 * MB
 MAX_FAILURE_BACKOFF_S = 5.0
-NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64}
 
 
 @dataclass
@@ -67,11 +66,17 @@ class LoadedModel:
     path: Path
     loaded_at: float = field(default_factory=time.time)
 
-    def __post_init__(self) -> None:
-        spec = self.manifest.input_spec
-        self._n_features = self.manifest.n_features
-        self._dtype = np.dtype(spec.get("dtype", "float32"))
-        self._input_name = str(spec.get("name", "input"))
+    @property
+    def signature(self) -> Signature:
+        return self.manifest.signature
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self.manifest.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self.manifest.outputs
 
     @property
     def name(self) -> str:
@@ -103,30 +108,38 @@ class LoadedModel:
 
     @property
     def n_features(self) -> int:
-        return self._n_features
+        """F of an [N, F] model (InvalidInput for other signatures: use `inputs`)."""
+        return self.manifest.n_features
 
     def memory_bytes(self) -> int:
         return self.backend.memory_bytes()
 
     def check_input(self, x: Any) -> np.ndarray:
-        """x when it is a [N, F] array of the model dtype; else InvalidInput (expected vs received)."""
-        expected = f"shape [N, {self._n_features}] dtype {self._dtype}"
-        if not isinstance(x, np.ndarray):
-            raise InvalidInput(
-                f"input {self._input_name!r}: expected {expected}, received {type(x).__name__}"
-            )
-        if x.ndim != 2 or x.shape[1] != self._n_features:
-            raise InvalidInput(
-                f"input {self._input_name!r}: expected {expected}, "
-                f"received shape {list(x.shape)} dtype {x.dtype}"
-            )
-        if x.dtype != self._dtype:
-            raise InvalidInput(f"input {self._input_name!r}: expected {expected}, received dtype {x.dtype}")
-        return x
+        """x when it is an array of the single input's shape and dtype; else InvalidInput naming the
+        input, its expected shape and dtype and what was received."""
+        return self.manifest.inputs[0].check(x)
+
+    def check_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Every input by name, checked (missing/extra names, shape, dtype, equal batch sizes)."""
+        return self.manifest.signature.check_inputs(inputs)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Outputs [N, C] for inputs [N, F]; InvalidInput names expected vs received shape/dtype."""
-        return self.backend.predict(self.check_input(x))
+        """The output for the input of a single-input/single-output model (any rank, batch first)."""
+        return self.backend.predict(x)
+
+    def predict_named(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """{output name: array} for {input name: array}, the manifest's names, batch dimension first."""
+        return self.backend.predict_named(inputs)
+
+    def zero_inputs(self, rows: int = 1) -> dict[str, np.ndarray]:
+        """A batch of zeros for every input (variable dimensions 1): warm-up calls."""
+        return self.manifest.signature.zeros(rows)
+
+
+@dataclass
+class _KeyLock:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
 
 
 @dataclass
@@ -163,10 +176,12 @@ class ModelLoader:
         self.max_artifact_bytes = int(
             (s.max_artifact_mb if max_artifact_mb is None else max_artifact_mb) * MB
         )
+        self.storage_bytes = int(s.ephemeral_storage_mb * MB)
         self._preload_spec = s.preload
         self._clock = clock
         self._lock = threading.RLock()
-        self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+        # one lock per model version / alias while anyone uses it; pruned when the last user leaves
+        self._key_locks: dict[tuple[Any, ...], _KeyLock] = {}
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._aliases: dict[tuple[str, str], _AliasEntry] = {}
         self._busy_dirs: set[Path] = set()
@@ -199,15 +214,15 @@ class ModelLoader:
                 if model is not None:
                     self._models.move_to_end((name, entry.version))
                     return model
-        lock = self._key_lock(("alias", *key))
-        if not lock.acquire(blocking=False):
-            # another thread is re-resolving this alias: serve what is loaded instead of waiting
-            with self._lock:
-                current = self._models.get((name, entry.version)) if entry is not None else None
-            if current is not None:
-                return current
-            lock.acquire()
         with contextlib.ExitStack() as held:
+            lock = held.enter_context(self._keyed(("alias", *key)))
+            if not lock.acquire(blocking=False):
+                # another thread is re-resolving this alias: serve what is loaded instead of waiting
+                with self._lock:
+                    current = self._models.get((name, entry.version)) if entry is not None else None
+                if current is not None:
+                    return current
+                lock.acquire()
             held.callback(lock.release)
             with self._lock:
                 entry = self._aliases.get(key)
@@ -274,12 +289,21 @@ class ModelLoader:
             self._aliases.clear()
 
     # ---- internals --------------------------------------------------------------------------------
-    def _key_lock(self, key: tuple[Any, ...]) -> threading.Lock:
+    @contextlib.contextmanager
+    def _keyed(self, key: tuple[Any, ...]) -> Iterator[threading.Lock]:
+        """The lock for key (not acquired), kept in the table only while some thread uses it."""
         with self._lock:
-            lock = self._key_locks.get(key)
-            if lock is None:
-                lock = self._key_locks[key] = threading.Lock()
-            return lock
+            entry = self._key_locks.get(key)
+            if entry is None:
+                entry = self._key_locks[key] = _KeyLock()
+            entry.users += 1
+        try:
+            yield entry.lock
+        finally:
+            with self._lock:
+                entry.users -= 1
+                if entry.users == 0 and self._key_locks.get(key) is entry:
+                    del self._key_locks[key]
 
     def _keep_serving(
         self,
@@ -313,7 +337,7 @@ class ModelLoader:
             if model is not None:
                 self._models.move_to_end(key)
                 return model
-        with self._key_lock(("version", *key)):
+        with self._keyed(("version", *key)) as lock, lock:
             with self._lock:
                 model = self._models.get(key)
                 if model is not None:
@@ -338,7 +362,13 @@ class ModelLoader:
         started = time.perf_counter()
         manifest = self.registry.manifest(name, version)
         vdir = self._ensure_local(manifest)
-        options = {"num_threads": self.litert_threads}
+        weights = sum(int(info["size"]) for _, info in self._needed_files(manifest))
+        # XNNPACK packs a copy of the weights per interpreter (up to SIZES_PER_SLOT of them): only
+        # when those copies fit the memory budget; otherwise the builtin kernels read them in place
+        options = {
+            "num_threads": self.litert_threads,
+            "xnnpack": weights * (1 + SIZES_PER_SLOT) <= self.memory_budget_bytes,
+        }
         try:
             backend = open_backend(manifest.runtime, vdir, manifest.raw, **options)
         except ModelCorrupt:
@@ -386,12 +416,7 @@ class ModelLoader:
         ref = manifest.ref
         vdir = self.cache_dir / ref.name / str(ref.version)
         needed = self._needed_files(manifest)
-        for rel, info in needed:
-            if int(info["size"]) > self.max_artifact_bytes:
-                raise ModelUnavailable(
-                    f"{ref}: artifact {rel} is {int(info['size']) / MB:.1f} MB, above the "
-                    f"{self.max_artifact_bytes / MB:.0f} MB limit (MAAS_MAX_ARTIFACT_MB)"
-                )
+        self._check_fits(ref, needed)
         with self._lock:
             self._busy_dirs.add(vdir)
         try:
@@ -414,6 +439,31 @@ class ModelLoader:
         finally:
             with self._lock:
                 self._busy_dirs.discard(vdir)
+
+    def _check_fits(self, ref: ModelRef, needed: list[tuple[str, dict[str, Any]]]) -> None:
+        """ModelUnavailable, before any download, for a model this function cannot hold: an artifact
+        above /tmp (EphemeralStorage) or MAAS_MAX_ARTIFACT_MB, or weights above the memory budget."""
+        total = 0
+        for rel, info in needed:
+            size = int(info["size"])
+            total += size
+            if size > self.storage_bytes:
+                raise ModelUnavailable(
+                    f"{ref}: artifact {rel} is {size / MB:.1f} MB, larger than this function's /tmp "
+                    f"({self.storage_bytes / MB:.0f} MB): raise the EphemeralStorageMB template parameter "
+                    "(Lambda allows up to 10240 MB)"
+                )
+            if size > self.max_artifact_bytes:
+                raise ModelUnavailable(
+                    f"{ref}: artifact {rel} is {size / MB:.1f} MB, above the "
+                    f"{self.max_artifact_bytes / MB:.0f} MB limit (MAAS_MAX_ARTIFACT_MB)"
+                )
+        if total > self.memory_budget_bytes:
+            raise ModelUnavailable(
+                f"{ref}: the model's weights are {total / MB:.1f} MB, above the memory budget of "
+                f"{self.memory_budget_bytes / MB:.0f} MB (MAAS_MEMORY_BUDGET_MB; in Lambda the function's "
+                "MemorySize less 256 MB): give the function more memory"
+            )
 
     def _download(self, ref: ModelRef, rel: str, info: dict[str, Any], dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)

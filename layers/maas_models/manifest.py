@@ -1,4 +1,10 @@
-"""The manifest (manifest.json, schema_version 1) and the reference to one model version."""
+"""The manifest (manifest.json) and the reference to one model version.
+
+schema_version 2 (written since the N-D / multi-input signatures): `inputs` and `outputs` are lists
+of `{"name", "dtype", "shape": [null, d1, ...]}` (null = variable), `feature_names` optional on rank-2
+inputs, `class_labels` optional on outputs. schema_version 1 manifests (one `[N, F]` input, shapes
+with -1 for the batch dimension) read the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,11 @@ from typing import Any
 
 import orjson
 
-from maas_models.errors import ModelCorrupt
+from maas_models.errors import InvalidInput, ModelCorrupt
+from maas_models.signature import Signature, TensorSpec, validate_specs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 MANIFEST_FILE = "manifest.json"
 
 
@@ -46,10 +54,13 @@ class Manifest:
         missing = [k for k in ("name", "version", "runtime", "files", "inputs", "outputs") if k not in raw]
         if missing:
             raise ModelCorrupt(f"{where} lacks {missing}")
-        if raw.get("schema_version") != SCHEMA_VERSION:
-            raise ModelCorrupt(f"{where}: unsupported schema_version {raw.get('schema_version')!r}")
-        if not raw["inputs"] or not raw["outputs"]:
-            raise ModelCorrupt(f"{where}: needs at least one input and one output spec")
+        if raw.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
+            raise ModelCorrupt(
+                f"{where}: unsupported schema_version {raw.get('schema_version')!r} "
+                f"(this build reads {list(READABLE_SCHEMA_VERSIONS)}; upgrade maas_models)"
+            )
+        validate_specs(raw["inputs"], "inputs", where=where)
+        validate_specs(raw["outputs"], "outputs", where=where)
         return cls(raw)
 
     def to_bytes(self) -> bytes:
@@ -76,6 +87,31 @@ class Manifest:
         files: dict[str, dict[str, Any]] = self.raw["files"]
         return files
 
+    # ---- the signature: any number of named inputs and outputs, any rank --------------------------
+    @property
+    def signature(self) -> Signature:
+        cached = self.__dict__.get("_signature")  # frozen dataclass: cache outside the fields
+        if cached is None:
+            cached = Signature.from_manifest(self.raw)
+            object.__setattr__(self, "_signature", cached)
+        return cached
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self.signature.inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self.signature.outputs
+
+    @property
+    def is_tabular(self) -> bool:
+        """One rank-2 input [N, F] with a fixed F: the shape the tabular features (explain, drift
+        per feature, feature_names) are defined for."""
+        ins = self.inputs
+        return len(ins) == 1 and ins[0].rank == 2 and ins[0].shape[1] >= 0
+
+    # ---- single-spec accessors: the first input / output (kept for [N, F] models) ----------------
     @property
     def input_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = self.raw["inputs"][0]
@@ -88,23 +124,29 @@ class Manifest:
 
     @property
     def feature_names(self) -> list[str]:
-        return list(self.input_spec.get("feature_names") or [])
+        return list(self.inputs[0].feature_names)
 
     @property
     def class_labels(self) -> list[str]:
-        return list(self.output_spec.get("class_labels") or [])
+        return list(self.outputs[0].class_labels)
 
     @property
     def n_features(self) -> int:
-        return int(self.input_spec["shape"][-1])
+        """F of an [N, F] model; InvalidInput for other signatures (use `inputs`)."""
+        if not self.is_tabular:
+            raise InvalidInput(
+                f"model {self.name} is not an [N, F] model (inputs {self.signature.describe_inputs()}); "
+                "use Manifest.inputs"
+            )
+        return int(self.inputs[0].shape[1])
 
     @property
     def n_outputs(self) -> int:
-        return int(self.output_spec["shape"][-1])
+        return int(self.outputs[0].shape[-1]) if self.outputs[0].rank > 1 else 1
 
     @property
     def input_dtype(self) -> str:
-        return str(self.input_spec.get("dtype", "float32"))
+        return self.inputs[0].dtype
 
     @property
     def metrics(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 LAYER = Path(__file__).resolve().parent
-EXPORT_CODE = ("export.py", "verify.py", "backends/litert.py")
+EXPORT_CODE = ("export.py", "verify.py", "importer.py", "convert.py", "signature.py", "backends/litert.py")
 
 
 def project_root() -> Path:

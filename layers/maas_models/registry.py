@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from maas_models.download import PARALLEL_MIN_BYTES, ranged_download
 from maas_models.errors import (
     ExportMismatch,
     InvalidModelName,
@@ -142,9 +143,10 @@ class Registry:
         settings: LayerSettings | None = None,
     ) -> None:
         settings = settings or LayerSettings()
-        self.bucket = bucket or settings.models_bucket
-        if not self.bucket:
+        chosen = bucket or settings.models_bucket
+        if not chosen:
             raise ModelUnavailable("no models bucket: pass bucket= or set MAAS_MODELS_BUCKET")
+        self.bucket: str = chosen
         prefix = settings.models_prefix if prefix is None else prefix
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -334,6 +336,19 @@ class Registry:
         """
         relpath = validate_relpath(relpath)
         key = self.key(ref.name, ref.version, relpath)
+        if max_bytes is not None and max_bytes >= PARALLEL_MIN_BYTES and hasattr(self.reader, "iter_range"):
+            # a large artifact of known size: parallel ranged GETs, hashed as they land
+            try:
+                return ranged_download(self.reader.iter_range, self.bucket, key, max_bytes, dest)
+            except ModelError:
+                raise
+            except storage_errors() as exc:
+                code = error_code(exc) or str(getattr(exc, "code", "") or "")  # boto3 | s3lite
+                if code in ("NoSuchKey", "404", "InvalidRange", "416"):
+                    raise ModelCorrupt(
+                        f"{ref}: artifact {relpath} is missing or shorter than its manifest"
+                    ) from exc
+                raise self._unavailable(exc, f"downloading {ref} {relpath}") from exc
         digest = hashlib.sha256()
         written = 0
         try:
@@ -366,7 +381,7 @@ class Registry:
         atol: float = DEFAULT_ATOL,
         actor: str | None = None,
     ) -> int:
-        """Publish an export_keras() directory as the next version of name; returns the version.
+        """Publish an export directory (export_keras / importer.prepare) as the next version of name.
 
         Verifies first (ExportMismatch on NaN or on outputs that differ from the source model), then
         claims a version number, uploads the artifacts and writes manifest.json last.
@@ -426,16 +441,28 @@ class Registry:
         manifest["version"] = version
         from botocore.exceptions import BotoCoreError, ClientError
 
+        uploaded: list[str] = []
         try:
             for rel, path in _local_files(src):
-                self.s3.upload_file(str(path), self.bucket, self.key(name, version, rel))
-        except (ClientError, BotoCoreError, OSError) as exc:
-            raise self._unavailable(exc, f"uploading {name}:{version}") from exc
+                key = self.key(name, version, rel)
+                uploaded.append(key)
+                self.s3.upload_file(str(path), self.bucket, key)
+        except BaseException as exc:
+            # never visible (no manifest); removing the partial artifacts just saves the storage
+            self._delete_quietly(uploaded)
+            if isinstance(exc, ClientError | BotoCoreError | OSError):
+                raise self._unavailable(exc, f"uploading {name}:{version}") from exc
+            raise
         manifest["created_at"] = utc_now()  # the moment the version becomes complete
         body = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         if not self._put_if_absent(self.key(name, version, MANIFEST_FILE), body, f"writing {name}:{version}"):
             raise VersionConflict(f"{name}:{version} already has a manifest (claim was bypassed?)")
         return version
+
+    def _delete_quietly(self, keys: list[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(Exception):
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
 
     def promote(
         self,

@@ -93,6 +93,12 @@ class Boto3Reader:
         chunks: Iterator[bytes] = resp["Body"].iter_chunks(1 << 20)
         return chunks
 
+    def iter_range(self, bucket: str, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes start..end (inclusive) of an object: one ranged GET."""
+        resp = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+        chunks: Iterator[bytes] = resp["Body"].iter_chunks(1 << 20)
+        return chunks
+
     def list(self, bucket: str, prefix: str, delimiter: str | None = None) -> tuple[list[str], list[str]]:
         keys: list[str] = []
         prefixes: list[str] = []
@@ -146,6 +152,10 @@ class LiteReader:
                 chunks.close()
 
         return rest()
+
+    def iter_range(self, bucket: str, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes start..end (inclusive) of an object: one ranged GET (resumed if cut off)."""
+        return self.client.iter_object(bucket, key, start=start, end=end)
 
     def list(self, bucket: str, prefix: str, delimiter: str | None = None) -> tuple[list[str], list[str]]:
         return self.client.list(bucket, prefix, delimiter)

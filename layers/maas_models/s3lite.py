@@ -311,15 +311,19 @@ class LiteS3:
         self._finished(scheme, host, resp)
         return {"ETag": resp.headers.get("etag")}
 
-    def iter_object(self, bucket: str, key: str, chunk: int = 1 << 20) -> Generator[bytes, None, None]:
-        """The object's bytes in blocks. A transfer cut off half-way resumes where it stopped (a Range
-        request); a stream abandoned by the caller closes its connection."""
+    def iter_object(
+        self, bucket: str, key: str, chunk: int = 1 << 20, *, start: int = 0, end: int | None = None
+    ) -> Generator[bytes, None, None]:
+        """The object's bytes in blocks (bytes start..end inclusive when given: a ranged GET). A transfer
+        cut off half-way resumes where it stopped (a Range request); a stream abandoned by the caller
+        closes its connection."""
         received = 0
         failures = 0
         while True:
-            extra = {"range": f"bytes={received}-"} if received else None
+            first, last = start + received, "" if end is None else str(end)
+            extra = {"range": f"bytes={first}-{last}"} if (first or end is not None) else None
             resp, scheme, host = self._request(bucket, key, {}, extra)
-            skip = received if (received and resp.status == 200) else 0  # server ignored the Range
+            skip = first if (first and resp.status == 200) else 0  # server ignored the Range
             done = False
             try:
                 while block := resp.read(chunk):

@@ -33,7 +33,9 @@ def expected_outputs(reference_export: Path) -> tuple[np.ndarray, np.ndarray]:
     from maas_models.verify import probe_inputs
 
     meta = orjson.loads((reference_export / "metadata.json").read_bytes())
-    return probe_inputs(100, 64, 1234), np.asarray(meta["export_check"]["expected"], dtype=np.float32)
+    return probe_inputs(100, 64, 1234), np.asarray(
+        meta["export_check"]["expected"]["probabilities"], dtype=np.float32
+    )
 
 
 def test_get_predict_matches_source(loader: ModelLoader, reference_export: Path) -> None:
@@ -252,9 +254,14 @@ def test_memory_budget_evicts_lru(published_ref: Registry, reference_export: Pat
     loader.get("ref", 1)  # touch 1: 2 is now least recently used
     loader.get("ref", 3)
     assert sorted(r.version for r in loader.loaded()) == [1, 3]
-    loader.memory_budget_bytes = 1  # smaller than any model: the one asked for still stays
+    weights = (reference_export / "model.tflite").stat().st_size
+    loader.memory_budget_bytes = weights + 1  # the weights fit, not its whole footprint: it alone stays
     loader.get("ref", 2)
     assert [r.version for r in loader.loaded()] == [2]
+    loader.memory_budget_bytes = weights - 1  # a model that cannot fit is refused before any download
+    loader.evict("ref")
+    with pytest.raises(ModelUnavailable, match=r"weights are 0.0 MB, above the memory budget .*MemorySize"):
+        loader.get("ref", 3)
 
 
 def test_disk_lru_eviction_and_limits(

@@ -19,7 +19,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize("sub", ["", "list", "show", "publish", "promote", "delete", "export-reference"])
+@pytest.mark.parametrize(
+    "sub", ["", "list", "show", "import", "publish", "promote", "delete", "export-reference"]
+)
 def test_every_subcommand_has_help(sub: str) -> None:
     argv = [sys.executable, "-m", "maas", "models", *([sub] if sub else []), "--help"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)

@@ -27,12 +27,12 @@ def test_publish_writes_layout_and_manifest_last(published_ref: Registry, s3_mot
     assert "models/ref/1/model.keras" in keys
     assert "models/ref/1/metadata.json" not in keys
     m = published_ref.manifest("ref", 1)
-    assert m.raw["schema_version"] == 1
+    assert m.raw["schema_version"] == 2
     assert m.name == "ref" and m.version == 1 and m.runtime == "litert"
     assert m.feature_names == [f"f{i}" for i in range(100)]
     assert m.class_labels == [str(i) for i in range(10)]
-    assert m.input_spec["shape"] == [-1, 100] and m.input_spec["name"] == "features"
-    assert m.output_spec["shape"] == [-1, 10]
+    assert m.input_spec["shape"] == [None, 100] and m.input_spec["name"] == "features"
+    assert m.output_spec["shape"] == [None, 10]
     assert set(m.raw["framework"]) >= {"tensorflow", "keras", "litert"}
     tfl = m.files["model.tflite"]
     assert len(tfl["sha256"]) == 64 and tfl["size"] > 1000
@@ -102,7 +102,7 @@ def test_publish_refuses_nan_export(s3_moto: str, reference_export: Path, tmp_pa
     bad = tmp_path / "bad"
     shutil.copytree(reference_export, bad)
     meta = orjson.loads((bad / "metadata.json").read_bytes())
-    meta["export_check"]["expected"] = (np.full((64, 10), np.nan)).tolist()
+    meta["export_check"]["expected"] = {"probabilities": np.full((64, 10), np.nan).tolist()}
     (bad / "metadata.json").write_bytes(orjson.dumps(meta))
     with pytest.raises(ExportMismatch):
         Registry(bucket=s3_moto).publish(bad, "ref", source="recorded")
@@ -112,8 +112,8 @@ def test_publish_refuses_mismatch(s3_moto: str, reference_export: Path, tmp_path
     bad = tmp_path / "bad"
     shutil.copytree(reference_export, bad)
     meta = orjson.loads((bad / "metadata.json").read_bytes())
-    expected = np.asarray(meta["export_check"]["expected"], dtype=np.float32)
-    meta["export_check"]["expected"] = (expected + 1e-3).tolist()
+    expected = np.asarray(meta["export_check"]["expected"]["probabilities"], dtype=np.float32)
+    meta["export_check"]["expected"] = {"probabilities": (expected + 1e-3).tolist()}
     (bad / "metadata.json").write_bytes(orjson.dumps(meta))
     reg = Registry(bucket=s3_moto)
     with pytest.raises(ExportMismatch, match="exceeds"):

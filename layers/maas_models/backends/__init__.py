@@ -7,12 +7,17 @@ serving path never pays for (or even needs) TensorFlow.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from maas_models.errors import RuntimeMissing
+from maas_models.signature import Signature
+
+# LiteRT interpreters one caller keeps, keyed by input shapes (the loader's memory estimate uses it)
+SIZES_PER_SLOT = 3
 
 RUNTIMES: dict[str, tuple[str, str, str]] = {
     # runtime -> (module, class, what to install when it is missing)
@@ -31,11 +36,19 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
 
 @runtime_checkable
 class Backend(Protocol):
-    """What every backend offers: a batch predict over one float input tensor, and its footprint."""
+    """What every backend offers: batch predicts keyed by the manifest's tensor names, and its footprint.
+
+    `predict_named({input: array})` -> {output: array}, batch dimension first; `predict(x)` is the
+    one output for the one input of a single-input/single-output model. Both raise InvalidInput
+    naming the input with its expected shape and dtype.
+    """
 
     runtime: str
+    signature: Signature
 
     def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+    def predict_named(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
     def memory_bytes(self) -> int: ...
 

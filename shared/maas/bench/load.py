@@ -11,7 +11,9 @@ Each run is a *fresh process* started by this one, timed from spawn to the first
 S3 is the running local stack when `maas local status` says it is up, otherwise a moto server started
 here on 127.0.0.1 (a fresh bucket either way, removed afterwards). Figures: cold-start wall time
 (target >= 15x faster than naive), peak RSS of the lean process (target <= 100 MB), and the lean path's
-breakdown. Medians over several runs (quick: 3 lean, 1 naive).
+breakdown. Medians over several runs (quick: 3 lean, 1 naive). Then the 300 MB model figures
+(`maas.bench.large_model`: cold path vs a plain parallel GET of the same bytes, peak RSS), unless
+MAAS_BENCH_LARGE_MODEL=0; they need about 1.3 GB of free disk and memory for a minute.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from typing import Any
 
 import orjson
 
+from maas.bench import large_model
 from maas.bench._proc import QUIET_TF_ENV, ratio_figure, restore_environ
 
 TARGET_RATIO = 15.0
 TARGET_RSS_MB = 100.0
+LARGE_ENV = "MAAS_BENCH_LARGE_MODEL"  # "0" skips the 300 MB model figures (maas.bench.large_model)
 
 # Peak RSS of this process image: VmHWM is reset by exec, unlike getrusage's ru_maxrss, which a child
 # inherits from the (much bigger) parent that forked it.
@@ -183,6 +187,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     lean.append(_child(LEAN, {**base_env, "MAAS_CACHE_DIR": str(Path(tmp) / f"lean-{i}")}))
                 if i < naive_runs:
                     naive.append(_child(NAIVE, base_env))
+            large: list[dict[str, Any]] = []
+            if os.environ.get(LARGE_ENV, "1") != "0":
+                large = large_model.run(reg, base_env, Path(tmp), PEAK_RSS, quick=quick)
         finally:
             restore_environ(saved)
             try:
@@ -235,7 +242,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     figures.append(
         _figure("heavy modules imported on the lean path", "count", float(len(heavy)), None, "0", not heavy)
     )
-    return figures
+    return figures + large
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`maas models list | show | publish | promote | delete`: the model registry from the command line.
+"""`maas models list | show | import | publish | promote | delete`: the model registry from the command line.
 
 The bucket comes from --bucket or MAAS_MODELS_BUCKET; the endpoint from AWS_ENDPOINT_URL. With --local
 both are taken from the running local stack (`maas local status`). Every command takes --json.
@@ -70,6 +70,35 @@ def register(subparsers: Any) -> None:
     p.add_argument("--actor", help="who publishes (default: MAAS_ACTOR or the user name)")
     _common(p)
     p.set_defaults(func=_publish)
+
+    p = actions.add_parser(
+        "import",
+        help="import your own Keras model (.keras file or SavedModel directory) as the next version",
+        description="Converts a .keras file, a Keras 3 model.export() directory or a tf.saved_model.save "
+        "directory to LiteRT (builtin ops only), checks it against the source model on probe inputs built "
+        "from its signature, and publishes it. String inputs, ops LiteRT lacks, or a gap above the "
+        "tolerance refuse the import (exit status 1) and nothing is published. Needs TensorFlow.",
+    )
+    p.add_argument("path", help=".keras file or SavedModel directory")
+    p.add_argument("--name", required=True, help="model name (lowercase letters, digits, - and _)")
+    p.add_argument("--promote", metavar="ALIAS", help="also point this alias at the new version")
+    p.add_argument(
+        "--class-labels",
+        action="append",
+        metavar="[OUTPUT=]A,B,...",
+        help="class labels of an output, in order (OUTPUT= needed when the model has several outputs)",
+    )
+    p.add_argument(
+        "--feature-names",
+        action="append",
+        metavar="[INPUT=]A,B,...",
+        help="column names of a rank-2 input (INPUT= needed when the model has several inputs)",
+    )
+    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of the check (default 1e-5)")
+    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance of the check (default 1e-4)")
+    p.add_argument("--actor", help="who publishes (default: MAAS_ACTOR or the user name)")
+    _common(p)
+    p.set_defaults(func=_import)
 
     p = actions.add_parser(
         "promote",
@@ -187,23 +216,83 @@ def _show(args: argparse.Namespace) -> int:
         ref = reg.resolve(args.name, args.which)
         m = reg.manifest(ref)
         aliases = [a for a, v in reg.aliases(ref.name).items() if v == ref.version]
-        spec_in, spec_out = m.input_spec, m.output_spec
         text = "\n".join(
             [
                 f"model:      {m.name}  version {m.version}"
                 + (f"  ({', '.join(aliases)})" if aliases else ""),
                 f"created:    {m.created_at}  by {m.raw.get('published_by', '?')}",
                 f"runtime:    {m.runtime}   framework {m.raw.get('framework')}",
-                f"input:      {spec_in.get('name')} {spec_in.get('dtype')} {spec_in.get('shape')}"
-                f"  features {', '.join(m.feature_names[:5])}{', ...' if len(m.feature_names) > 5 else ''}",
-                f"output:     {spec_out.get('name')} {spec_out.get('dtype')} {spec_out.get('shape')}"
-                f"  classes {', '.join(m.class_labels[:10])}{', ...' if len(m.class_labels) > 10 else ''}",
+                *(f"input:      {_spec_line(s, s.feature_names, 'features', 5)}" for s in m.inputs),
+                *(f"output:     {_spec_line(s, s.class_labels, 'classes', 10)}" for s in m.outputs),
                 f"metrics:    { {k: v for k, v in m.metrics.items() if not isinstance(v, dict)} }",
                 "files:      " + ", ".join(f"{k} ({v['size']} B)" for k, v in sorted(m.files.items())),
                 f"model card: {m.model_card or '-'}",
             ]
         )
         _emit(args, {**m.raw, "aliases": aliases}, text)
+        return 0
+
+    return _run(args, action)
+
+
+def _spec_line(spec: Any, names: tuple[str, ...], what: str, most: int) -> str:
+    line = f"{spec.name} {spec.describe()}"
+    if names:
+        line += f"  {what} {', '.join(names[:most])}{', ...' if len(names) > most else ''}"
+    return line
+
+
+def _named_lists(values: list[str] | None, what: str) -> Any:
+    """--class-labels/--feature-names: "A,B" (the only tensor) or "NAME=A,B" per tensor."""
+    if not values:
+        return None
+    named = [v for v in values if "=" in v.split(",", 1)[0]]
+    if not named and len(values) == 1:
+        return [x.strip() for x in values[0].split(",")]
+    if len(named) != len(values):
+        raise ValueError(f"{what}: give every value as NAME=A,B,... when there is more than one")
+    out: dict[str, list[str]] = {}
+    for v in values:
+        key, _, rest = v.partition("=")
+        out[key.strip()] = [x.strip() for x in rest.split(",")]
+    return out
+
+
+def _import(args: argparse.Namespace) -> int:
+    def action() -> int:
+        from maas_models.importer import import_model
+
+        result = import_model(
+            args.path,
+            args.name,
+            registry=_registry(args),
+            promote=args.promote,
+            class_labels=_named_lists(args.class_labels, "--class-labels"),
+            feature_names=_named_lists(args.feature_names, "--feature-names"),
+            atol=args.atol,
+            rtol=args.rtol,
+            actor=args.actor,
+        )
+        sig = result.signature
+        out: dict[str, Any] = {
+            "name": result.name,
+            "version": result.version,
+            "alias": result.promoted,
+            "inputs": [s.to_manifest() for s in sig.inputs],
+            "outputs": [s.to_manifest() for s in sig.outputs],
+            "export_check": result.check,
+        }
+        text = "\n".join(
+            [
+                f"imported {result.name} version {result.version}"
+                + (f" as {result.promoted}" if result.promoted else ""),
+                *(f"  input  {s.name} {s.describe()}" for s in sig.inputs),
+                *(f"  output {s.name} {s.describe()}" for s in sig.outputs),
+                f"  LiteRT vs source: max abs difference {result.check.get('max_abs_diff_keras', 0):.3g} "
+                f"on {result.check.get('probe_rows')} probe rows",
+            ]
+        )
+        _emit(args, out, text)
         return 0
 
     return _run(args, action)

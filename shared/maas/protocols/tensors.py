@@ -2,109 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+# The one spec type lives in the model layer (it reads the manifest); the protocols re-use it.
+from maas_models.signature import NUMPY_DTYPES, Signature, TensorSpec, shape_str
+
 from maas.protocols.errors import ProtocolError
 
-# numpy dtype names the model layer writes into manifests -> numpy dtypes.
-NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
-    "float16": np.dtype(np.float16),
-    "float32": np.dtype(np.float32),
-    "float64": np.dtype(np.float64),
-    "int8": np.dtype(np.int8),
-    "int16": np.dtype(np.int16),
-    "int32": np.dtype(np.int32),
-    "int64": np.dtype(np.int64),
-    "uint8": np.dtype(np.uint8),
-    "uint16": np.dtype(np.uint16),
-    "uint32": np.dtype(np.uint32),
-    "uint64": np.dtype(np.uint64),
-    "bool": np.dtype(np.bool_),
-    "string": np.dtype(object),
-    "bytes": np.dtype(object),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
-    """One input or output of a model signature (from the manifest)."""
-
-    name: str
-    dtype: str  # numpy name: "float32", "int64", "bool", "string", ...
-    shape: tuple[int, ...]  # -1 = variable (the batch dimension first)
-    feature_names: tuple[str, ...] = field(default=())
-    class_labels: tuple[str, ...] = field(default=())
-
-    @property
-    def np_dtype(self) -> np.dtype[Any]:
-        return NUMPY_DTYPES.get(self.dtype, np.dtype(np.float32))
-
-    @property
-    def is_floating(self) -> bool:
-        return self.dtype.startswith("float")
-
-    @property
-    def is_string(self) -> bool:
-        return self.dtype in ("string", "bytes")
-
-    @property
-    def row_shape(self) -> tuple[int, ...]:
-        """The shape of one instance (every dimension after the batch dimension)."""
-        return self.shape[1:]
-
-    @classmethod
-    def from_manifest(cls, entry: Mapping[str, Any]) -> TensorSpec:
-        return cls(
-            name=str(entry.get("name", "")),
-            dtype=str(entry.get("dtype", "float32")),
-            shape=tuple(int(d) if d is not None else -1 for d in entry.get("shape", [-1])),
-            feature_names=tuple(entry.get("feature_names") or ()),
-            class_labels=tuple(entry.get("class_labels") or ()),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """A model's serving signature: ordered inputs and outputs."""
-
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    name: str = "serving_default"
-
-    @classmethod
-    def from_manifest(cls, raw: Mapping[str, Any]) -> Signature:
-        return cls(
-            inputs=tuple(TensorSpec.from_manifest(e) for e in raw.get("inputs") or ()),
-            outputs=tuple(TensorSpec.from_manifest(e) for e in raw.get("outputs") or ()),
-        )
-
-    def input(self, name: str) -> TensorSpec | None:
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
-        return None
-
-    def output(self, name: str) -> TensorSpec | None:
-        for spec in self.outputs:
-            if spec.name == name:
-                return spec
-        return None
-
-    @property
-    def input_names(self) -> list[str]:
-        return [s.name for s in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [s.name for s in self.outputs]
-
-
-def shape_str(shape: Sequence[int]) -> str:
-    return "[" + ", ".join("None" if d < 0 else str(d) for d in shape) + "]"
+__all__ = ["NUMPY_DTYPES", "Signature", "TensorSpec", "check_shape", "has_bool", "shape_str", "to_array"]
 
 
 def has_bool(value: Any) -> bool:

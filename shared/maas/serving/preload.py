@@ -8,6 +8,7 @@ the standard library.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any
@@ -49,9 +50,7 @@ def start(env_var: str = "MAAS_PRELOAD") -> Preloading | None:
 
 def _warm_up(model: Any) -> None:
     """One prediction on zeros, so the first request does not pay the runtime's first-invoke setup."""
-    try:
-        import numpy as np
-
-        model.predict(np.zeros((1, int(model.n_features)), dtype=model.manifest.input_dtype))
-    except Exception:  # noqa: S110 - a failed warm-up only means the first request pays that cost
-        pass
+    # every signature (N-D, several inputs, any dtype); a failed warm-up only means the first
+    # request pays that cost
+    with contextlib.suppress(Exception):
+        model.predict_named(model.zero_inputs(1))

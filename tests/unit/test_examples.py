@@ -1,0 +1,76 @@
+"""examples/: each example is trained from code, imported with `maas models import` (CLI and Python
+API) and served by the model layer exactly like Keras serves it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from maas.cli import main
+from maas_examples import EXAMPLES, cached_keras, example, import_example, metrics_of
+from maas_models import ModelLoader, Registry
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("sklearn")
+
+
+def _keras_outputs(model: object, inputs: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    x = inputs if len(inputs) > 1 else next(iter(inputs.values()))
+    y = model(x, training=False)  # type: ignore[operator]
+    if isinstance(y, dict):
+        return {k: np.asarray(v) for k, v in y.items()}
+    return {names[0]: np.asarray(y)}
+
+
+def test_digits_cnn_trains_well_and_imports_from_the_cli(
+    s3_moto: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = cached_keras("digits-cnn")
+    assert metrics_of(path)["accuracy"] >= 0.9  # a real classifier, not just a shape
+    code = main(
+        ["models", "import", str(path), "--name", "digits", "--promote", "production", "--json",
+         "--class-labels", ",".join(str(d) for d in range(10))]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = orjson.loads(out)
+    assert doc["inputs"] == [{"name": "image", "dtype": "float32", "shape": [None, 8, 8, 1]}]
+    assert doc["outputs"][0]["name"] == "digit" and doc["outputs"][0]["class_labels"][9] == "9"
+    served = ModelLoader(registry=Registry(bucket=s3_moto), cache_dir=tmp_path / "c").get(
+        "digits", "production"
+    )
+    x = example("digits-cnn").sample_inputs(16)
+    want = np.asarray(keras.saving.load_model(path)(x["image"], training=False))
+    got = served.predict(x["image"])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    labels = np.asarray(served.class_labels)[got.argmax(axis=1)]
+    assert (labels == np.asarray([str(d) for d in want.argmax(axis=1)])).all()
+
+
+@pytest.mark.parametrize("name", ["image-tabular", "multi-output"])
+def test_multi_tensor_examples_import_and_match_keras(s3_moto: str, tmp_path: Path, name: str) -> None:
+    mod = example(name)
+    result = import_example(name, registry=Registry(bucket=s3_moto))
+    manifest = Registry(bucket=s3_moto).manifest(name, result.version)
+    assert manifest.metrics["accuracy"] >= 0.8
+    served = ModelLoader(registry=Registry(bucket=s3_moto), cache_dir=tmp_path / "c").get(name)
+    x = mod.sample_inputs(8)
+    got = served.predict_named(x)
+    want = _keras_outputs(keras.saving.load_model(cached_keras(name)), x, served.signature.output_names)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], atol=1e-5, err_msg=f"{name}:{key}")
+    if name == "image-tabular":
+        assert served.signature.input_names == ["image", "stats"]
+        assert served.signature.input("stats").feature_names == ("ink", "spread", "top_share")
+    else:
+        assert served.signature.output_names == ["digit", "is_even", "ink"]
+        assert served.signature.output("digit").class_labels[0] == "0"
+
+
+def test_every_example_is_listed_and_documented() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "examples" / "README.md").read_text()
+    for name in EXAMPLES:
+        assert f"`{name}`" in readme and name == example(name).NAME
