@@ -94,7 +94,7 @@ def export_keras(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.tflite").unlink(missing_ok=True)
-    model_card = _copy_card(card_dir, out)
+    model_card = copy_card(card_dir, out)
     extra = {
         "fingerprint": dict(fingerprint) if fingerprint is not None else None,
         "sensitive_features": list(sensitive_features or []),
@@ -132,7 +132,8 @@ def export_keras(
     return out
 
 
-def _copy_card(card_dir: str | Path | None, out: Path) -> str | None:
+def copy_card(card_dir: str | Path | None, out: Path) -> str | None:
+    """Copy the card files found in card_dir into out; the main one's name (card.json first) or None."""
     model_card = None
     if card_dir is not None:
         for name in CARD_FILES:

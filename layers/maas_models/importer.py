@@ -299,8 +299,13 @@ def import_model(
     rtol: float = DEFAULT_RTOL,
     actor: str | None = None,
     work_dir: str | Path | None = None,
+    extra_metadata: Mapping[str, Any] | None = None,
+    card_dir: str | Path | None = None,
 ) -> ImportResult:
-    """prepare() in a private work directory, then Registry.publish (and promote when asked)."""
+    """prepare() in a private work directory, then Registry.publish (and promote when asked).
+    extra_metadata: more manifest fields (fingerprint, fairness, training); card_dir: the model
+    card files (card.json / .md / .html) to publish beside the model."""
+    from maas_models.export import copy_card
     from maas_models.naming import validate_alias, validate_name
     from maas_models.registry import Registry
 
@@ -309,14 +314,18 @@ def import_model(
         promote = validate_alias(promote)
     reg = registry if registry is not None else Registry()
     with tempfile.TemporaryDirectory(prefix="maas-import-", dir=work_dir) as tmp:
+        export = Path(tmp) / "export"
+        export.mkdir()
+        card = copy_card(card_dir, export)
         out = prepare(
             source,
-            Path(tmp) / "export",
+            export,
             feature_names=feature_names,
             class_labels=class_labels,
             metrics=metrics,
             atol=atol,
             rtol=rtol,
+            extra_metadata={**dict(extra_metadata or {}), **({"model_card": card} if card else {})},
         )
         # the source was compared above; the re-check reads the recorded outputs only
         version = int(reg.publish(out, name, source="recorded", atol=atol, actor=actor))

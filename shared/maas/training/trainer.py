@@ -54,6 +54,11 @@ def run(spec: TrainingSpec, *, work_dir: Path | None = None, install_sigterm: bo
     if install_sigterm:
         stop.install()  # first: a reclaim during the slow imports below must not kill us silently
     try:
+        if spec.code is not None:  # a team's own script or builder (maas.training.byo)
+            from maas.training.byo import run_code
+
+            work = Path(work_dir or tempfile.mkdtemp(prefix="maas-train-"))
+            return run_code(spec, work=work, stop=stop, started=started)
         return _run(spec, stop, work_dir, started)
     finally:
         if install_sigterm:
@@ -142,7 +147,7 @@ def _load_data(spec: TrainingSpec) -> Prepared:
     """Step 1: load with pyarrow, split (seeded), balance, fingerprint."""
     tr = spec.training
     t0 = time.perf_counter()
-    data = data_mod.load_dataset(spec.dataset)
+    data = data_mod.load_dataset(spec.rows)
     parts = data_mod.split(len(data.y), tr.validation_split, tr.seed)
     train_rows = parts.train
     weights = np.ones(len(data.y), dtype=np.float32)
@@ -165,7 +170,7 @@ def _load_data(spec: TrainingSpec) -> Prepared:
         data.y,
         data.feature_names,
         data.class_labels,
-        label_column=spec.dataset.label_column,
+        label_column=spec.rows.label_column,
         sources=data.sources,
     )
     return Prepared(data, parts, train_rows, weights, fp)

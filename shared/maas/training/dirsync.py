@@ -1,0 +1,100 @@
+"""$MAAS_CHECKPOINT_DIR <-> S3: restored before the user's code starts, then mirrored in a thread
+that uploads each new or changed file, and a last sync on SIGTERM or at the end.
+
+Polling, not inotify: a scan of a checkpoint folder (a handful of files) costs microseconds, works on
+every filesystem the job may get, and needs no extra package. A file is uploaded once its size and
+mtime held still over one poll (the writer finished it); the final sync uploads everything that
+changed. Deletions are not mirrored: a checkpoint the code removed may still be the last good one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from maas.training import storage
+
+log = logging.getLogger("maas.training")
+
+Snapshot = dict[str, tuple[int, int]]  # relative path -> (size, mtime_ns)
+
+
+class DirSync:
+    def __init__(self, local: Path, remote: str, *, interval_s: float = 10.0, poll_s: float = 1.0) -> None:
+        self.local, self.remote = local, remote.rstrip("/") + "/"
+        self.interval_s, self.poll_s = interval_s, min(poll_s, interval_s)
+        self._uploaded: Snapshot = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.uploads = 0
+
+    def restore(self) -> int:
+        """Download every file under the remote prefix into the (new) local folder; the file count."""
+        self.local.mkdir(parents=True, exist_ok=True)
+        files = storage.list_files(self.remote)
+        for uri in files:
+            rel = uri[len(self.remote) :]
+            storage.download(uri, self.local / rel)
+        self._uploaded = self._scan()
+        if files:
+            log.info("restored %d checkpoint files from %s into %s", len(files), self.remote, self.local)
+        return len(files)
+
+    def _scan(self) -> Snapshot:
+        out: Snapshot = {}
+        for path in self.local.rglob("*"):
+            if path.is_file() and not path.name.endswith((".tmp", ".partial")):
+                st = path.stat()
+                out[path.relative_to(self.local).as_posix()] = (st.st_size, st.st_mtime_ns)
+        return out
+
+    def sync(self, *, settled: Snapshot | None = None) -> int:
+        """Upload what changed since the last upload (only files unchanged since ``settled`` when
+        given); the number uploaded."""
+        with self._lock:
+            now = self._scan()
+            changed = [
+                rel
+                for rel, sig in sorted(now.items())
+                if self._uploaded.get(rel) != sig and (settled is None or settled.get(rel) == sig)
+            ]
+            for rel in changed:
+                try:
+                    storage.upload_file(self.local / rel, storage.join(self.remote, rel))
+                except FileNotFoundError:  # removed between the scan and the upload
+                    continue
+                self._uploaded[rel] = now[rel]
+            self.uploads += len(changed)
+            return len(changed)
+
+    def _loop(self) -> None:
+        last_sync = time.monotonic()
+        previous = self._scan()
+        while not self._stop.wait(self.poll_s):
+            current = self._scan()
+            due = time.monotonic() - last_sync >= self.interval_s
+            try:
+                if current != previous or due:
+                    # changed files upload once they hold still for a poll; at most interval_s late
+                    self.sync(settled=current if not due else previous)
+                    last_sync = time.monotonic() if due else last_sync
+            except Exception:  # a failed upload is retried on the next poll; never kill the run
+                log.exception("checkpoint sync to %s failed; retrying", self.remote)
+            previous = current
+
+    def start(self) -> DirSync:
+        self._thread = threading.Thread(target=self._loop, name="maas-checkpoint-sync", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> int:
+        """Stop the thread and upload whatever changed (the last sync); the files uploaded."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        count = self.sync()
+        log.info("checkpoint dir synced to %s (%d files in the last sync)", self.remote, count)
+        return count
