@@ -45,7 +45,9 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         ]
         for cls, m in per_class.items():
             values = m if isinstance(m, Mapping) else {"value": m}
-            lines.append(f"| {cls} | " + " | ".join(fmt(values.get(k)) for k in first_keys(per_class)) + " |")
+            lines.append(
+                f"| {cls} | " + " | ".join(fmt(values.get(k)) for k in first_keys(per_class)) + " |"
+            )
     fair = card.get("fairness") or {}
     lines += ["", "## Fairness: per-group metrics and gaps", ""]
     rows = group_rows(fair)
