@@ -5,8 +5,8 @@ only describes the network. TextVectorization learns its vocabulary from input_s
     python examples/text_classifier/make_data.py /tmp/maas-reviews.csv
     maas train run --spec examples/text_classifier/spec.json --local
 
-LiteRT has no string ops, so the model is published SavedModel-only; serving it needs the
-preprocessing issue (14). Training, evaluation, card and publish work today.
+LiteRT has no string ops: until the preprocessing issue (14) the run trains, evaluates and writes
+the card, keeps the model at <checkpoint_uri>/trained/model.keras and ends "trained_not_published".
 """
 
 from __future__ import annotations

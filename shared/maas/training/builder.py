@@ -134,7 +134,8 @@ def train_builder(
         return None
     export_model = _float32(builder, spec, spec_in, model) if info.mixed_precision else model
     x_val, y_val = ex.x[parts.held_out], ex.y[parts.held_out]
-    proba = np.asarray(export_model.predict(x_val, verbose=0), dtype=np.float32)
+    x_in = tf.constant(x_val.tolist()) if x_val.dtype.kind in "US" else x_val  # Keras takes no numpy str
+    proba = np.asarray(export_model.predict(x_in, verbose=0), dtype=np.float32)
     groups = {c: v[parts.held_out] for c, v in ex.sensitive.items()}
     measured = measure(spec, y_val, proba, ex.class_labels, groups)
     if ex.x.dtype.kind not in "US":

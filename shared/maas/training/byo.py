@@ -196,6 +196,8 @@ def run_code(spec: TrainingSpec, *, work: Path, stop: StopFlag, started: float) 
     from maas.training.byo_publish import publish_model
 
     publish_model(spec, source, measured, result, work, training=training)
+    if result.status == "trained_not_published":
+        return _finish(result, result.status, started)
     store.mark_published(
         {
             "version": result.version,

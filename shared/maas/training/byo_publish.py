@@ -182,9 +182,8 @@ def publish_model(
             raise CodeError(
                 f"MAAS_MODEL_DIR: LiteRT cannot serve this model, nothing published: {exc}"
             ) from exc
-        version = _publish_saved_model_only(
-            source, spec, measured, work, registry, actor, extra, card_dir, str(exc)
-        )
+        _keep_unpublished(source, card_dir, result, str(exc))
+        return
     except (ExportMismatch, ValueError) as exc:
         raise CodeError(f"MAAS_MODEL_DIR: the model failed verification, nothing published: {exc}") from exc
     result.version = version
@@ -196,31 +195,19 @@ def publish_model(
     promote_if_passed(spec, registry, imported_version, gate, result, actor=actor, metrics=measured.metrics)
 
 
-def _publish_saved_model_only(
-    model: Any,
-    spec: TrainingSpec,
-    measured: Measured,
-    work: Path,
-    registry: Any,
-    actor: str,
-    extra: dict[str, Any],
-    card_dir: Path,
-    reason: str,
-) -> int:
-    """A Keras model LiteRT cannot convert (string inputs: TextVectorization): export_keras's
-    SavedModel-only export (still checked against Keras), published for a TensorFlow-serving runtime
-    (the preprocessing issue serves it); the reason is recorded as litert_unsupported."""
-    from maas_models.export import export_keras
+def _keep_unpublished(model: Any, card_dir: Path, result: RunResult, reason: str) -> None:
+    """A trained Keras model the registry cannot serve yet (string inputs: TextVectorization needs the
+    preprocessing issue): kept as ``<checkpoint_uri>/trained/model.keras`` with its card, for a later
+    ``maas models import``; the run ends "trained_not_published" (exit 0: the training itself worked)."""
+    from maas.training import storage
 
-    log.warning("LiteRT cannot convert the model (%s): publishing the SavedModel only", reason[:300])
-    out = export_keras(
-        model,
-        work / "export-savedmodel",
-        class_labels=measured.class_labels,
-        metrics={k: v for k, v in measured.metrics.items() if k != "confusion_matrix"},
-        fingerprint=extra.get("fingerprint"),
-        fairness=measured.fairness,
-        card_dir=card_dir if (card_dir / "card.json").is_file() else None,
-        runtime="savedmodel",
-    )
-    return int(registry.publish(out, spec.model_name, actor=actor))
+    target = storage.join(result.checkpoint_uri, "trained")
+    local = card_dir.parent / "trained"
+    local.mkdir(parents=True, exist_ok=True)
+    model.save(str(local / "model.keras"))
+    for card in card_dir.glob("card.*"):
+        (local / card.name).write_bytes(card.read_bytes())
+    storage.upload_dir(local, target)
+    result.status = "trained_not_published"
+    result.gates = {"passed": False, "failures": [f"not publishable yet: {reason}"]}
+    log.warning("not published (%s); the trained model is kept at %s/model.keras", reason[:200], target)

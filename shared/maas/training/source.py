@@ -158,6 +158,17 @@ def user_import_path(paths: list[str]) -> Iterator[None]:
         sys.path[:] = saved
 
 
+def defines(path: Path, name: str) -> bool:
+    """Whether the module's source defines a top-level function `name` (read, not run)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError):
+        return False
+    return any(isinstance(n, ast.FunctionDef) and n.name == name for n in tree.body)
+
+
 def load_callable(code: Code, root: Path, paths: list[str], name: str | None = None) -> Any:
     """The builder function, or (name given) an optional function of the entry module; None when the
     module lacks that optional function. A script's module is loaded by path (its __main__ block does
@@ -165,6 +176,8 @@ def load_callable(code: Code, root: Path, paths: list[str], name: str | None = N
     import importlib.util
 
     entry = _entry_file(code, root)
+    if name is not None and not defines(entry, name):
+        return None  # never import a script only to look (its top level may train: no __main__ guard)
     with user_import_path(paths):
         if code.is_builder:
             module_name, func = code.entry_point.split(":", 1)
