@@ -61,14 +61,19 @@ class DirSync:
                 for rel, sig in sorted(now.items())
                 if self._uploaded.get(rel) != sig and (settled is None or settled.get(rel) == sig)
             ]
+            uploaded = 0
             for rel in changed:
                 try:
                     storage.upload_file(self.local / rel, storage.join(self.remote, rel))
                 except FileNotFoundError:  # removed between the scan and the upload
                     continue
+                except Exception as exc:  # rewritten mid-upload (a checksum mismatch), throttled, ...
+                    log.warning("checkpoint sync: %s not uploaded (%s); retried on the next poll", rel, exc)
+                    continue
                 self._uploaded[rel] = now[rel]
-            self.uploads += len(changed)
-            return len(changed)
+                uploaded += 1
+            self.uploads += uploaded
+            return uploaded
 
     def _loop(self) -> None:
         last_sync = time.monotonic()
@@ -77,10 +82,11 @@ class DirSync:
             current = self._scan()
             due = time.monotonic() - last_sync >= self.interval_s
             try:
-                if current != previous or due:
-                    # changed files upload once they hold still for a poll; at most interval_s late
-                    self.sync(settled=current if not due else previous)
-                    last_sync = time.monotonic() if due else last_sync
+                if due:  # everything that changed, even a file rewritten on every poll
+                    self.sync()
+                    last_sync = time.monotonic()
+                elif current != previous:  # files that held still since the last poll
+                    self.sync(settled=previous)
             except Exception:  # a failed upload is retried on the next poll; never kill the run
                 log.exception("checkpoint sync to %s failed; retrying", self.remote)
             previous = current
@@ -96,5 +102,9 @@ class DirSync:
         if self._thread is not None:
             self._thread.join(timeout=60)
         count = self.sync()
+        for _ in range(3):  # a file that failed to upload (rewritten mid-upload) gets more tries
+            if all(self._uploaded.get(rel) == sig for rel, sig in self._scan().items()):
+                break
+            count += self.sync()
         log.info("checkpoint dir synced to %s (%d files in the last sync)", self.remote, count)
         return count
