@@ -148,3 +148,43 @@ def test_script_resumes_after_kill_with_the_same_job_id(s3_moto: str, tmp_path: 
     assert begun[0] >= 3 and begun[-1] == epochs, begun  # at most the epoch in progress is redone
     assert any("restored" in line and "checkpoint files" in line for line in lines)
     assert summary["status"] == "published"
+
+
+HANGING_SCRIPT = """
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a script that ignores the stop and hangs
+with open(os.path.join(os.environ["MAAS_CHECKPOINT_DIR"], "step.txt"), "w") as fh:
+    fh.write("step 7")
+print("checkpoint written; now hanging", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.mark.slow
+def test_a_hanging_script_is_stopped_by_the_timeout_with_its_checkpoint_kept(
+    s3_moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch's attempt timeout stops the container as a reclaim does (SIGTERM to the entrypoint, then
+    SIGKILL): the script is killed after the grace, the checkpoint dir is synced, nothing is published."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text(HANGING_SCRIPT)
+    spec = tmp_path / "hang.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "model_name": "hang",
+                "code": {"source_dir": str(src), "entry_point": "train.py", "checkpoint_sync_seconds": 60},
+            }
+        )
+    )
+    monkeypatch.setenv("MAAS_TRAINING_STOP_GRACE_SECONDS", "2")
+    proc = start(spec, tmp_path, f"job-{uuid.uuid4().hex[:8]}")
+    read_until(proc, r"checkpoint written; now hanging")
+    os.kill(proc.pid, signal.SIGTERM)  # to the entrypoint only, as `docker stop` does to PID 1
+    code, lines, _ = finish(proc, timeout=60)
+    assert code == 143, "".join(lines[-30:])
+    assert any("still running 2 s after SIGTERM: killing it" in line for line in lines)
+    assert [k.rsplit("/", 1)[-1] for k in user_checkpoints(s3_moto, "hang")] == ["step.txt"]
+    assert not versions(s3_moto, "hang")

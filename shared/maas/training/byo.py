@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from maas.settings import TrainingSettings
 from maas.training import storage
 from maas.training.checkpoint import CheckpointStore, StopFlag
 from maas.training.dirsync import DirSync
@@ -35,7 +36,6 @@ from maas.training.spec import TrainingSpec
 log = logging.getLogger("maas.training")
 
 USER_CHECKPOINTS = "code-checkpoints"
-TERM_GRACE_S = 25.0  # under ECS's default 30 s stop timeout: the last sync still fits after it
 
 
 class UserCodeFailed(RuntimeError):
@@ -102,6 +102,7 @@ def script_env(spec: TrainingSpec, dirs: dict[str, Path], paths: list[str], run_
 
 def run_script(entry: Path, env: dict[str, str], stop: StopFlag) -> int | None:
     """Run the script; None when a SIGTERM stopped it (forwarded, then SIGKILL after the grace)."""
+    grace = TrainingSettings().stop_grace_seconds  # under ECS's 30 s stop timeout: the last sync fits
     proc = subprocess.Popen([sys.executable, str(entry)], cwd=entry.parent, env=env)  # nosec B603 - the spec's script
     forwarded_at: float | None = None
     while True:
@@ -114,8 +115,8 @@ def run_script(entry: Path, env: dict[str, str], stop: StopFlag) -> int | None:
             log.warning("forwarding SIGTERM to the training script (pid %d)", proc.pid)
             proc.send_signal(signal.SIGTERM)
             forwarded_at = time.monotonic()
-        elif forwarded_at is not None and time.monotonic() - forwarded_at > TERM_GRACE_S:
-            log.warning("training script still running %.0f s after SIGTERM: killing it", TERM_GRACE_S)
+        elif forwarded_at is not None and time.monotonic() - forwarded_at > grace:
+            log.warning("training script still running %.0f s after SIGTERM: killing it", grace)
             proc.kill()
     return None if stop.requested else rc
 
