@@ -109,7 +109,17 @@ def test_builder_resumes_mid_epoch_after_kill(s3_moto: str, tmp_path: Path, how:
     spec, job = write_spec(tmp_path, doc), f"job-{uuid.uuid4().hex[:8]}"
     first = start(spec, tmp_path, job)
     read_until(first, r"INFO maas\.training epoch 2/5 ")
-    time.sleep(3.0)  # well into epoch 3: several save_freq backups, each synced within a second
+    # kill mid-epoch 3, once a save_freq backup taken in it has been synced (metadata epoch 2 on S3)
+    meta_key = f"checkpoints/slow/{job}/code-checkpoints/backup/training_metadata.json"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            body = boto3.client("s3").get_object(Bucket=s3_moto, Key=meta_key)["Body"].read()
+            if json.loads(body)["epoch"] >= 2:
+                break
+        except Exception:  # not there yet, or being rewritten
+            pass
+        time.sleep(0.3)
     os.killpg(first.pid, how)
     first.wait(timeout=60)
     assert first.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 143)
