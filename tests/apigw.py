@@ -139,8 +139,9 @@ class FakeContext:
 class Result:
     status: int
     headers: dict[str, str]  # lower-case names
-    body: str
+    body: str  # the body as text (binary bodies: undecodable bytes replaced)
     raw: dict[str, Any]
+    content: bytes = b""  # the body's bytes as the client receives them (base64 bodies decoded)
 
     @property
     def json(self) -> Any:
@@ -214,19 +215,62 @@ def parse_response(raw: dict[str, Any]) -> Result:
     for k, values in (raw.get("multiValueHeaders") or {}).items():
         headers[k.lower()] = ",".join(values)
     body = raw.get("body") or ""
-    if raw.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    return Result(int(raw["statusCode"]), headers, body, raw)
+    content = base64.b64decode(body) if raw.get("isBase64Encoded") else body.encode()
+    text = content.decode("utf-8", "replace") if raw.get("isBase64Encoded") else body
+    return Result(int(raw["statusCode"]), headers, text, raw, content)
+
+
+def template_binary_media_types() -> tuple[str, ...]:
+    """MaasApi's BinaryMediaTypes in template.yaml, with SAM's "~1" written back as "/"."""
+    from pathlib import Path
+
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # CloudFormation tags: unused here
+    doc = yaml.load((Path(__file__).parents[1] / "template.yaml").read_text(), Loader=_Loader)
+    types = doc["Resources"]["MaasApi"]["Properties"].get("BinaryMediaTypes") or []
+    return tuple(str(t).replace("~1", "/") for t in types)
+
+
+#: Content types that HTTP APIs and Function URLs deliver as text; any other body arrives base64-encoded.
+TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/xml",
+              "application/x-www-form-urlencoded", "+json", "+xml")  # fmt: skip
+
+
+def gateway_base64(kind: str, content_type: str | None, binary_media_types: tuple[str, ...] = ()) -> bool:
+    """Whether API Gateway / Lambda would hand the function this body base64-encoded.
+
+    REST APIs (1.0) base64-encode a body whose Content-Type (application/json when absent) matches one of
+    the API's BinaryMediaTypes (`*/*` matches all); HTTP APIs and Function URLs every non-text body."""
+    ctype = (content_type or "application/json").split(";")[0].strip().lower()
+    if kind == "rest":
+        for media in binary_media_types:
+            major, _, minor = media.lower().partition("/")
+            if media == "*/*" or media.lower() == ctype or (minor == "*" and ctype.startswith(major + "/")):
+                return True
+        return False
+    return not any(t in ctype if t.startswith("+") else ctype.startswith(t) for t in TEXT_TYPES)
 
 
 class Client:
     """Calls `handler(event, context)` like API Gateway / a Function URL would."""
 
-    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]], kind: str = "rest") -> None:
+    def __init__(
+        self,
+        handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+        kind: str = "rest",
+        binary_media_types: tuple[str, ...] = (),
+    ) -> None:
+        """`binary_media_types`: the REST API's BinaryMediaTypes (template.yaml's, to mimic the deployed
+        API); HTTP API and Function URL events follow their fixed rule (`gateway_base64`)."""
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}; use one of {KINDS}")
         self.handler = handler
         self.kind = kind
+        self.binary_media_types = binary_media_types
 
     def request(
         self,
@@ -237,12 +281,17 @@ class Client:
         body: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
-        base64_body: bool = False,
+        base64_body: bool | None = None,
     ) -> Result:
+        """`base64_body` None: as the gateway would deliver it (`gateway_base64`)."""
         if json is not None:
             body = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY)
         if query:
             path = f"{path}?{urlencode(query)}"
+        if base64_body is None:
+            given = (v for k, v in (headers or {}).items() if k.lower() == "content-type")
+            ctype = next(given, "application/json")  # build_event's default
+            base64_body = body is not None and gateway_base64(self.kind, ctype, self.binary_media_types)
         event = build_event(self.kind, method, path, body, headers, base64_body=base64_body)
         return parse_response(self.handler(event, FakeContext()))
 
@@ -284,3 +333,66 @@ if pytest is not None:
     @pytest.fixture
     def rest(predict_app: Any) -> Client:
         return Client(predict_app.handler, kind="rest")
+
+
+# -- a loopback HTTP front end: real clients -> real-shaped events -> the handler -------------------------
+def serve_http(
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+    kind: str = "rest",
+    binary_media_types: tuple[str, ...] = (),
+    stage: str = "prod",
+) -> Any:
+    """A context manager yielding `http://127.0.0.1:<port>/<stage>`, where every request becomes the event
+    API Gateway would build (`build_event`, bodies base64-encoded by `gateway_base64`) and every response
+    goes back as API Gateway would send it: a base64 body (isBase64Encoded) decoded to bytes when the
+    request's first Accept type matches a binary media type (`*/*` matches all; HTTP APIs and Function
+    URLs always decode). For real clients that cannot be pointed at a handler; one request at a time."""
+    import contextlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lock = threading.Lock()
+
+    class Front(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            path = self.path.removeprefix(f"/{stage}") or "/"
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("content-length", "host")}
+            ctype = self.headers.get("Content-Type")
+            b64 = body is not None and gateway_base64(kind, ctype, binary_media_types)
+            headers.setdefault("Content-Type", "application/json")  # as API Gateway assumes
+            event = build_event(kind, self.command, path, body, headers, base64_body=b64, stage=stage)
+            with lock:
+                raw = handler(event, FakeContext())
+            result = parse_response(raw)
+            accept = (self.headers.get("Accept") or "").split(",")[0].strip() or None
+            binary = kind != "rest" or gateway_base64("rest", accept, binary_media_types)
+            content = result.content if (binary or not raw.get("isBase64Encoded")) else raw["body"].encode()
+            self.send_response(result.status)
+            for name, value in result.headers.items():
+                if name not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    @contextlib.contextmanager
+    def running() -> Any:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Front)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/{stage}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    return running()

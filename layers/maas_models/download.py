@@ -28,7 +28,7 @@ from maas_models.errors import ModelCorrupt
 
 MB = 1024 * 1024
 DEFAULT_PART_BYTES = 8 * MB  # S3's own guidance for ranged GETs: 8-16 MB parts
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = 16  # measured on LocalStack: 16 x 8 MB beat 8 x 8, 4 x 16 and 8 x 16 (300 MB object)
 PARALLEL_MIN_BYTES = 32 * MB  # below this one stream is as fast (one request, no thread start-up)
 HASH_BLOCK = 1 * MB
 

@@ -88,11 +88,13 @@ def load_source(source: Any) -> _Source:
         import keras
 
         try:
-            model = keras.saving.load_model(str(path), compile=False)
+            # safe_mode: a .keras file must not run code it carries (Lambda layers' pickled bytecode)
+            model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:  # Keras raises ValueError, TypeError, ... for files it cannot read
             raise UnsupportedModel(
                 f"Keras cannot load {path}: {exc} (custom layers must be registered with "
-                "@keras.saving.register_keras_serializable and importable here)"
+                "@keras.saving.register_keras_serializable and importable here; a Lambda layer cannot "
+                "be loaded safely: pass the model object to maas_models.importer.import_model instead)"
             ) from exc
         return _Source("keras", keras_model=model, label=f".keras {path.name}")
     if not path.exists():

@@ -2,10 +2,11 @@
 
 Every metric of the project goes through here (the model layer's, the predict function's per-request
 Latency/Rows, the audit trail's AuditWriteFailed, the drift monitors'), so all share one namespace
-(POWERTOOLS_METRICS_NAMESPACE, default "maas") and one naming scheme: metric names in CamelCase,
-dimension and property names in lower snake case (``service``, ``model``, ``version``, ``source``,
-``stage`` ...), as Powertools writes its ``service`` dimension. CloudWatch treats ``Model`` and
-``model`` as different dimensions, so ``DIMENSION_NAME`` is checked in the tests for every metric.
+(POWERTOOLS_METRICS_NAMESPACE, default "maas"; ``MetricsSettings``, read once) and one naming
+scheme: metric names in CamelCase, dimension and property names in lower snake case (``service``,
+``model``, ``version``, ``source``, ``stage`` ...), as Powertools writes its ``service`` dimension.
+CloudWatch treats ``Model`` and ``model`` as different dimensions, so ``DIMENSION_NAME`` is checked in
+the tests for every metric.
 Honours POWERTOOLS_METRICS_DISABLED as Powertools does.
 
 Why hand-written rather than Powertools ``single_metric`` (measured here, 2 vCPU): ``single_metric``
@@ -19,7 +20,6 @@ predict function's ColdStart and error counts. Tests and apps may replace the si
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import time
@@ -28,9 +28,8 @@ from typing import Any, TextIO
 
 import orjson
 
-NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
-DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
-DEFAULT_NAMESPACE = "maas"
+from maas_models.settings import MetricsSettings
+
 DIMENSION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # the naming scheme of dimensions and properties
 
 COUNT = "Count"
@@ -40,12 +39,22 @@ NONE = "None"
 Sink = Callable[[dict[str, Any]], None]
 
 
+_settings = MetricsSettings()  # read once, at import (as Powertools reads them when Metrics is built)
+
+
+def configure(settings: MetricsSettings | None = None) -> MetricsSettings:
+    """Replace the emitter's settings (None: read the environment again). Returns the previous ones."""
+    global _settings
+    previous, _settings = _settings, settings if settings is not None else MetricsSettings()
+    return previous
+
+
 def namespace() -> str:
-    return os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+    return _settings.namespace
 
 
 def disabled() -> bool:
-    return os.environ.get(DISABLED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return _settings.disabled
 
 
 def _stdout_sink(record: dict[str, Any]) -> None:

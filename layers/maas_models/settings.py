@@ -18,6 +18,9 @@ ALIAS_TTL_SECONDS = "MAAS_ALIAS_TTL_SECONDS"
 LITERT_THREADS = "MAAS_LITERT_THREADS"
 PRELOAD = "MAAS_PRELOAD"
 MAX_ARTIFACT_MB = "MAAS_MAX_ARTIFACT_MB"
+# The one metrics emitter (maas_models.metrics) honours Powertools' own variables.
+METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"  # default "maas"
+METRICS_DISABLED = "POWERTOOLS_METRICS_DISABLED"  # "1"/"true"/"yes"/"on": write no metrics
 # The function's /tmp size (template parameter EphemeralStorageMB -> EphemeralStorage); Lambda's
 # default is 512. The disk-cache and artifact limits default to a share of it.
 EPHEMERAL_STORAGE_MB = "MAAS_EPHEMERAL_STORAGE_MB"
@@ -77,6 +80,17 @@ class LayerSettings:
             object.__setattr__(self, "cache_max_mb", int(self.ephemeral_storage_mb * 0.8))
         if self.max_artifact_mb < 0:
             object.__setattr__(self, "max_artifact_mb", self.cache_max_mb)
+
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Settings of the metrics emitter, read from the environment once (``maas_models.metrics``)."""
+
+    namespace: str = field(default_factory=lambda: env_str(METRICS_NAMESPACE, "maas") or "maas")
+    disabled: bool = field(default_factory=lambda: (env_str(METRICS_DISABLED) or "").lower() in _TRUE)
 
 
 def _default_memory_budget() -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 MODEL = "demo-ref"
+CNN_MODEL = "demo-digits"
 POLL_SECONDS = 0.5
 
 
@@ -142,6 +143,37 @@ def predict_over_http(status: dict[str, Any], rows: list[list[float]], say: Call
         say(f"POST {api}/v1/models/{MODEL}:explain -> {code}, top features {_top_features(body)}")
 
 
+def import_and_predict_cnn(status: dict[str, Any], say: Callable[[str], None]) -> None:
+    """A team's own Keras CNN (examples/maas_examples/digits_cnn.py, trained on scikit-learn's digits):
+    `maas models import --local`, then both protocols with nested 8 x 8 x 1 images."""
+    from maas_examples import cached_keras, example
+
+    say("training the digits CNN example (cached after the first run) ...")
+    path = cached_keras("digits-cnn")
+    labels = ",".join(str(d) for d in range(10))
+    say(f"maas models import {path.name} --name {CNN_MODEL} --promote production --local ...")
+    subprocess.run(
+        [sys.executable, "-m", "maas", "models", "import", str(path), "--name", CNN_MODEL,
+         "--promote", "production", "--local", "--class-labels", labels],
+        env=_local_env(status),
+        check=True,
+    )  # fmt: skip
+    images = example("digits-cnn").sample_inputs(3)["image"]
+    api = status["api_url"]
+    code, body = _http("POST", f"{api}/v1/models/{CNN_MODEL}:predict", {"instances": images.tolist()})
+    if code != 200:
+        raise DemoError(f"TF Serving predict of the CNN answered {code}: {body}")
+    digits = [max(range(len(p)), key=p.__getitem__) for p in body["predictions"]]
+    say(f"POST {api}/v1/models/{CNN_MODEL}:predict (3 images 8x8x1) -> {code}, digits {digits}")
+    flat = images.ravel().tolist()  # v2: flat row-major data with its shape
+    infer = {"inputs": [{"name": "image", "shape": list(images.shape), "datatype": "FP32", "data": flat}]}
+    code, body = _http("POST", f"{api}/v2/models/{CNN_MODEL}/infer", infer)
+    if code != 200:
+        raise DemoError(f"v2 infer of the CNN answered {code}: {body}")
+    out = body["outputs"][0]
+    say(f"POST {api}/v2/models/{CNN_MODEL}/infer -> {code}, output {out['name']} shape {out['shape']}")
+
+
 def _top_features(body: dict[str, Any]) -> Any:
     explanations = body.get("explanations") or body.get("predictions") or [body]
     first = explanations[0] if isinstance(explanations, list) and explanations else {}
@@ -213,5 +245,6 @@ def run(say: Callable[[str], None] = print) -> int:
         predict_over_http(status, rows, say)
         score_dropped_file(status, work, say)
         score_queued_message(status, rows, say)
+        import_and_predict_cnn(status, say)
     say("demo complete. `maas local down` stops the local stack.")
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,11 @@ FEATURES = tuple(f"f{i}" for i in range(4))
 SPEC = InputSpec(FEATURES, ("a", "b"))
 
 
-def fake_predict(x: np.ndarray) -> np.ndarray:
+def fake_predict(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Deterministic two-class 'model': p(b) grows with the first feature."""
+    x = inputs["features"]
     p = 1.0 / (1.0 + np.exp(-x[:, 0]))
-    return np.stack([1.0 - p, p], axis=1).astype(np.float32)
+    return {"probabilities": np.stack([1.0 - p, p], axis=1).astype(np.float32)}
 
 
 def test_ordered_background_keeps_order_and_bounds_the_backlog() -> None:
@@ -125,7 +127,7 @@ def test_score_range_writes_every_block_in_order(tmp_path: Path) -> None:
     keep = np.ones(1000, dtype=bool)
     keep[7] = False
     assert table.column("id").to_pylist() == list(np.flatnonzero(keep))
-    expected = fake_predict(x[keep])
+    expected = fake_predict({"features": x[keep]})["probabilities"]
     np.testing.assert_allclose(table.column("probability").to_numpy(), expected.max(axis=1), rtol=1e-6)
     assert table.column("class").to_pylist() == [SPEC.class_labels[i] for i in expected.argmax(axis=1)]
     assert errors == b'{"row":8,"reason":"missing value in column \'f1\'"}\n'

@@ -42,7 +42,7 @@ def test_digits_cnn_trains_well_and_imports_from_the_cli(
         "digits", "production"
     )
     x = example("digits-cnn").sample_inputs(16)
-    want = np.asarray(keras.saving.load_model(path)(x["image"], training=False))
+    want = np.asarray(keras.saving.load_model(path, safe_mode=True)(x["image"], training=False))
     got = served.predict(x["image"])
     np.testing.assert_allclose(got, want, atol=1e-5)
     labels = np.asarray(served.class_labels)[got.argmax(axis=1)]
@@ -58,7 +58,8 @@ def test_multi_tensor_examples_import_and_match_keras(s3_moto: str, tmp_path: Pa
     served = ModelLoader(registry=Registry(bucket=s3_moto), cache_dir=tmp_path / "c").get(name)
     x = mod.sample_inputs(8)
     got = served.predict_named(x)
-    want = _keras_outputs(keras.saving.load_model(cached_keras(name)), x, served.signature.output_names)
+    source = keras.saving.load_model(cached_keras(name), safe_mode=True)
+    want = _keras_outputs(source, x, served.signature.output_names)
     assert set(got) == set(want)
     for key in want:
         np.testing.assert_allclose(got[key], want[key], atol=1e-5, err_msg=f"{name}:{key}")

@@ -218,6 +218,7 @@ def test_large_requests_are_split_into_bounded_model_calls():
 def test_queue_hook(ref_model):
     from maas.rai.explain import explain_for_queue
 
-    out = explain_for_queue(ref_model, np.random.default_rng(9).normal(size=(2, 100)).astype(np.float32))
+    x = np.random.default_rng(9).normal(size=(2, 100)).astype(np.float32)
+    out = explain_for_queue(ref_model, {ref_model.manifest.signature.input_names[0]: x})
     assert len(out) == 2 and len(out[0]["top_features"]) == 10
     assert abs(out[0]["sum_attributions"] - (out[0]["prediction"] - out[0]["baseline_prediction"])) < 1e-3

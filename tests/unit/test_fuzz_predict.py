@@ -5,7 +5,9 @@ Requests go through the test client of tests/apigw.py, which builds real API Gat
 API (2.0) and Function URL events, into `functions/predict/app.py`'s handler serving the published
 reference model (moto S3). Generated: malformed JSON, arbitrary JSON values, wrong types, ragged and
 deeply nested tensors, huge, negative and non-integer shapes, datatype/data mismatches, NaN/Inf,
-unicode (names, paths, invalid UTF-8, BOMs), for the TF Serving and Open Inference v2 routes.
+unicode (names, paths, invalid UTF-8, BOMs), for the TF Serving and Open Inference v2 routes; v2 binary
+tensor framings (Inference-Header-Content-Length): truncated, oversized, random bytes after a valid
+JSON header, random header values and random binary_data_size / shape / datatype combinations.
 
 Sizes: the Hypothesis profile "ci" (default) runs a few hundred examples in all; "full" runs >= 10,000
 (`MAAS_FUZZ_PROFILE=full pytest tests/unit/test_fuzz_predict.py`), and MAAS_FUZZ_EXAMPLES=N sets the
@@ -33,7 +35,7 @@ from tests.apigw import KINDS, Client
 predict_app = apigw.predict_app  # fixture: the handler serving the reference model "ref" v1
 
 N_FEATURES = 100
-TESTS_IN_MODULE = 9  # the "full" profile gives each >= 10,000 / 9 examples (rounded up generously)
+TESTS_IN_MODULE = 11  # the "full" profile gives each >= 10,000 / 11 examples (rounded up generously)
 
 settings.register_profile(
     "maas-fuzz-ci",
@@ -273,6 +275,51 @@ def v2_bodies(draw: st.DrawFn) -> Any:
     return body
 
 
+HEADER = "Inference-Header-Content-Length"
+BIN_HEADER = orjson.dumps(
+    {"inputs": [{"name": "features", "shape": [1, N_FEATURES], "datatype": "FP32",
+                 "parameters": {"binary_data_size": 4 * N_FEATURES}}]}
+)  # fmt: skip
+BIN_TENSOR = b"\x00\x00\x00\x3f" * N_FEATURES  # 100 little-endian float32 0.5
+BINARY_MEDIA_TYPES = apigw.template_binary_media_types()
+
+
+def call_framed(app: Any, route: str, body: bytes, header_value: str | None, kind: str) -> Any:
+    """A framed request as each front end delivers it (REST with the template's BinaryMediaTypes)."""
+    headers = {"Content-Type": "application/octet-stream"}
+    if header_value is not None:
+        headers[HEADER] = header_value
+    with hard_deadline(DEADLINE_S):
+        client = Client(app.handler, kind=kind, binary_media_types=BINARY_MEDIA_TYPES)
+        return client.request("POST", route, body=body, headers=headers)
+
+
+def assert_no_5xx_framed(r: Any, what: object) -> None:
+    """`assert_no_5xx`, where a 200 may also be a binary tensor answer (its JSON header checked)."""
+    framed = r.headers.get("inference-header-content-length")
+    if r.status == 200 and framed:
+        doc = orjson.loads(r.content[: int(framed)])
+        assert isinstance(doc, dict) and doc.get("outputs"), doc
+        return
+    assert_no_5xx(r, what)
+
+
+@st.composite
+def binary_inputs(draw: st.DrawFn) -> Any:
+    """A v2 input declaring binary data, wrong somewhere (or right by chance)."""
+    tensor: dict[str, Any] = {
+        "name": draw(st.sampled_from(["features", "features", "x", ""])),
+        "shape": draw(st.one_of(st.just([1, N_FEATURES]), shapes)),
+        "datatype": draw(st.sampled_from(DATATYPES)),
+        "parameters": {"binary_data_size": draw(st.one_of(
+            st.integers(min_value=-(2**63), max_value=2**64), st.sampled_from([0, 4, 400, 401]), json_values
+        ))},
+    }  # fmt: skip
+    if draw(st.integers(0, 4)) == 0:
+        tensor["data"] = draw(st.one_of(json_values, st.just([0.5] * N_FEATURES)))
+    return tensor
+
+
 def _all_numbers(data: Any) -> bool:
     if isinstance(data, list):
         return all(_all_numbers(v) for v in data)
@@ -383,6 +430,56 @@ def test_unicode_and_traversal_in_names(
         orjson.loads(r.body)
         return
     assert_json_4xx(r, path)
+
+
+@FUZZ
+@given(
+    mode=st.sampled_from(["truncated", "oversized", "random-after-header"]),
+    cut=st.integers(min_value=0, max_value=10**6),
+    junk=st.binary(min_size=1, max_size=500),
+    route=st.sampled_from(V2_ROUTES),
+    kind=st.sampled_from(KINDS),
+)
+def test_binary_framing_truncated_oversized_random(
+    predict_app: Any, mode: str, cut: int, junk: bytes, route: str, kind: str
+) -> None:
+    """A valid framed request cut short, with bytes appended, or with random bytes after its JSON header."""
+    full = BIN_HEADER + BIN_TENSOR
+    if mode == "truncated":
+        body = full[: cut % len(full)] or b"{"
+    elif mode == "oversized":
+        body = full + junk
+    else:
+        body = BIN_HEADER + junk
+    r = call_framed(predict_app, route, body, str(len(BIN_HEADER)), kind)
+    if mode == "random-after-header" and len(junk) == len(BIN_TENSOR):
+        assert_no_5xx_framed(r, body)  # 400 bytes of random floats may be valid input
+    else:
+        assert_json_4xx(r, body)
+
+
+@FUZZ
+@given(
+    inputs=st.lists(binary_inputs(), min_size=1, max_size=3),
+    tail=st.one_of(st.binary(max_size=600), st.just(BIN_TENSOR)),
+    header_value=st.one_of(
+        st.none(), st.text(max_size=12), st.integers(-(2**70), 2**70).map(str), st.just("HEADER")
+    ),
+    extra=st.fixed_dictionaries({}, optional={"parameters": json_values, "outputs": json_values}),
+    route=st.sampled_from(V2_ROUTES),
+    kind=st.sampled_from(KINDS),
+)
+def test_binary_framing_random_headers_and_sizes(
+    predict_app: Any, inputs: Any, tail: bytes, header_value: str | None, extra: Any, route: str, kind: str
+) -> None:
+    """Random binary_data_size / shape / datatype / data combinations and Inference-Header-Content-Length
+    values (missing, not a number, negative, huge, right)."""
+    header = dumps({"inputs": inputs, **extra}).encode()
+    if header_value == "HEADER":
+        header_value = str(len(header))
+    assume(header_value is None or "\x00" not in header_value)
+    r = call_framed(predict_app, route, header + tail, header_value, kind)
+    assert_no_5xx_framed(r, (inputs, header_value))
 
 
 @pytest.mark.parametrize(

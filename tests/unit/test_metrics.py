@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import io
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import numpy as np
 import orjson
 import pytest
 from maas_models import metrics
+
+from tests.source import tracked
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared/maas", "layers/maas_models", "functions", "jobs")
@@ -124,14 +125,9 @@ def test_powertools_metrics_share_the_namespace_and_scheme() -> None:
     check(doc)
 
 
-def _tracked(*roots: str) -> list[Path]:
-    out = subprocess.run(["git", "ls-files", *roots], cwd=ROOT, capture_output=True, text=True, check=True)
-    return [ROOT / p for p in out.stdout.split() if p.endswith(".py")]
-
-
 def test_every_emit_call_site_names_its_dimensions_by_the_scheme() -> None:
     calls = 0
-    for path in _tracked(*PACKAGES):
+    for path in tracked(*PACKAGES):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
@@ -150,6 +146,25 @@ def test_every_emit_call_site_names_its_dimensions_by_the_scheme() -> None:
 
 def test_no_other_module_writes_emf_by_hand() -> None:
     writers = [
-        p.relative_to(ROOT).as_posix() for p in _tracked(*PACKAGES) if "CloudWatchMetrics" in p.read_text()
+        p.relative_to(ROOT).as_posix() for p in tracked(*PACKAGES) if "CloudWatchMetrics" in p.read_text()
     ]
     assert writers == ["layers/maas_models/metrics.py"], writers
+
+
+def test_settings_are_read_once_and_honour_powertools_variables(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maas_models.settings import MetricsSettings
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "other")
+    assert metrics.namespace() == "maas"  # read at import, not per metric
+    previous = metrics.configure(MetricsSettings(namespace="maas", disabled=True))
+    try:
+        capsys.readouterr()
+        metrics.emit("ModelFallback", model="ref")
+        metrics.FixedMetrics({"Rows": metrics.COUNT}, {"model": "ref"}).write(1)
+        assert capsys.readouterr().out == ""  # POWERTOOLS_METRICS_DISABLED: nothing written
+        metrics.configure()  # from the environment again
+        assert metrics.namespace() == "other"
+    finally:
+        metrics.configure(previous)

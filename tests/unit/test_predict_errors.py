@@ -53,7 +53,7 @@ CASES = [
     ("POST", "/v1/models/ref:predict", {"instances": [ROW], "inputs": [ROW]}, 400, "not both"),
     ("POST", "/v1/models/ref:predict", {"rows": [ROW]}, 400, "missing 'instances' or 'inputs'"),
     ("POST", "/v1/models/ref:predict", {"instances": [ROW[:99]]}, 400, "must have shape [None, 100]"),
-    ("POST", "/v1/models/ref:predict", {"instances": [["x"] * 100]}, 400, "expects float32 numbers"),
+    ("POST", "/v1/models/ref:predict", {"instances": [["x"] * 100]}, 400, "takes float32 numbers"),
     ("POST", "/v1/models/ref:predict", {"instances": [[1e39] * 100]}, 400, "out of float32 range"),
     ("POST", "/v1/models/ref:predict", {"instances": [{"f0": 1.0}]}, 400, "missing features"),
     (

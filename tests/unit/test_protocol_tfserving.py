@@ -170,7 +170,10 @@ def test_structural_errors(body, message):
         ({"instances": [[1, 2, 3]]}, r"must have shape \[None, 4\].*got \[1, 3\]"),
         ({"instances": [1, 2, 3, 4]}, "wrap it in a list"),
         ({"instances": [[1, 2, 3, 4], [1, 2]]}, "rows have different lengths"),
-        ({"instances": [["a", "b", "c", "d"]]}, "expects float32 numbers, got str"),
+        (
+            {"instances": [["a", "b", "c", "d"]]},
+            r"input 'features' \(float32, shape \[None, 4\]\) takes float32 numbers, got str",
+        ),
         ({"instances": [[1, 2, 3, 1e39]]}, "NaN, Infinity or values out of float32 range"),
         ({"instances": [{"feature": [1, 2, 3, 4]}]}, "unknown input name"),
         ({"instances": [{"f0": 1, "f1": 2, "f2": 3}]}, r"missing features 'f3'"),

@@ -41,6 +41,10 @@ class CountingLoader:
                 outer.calls.append((model.ref.name, model.ref.version, x.shape[0]))
                 return model.predict(x)
 
+            def predict_named(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                outer.calls.append((model.ref.name, model.ref.version, len(next(iter(inputs.values())))))
+                return model.predict_named(inputs)
+
         return Counted()
 
 
@@ -129,7 +133,7 @@ def test_poison_and_unscorable_messages_fail_alone(qenv: dict[str, Any], caplog:
     }
     logged = [str(r.__dict__) for r in caplog.records] + [capfd.readouterr().out]
     reasons = [r.__dict__.get("reason") for r in caplog.records if r.getMessage() == "queue message failed"]
-    assert len(reasons) == 5 and any("has 99 values" in str(r) for r in reasons)
+    assert len(reasons) == 5 and any("got [1, 99]" in str(r) for r in reasons)
     assert not any(str(secret) in text for text in logged)  # reasons are logged, payloads never
 
 

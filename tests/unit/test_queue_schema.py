@@ -8,10 +8,23 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from maas.queue.schema import InvalidMessage, parse_message, to_matrix
+from maas.protocols.tensors import Signature, TensorSpec
+from maas.queue.schema import InvalidMessage, MessageLimits, parse_message, to_inputs
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "queue_score"
 NAMES = [f"f{i}" for i in range(4)]
+SIG = Signature(
+    inputs=(TensorSpec("features", "float32", (-1, 4), feature_names=tuple(NAMES)),),
+    outputs=(TensorSpec("probabilities", "float32", (-1, 3)),),
+)
+IMAGE_VEC = Signature(
+    inputs=(TensorSpec("img", "uint8", (-1, 2, 2, 1)), TensorSpec("vec", "float32", (-1, 3))),
+    outputs=(TensorSpec("probabilities", "float32", (-1, 3)),),
+)
+
+
+def to_matrix(req: Any, sig: Signature = SIG) -> np.ndarray:
+    return to_inputs(req, sig)["features"]
 
 
 def msg(**fields: Any) -> bytes:
@@ -69,14 +82,14 @@ def test_version_label_reply_and_explain() -> None:
 )
 def test_invalid_messages(body: bytes, needle: str) -> None:
     with pytest.raises(InvalidMessage, match=needle):
-        parse_message(body, max_rows=10)
+        parse_message(body, limits=MessageLimits(max_rows=10))
 
 
 @pytest.mark.parametrize(
     "data",
     [
         {"instances": [[1, 2, 3, 4], [5, 6, 7, 8]]},
-        {"instances": [{"f0": 1, "f1": 2, "f2": 3, "f3": 4}, {"f3": 8, "f2": 7, "f1": 6, "f0": 5, "id": 1}]},
+        {"instances": [{"f0": 1, "f1": 2, "f2": 3, "f3": 4}, {"f3": 8, "f2": 7, "f1": 6, "f0": 5}]},
         {"instances": [{"features": [1, 2, 3, 4]}, {"features": [5, 6, 7, 8]}]},
         {"inputs": [[1, 2, 3, 4], [5, 6, 7, 8]]},
         {"inputs": {"features": [[1, 2, 3, 4], [5, 6, 7, 8]]}},
@@ -85,7 +98,7 @@ def test_invalid_messages(body: bytes, needle: str) -> None:
 )
 def test_row_shapes_to_matrix(data: dict[str, Any]) -> None:
     req = parse_message(orjson.dumps({"id": "x", "model": "ref", **data}))
-    x = to_matrix(req, NAMES, "features")
+    x = to_matrix(req)
     np.testing.assert_array_equal(x, np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32))
     assert x.dtype == np.float32
 
@@ -93,18 +106,51 @@ def test_row_shapes_to_matrix(data: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("data", "needle"),
     [
-        ({"instances": [[1, 2, 3]]}, "has 3 values; the model takes 4"),
-        ({"instances": [[1, 2, 3, "4"]]}, r"instances\[0\]\[3\] is not a number"),
-        ({"instances": [[1, 2, 3, True]]}, "not a number"),
-        ({"instances": [{"f0": 1}]}, "lacks feature"),
+        ({"instances": [[1, 2, 3]]}, r"must have shape \[None, 4\]"),
+        ({"instances": [[1, 2, 3, "x4"]]}, "takes float32 numbers, got str"),
+        ({"instances": [[1, 2, 3, True]]}, "JSON booleans"),
+        ({"instances": [{"f0": 1}]}, "missing features"),
         ({"inputs": {"f0": [1], "f1": [2], "f2": [3], "f3": [4, 5]}}, "one value per row"),
-        ({"inputs": {"other": [[1, 2, 3, 4]]}}, "lacks input"),
+        ({"inputs": {"other": [[1, 2, 3, 4]]}}, "unknown input name"),
     ],
 )
 def test_unscorable_for_model(data: dict[str, Any], needle: str) -> None:
     req = parse_message(orjson.dumps({"id": "x", "model": "ref", **data}))
     with pytest.raises(InvalidMessage, match=needle):
-        to_matrix(req, NAMES, "features")
+        to_matrix(req)
+
+
+def test_named_nd_inputs() -> None:
+    """One object per row keyed by input name, nested lists of any rank, each input in its dtype."""
+    row = {"img": [[[1], [2]], [[3], [255]]], "vec": [0.5, 1, 2]}
+    req = parse_message(orjson.dumps({"id": "x", "model": "two", "instances": [row, row]}))
+    bound = to_inputs(req, IMAGE_VEC)
+    assert bound["img"].shape == (2, 2, 2, 1) and bound["img"].dtype == np.uint8
+    assert bound["vec"].shape == (2, 3) and bound["vec"].dtype == np.float32
+    cols = parse_message(
+        orjson.dumps({"id": "x", "model": "two", "inputs": {k: [v] for k, v in row.items()}})
+    )
+    np.testing.assert_array_equal(to_inputs(cols, IMAGE_VEC)["img"], bound["img"][:1])
+
+
+@pytest.mark.parametrize(
+    ("row", "needle"),
+    [
+        ({"img": [[[1], [2]], [[3], [300]]], "vec": [0, 0, 0]}, "out of range; uint8 takes 0 to 255"),
+        ({"img": [[[1], [2]], [[3], [1.5]]], "vec": [0, 0, 0]}, "takes integers"),
+        ({"img": [[[1], [2]], [[3]]], "vec": [0, 0, 0]}, "ragged"),
+        (
+            {"img": [[1, 2], [3, 4]], "vec": [0, 0, 0]},
+            r"input 'img' must have shape \[None, 2, 2, 1\] .* dtype uint8",
+        ),
+        ({"vec": [0, 0, 0]}, "missing input"),
+        ({"img": [[[1], [2]], [[3], [4]]], "vec": [0, 0, 0], "x": 1}, "unknown input name"),
+    ],
+)
+def test_bad_named_inputs_name_the_input(row: dict[str, Any], needle: str) -> None:
+    req = parse_message(orjson.dumps({"id": "x", "model": "two", "instances": [row]}))
+    with pytest.raises(InvalidMessage, match=needle):
+        to_inputs(req, IMAGE_VEC)
 
 
 def test_reasons_never_echo_values() -> None:
@@ -112,7 +158,7 @@ def test_reasons_never_echo_values() -> None:
     for body in (msg(instances=[[1, 2, 3, secret]]), msg(id=secret + " x"), msg(model=secret)):
         try:
             req = parse_message(body)
-            to_matrix(req, NAMES, "features")
+            to_matrix(req)
         except InvalidMessage as exc:
             assert secret not in str(exc)
         else:

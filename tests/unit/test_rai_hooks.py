@@ -27,7 +27,7 @@ def _loaded(sensitive=()):
     names = [f"f{i}" for i in range(3)]
     train = np.random.default_rng(0).normal(size=(2000, 3))
     raw = {
-        "inputs": [{"feature_names": names}],
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [None, len(names)], "feature_names": names}],
         "fingerprint": fingerprint(train, names),
         "sensitive_features": list(sensitive),
     }
@@ -47,7 +47,7 @@ def test_one_audit_record_per_request(trail):
     started = hooks.begin_request()
     loaded = _loaded()
     hooks.on_model(loaded)
-    hooks.on_predict(loaded, np.ones((1, 3), np.float32))
+    hooks.on_predict(loaded, {"x": np.ones((1, 3), np.float32)})
     hooks.end_request(EVENT, {"statusCode": 200, "headers": {}}, started)
     (line,) = log.getvalue().splitlines()
     rec = orjson.loads(line.removeprefix(audit.LOG_PREFIX))
@@ -110,9 +110,9 @@ def test_online_drift_is_sampled_and_reported(monkeypatch):
     loaded = _loaded()
     rng = np.random.default_rng(1)
     for _ in range(20):
-        hooks.on_predict(loaded, (rng.normal(size=(5, 3)) + np.array([0, 0, 3])).astype(np.float32))
+        hooks.on_predict(loaded, {"x": (rng.normal(size=(5, 3)) + np.array([0, 0, 3])).astype(np.float32)})
     now[0] = 11.0
-    hooks.on_predict(loaded, rng.normal(size=(1, 3)).astype(np.float32))
+    hooks.on_predict(loaded, {"x": rng.normal(size=(1, 3)).astype(np.float32)})
     doc = orjson.loads(buf.getvalue())
     assert doc["source"] == "online" and doc["max_feature"] == "f2" and doc["DriftMaxPSI"] > 0.2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from maas import settings
+from maas.protocols.tensors import Signature
 
 MAX_REASON_VALUE = 32
 
@@ -26,18 +27,49 @@ class UnreadableInput(ValueError):
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What the model expects, taken from its manifest."""
+    """What the model expects, taken from its manifest.
+
+    A *tabular* model has one ``[N, F]`` input with named features and one ``[N, C]`` output of class
+    probabilities: every format reads it (CSV, JSONL, Parquet, ``.npy``) as a float32 matrix. Any other
+    signature (``signature`` set: images, sequences, several inputs or outputs) is read by the tensor
+    formats (``.npy`` of any rank, ``.npz``, JSONL with nested lists or named inputs).
+    """
 
     feature_names: tuple[str, ...]
     class_labels: tuple[str, ...]
     input_name: str = "features"
     all_probabilities: bool = False
+    signature: Signature | None = None
 
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def tabular(self) -> bool:
+        return self.signature is None or is_tabular(self.signature)
+
+    @property
+    def classifier(self) -> bool:
+        """One [N, C] float output: rows get a ``class`` and its ``probability``."""
+        sig = self.signature
+        if sig is None:
+            return True
+        return len(sig.outputs) == 1 and len(sig.outputs[0].shape) == 2 and sig.outputs[0].is_floating
+
+    def scores(self, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The class probabilities of a classifier as float32 ``[N, C]`` (its one output)."""
+        if not outputs:  # a block without a valid row
+            return np.zeros((0, len(self.class_labels)), dtype=np.float32)
+        return np.asarray(next(iter(outputs.values())), dtype=np.float32)
+
     def output_fields(self) -> list[pa.Field]:
+        """The prediction columns: ``class``/``probability`` (+ ``prob_<label>``) of a classifier, else
+        one nested-list column per model output (``maas.batch.tensors.arrow_type``)."""
+        if not self.classifier and self.signature is not None:
+            from maas.batch.tensors import arrow_type
+
+            return [pa.field(out.name, arrow_type(out)) for out in self.signature.outputs]
         fields = [pa.field("class", pa.string()), pa.field("probability", pa.float32())]
         if self.all_probabilities:
             fields += [pa.field(f"prob_{label}", pa.float32()) for label in self.class_labels]
@@ -53,20 +85,36 @@ class RowError:
         return RowError(self.row + offset, self.reason)
 
 
+def is_tabular(signature: Signature) -> bool:
+    """One ``[N, F]`` input with a fixed F and one output: the shape every format reads as a matrix."""
+    ins = signature.inputs
+    return len(ins) == 1 and len(ins[0].shape) == 2 and ins[0].shape[1] >= 0 and len(signature.outputs) == 1
+
+
 @dataclass
 class Batch:
     """Rows read from one block of input.
 
-    ``x`` holds the valid rows only (float32, C-contiguous); ``passthrough`` is the format's own
-    representation of those rows' other columns; ``valid`` (npy only) marks which of the
-    ``rows_seen`` input rows are in ``x`` so the output stays row-aligned.
+    ``inputs`` holds the valid rows only, one C-contiguous array per model input (tabular formats: the
+    float32 feature matrix under the input's name); ``passthrough`` is the format's own representation
+    of those rows' other columns; ``valid`` (npy/npz) marks which of the ``rows_seen`` input rows are
+    in ``inputs`` so the output stays row-aligned.
     """
 
-    x: np.ndarray
+    inputs: dict[str, np.ndarray]
     rows_seen: int
     errors: list[RowError] = field(default_factory=list)
     passthrough: Any = None
     valid: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        """How many rows are scored (the valid ones)."""
+        return len(next(iter(self.inputs.values()))) if self.inputs else 0
+
+    def without_inputs(self) -> Batch:
+        """The batch for the writer: writers never read the inputs, so they can be freed now."""
+        return Batch({}, self.rows_seen, self.errors, self.passthrough, self.valid)
 
 
 @dataclass
@@ -89,11 +137,11 @@ class Timings:
 
 
 class Scorer:
-    """Runs a model's ``predict`` over rows in slices of LiteRT-friendly size."""
+    """Runs a model's ``predict_named`` over rows in slices of LiteRT-friendly size."""
 
     def __init__(
         self,
-        predict: Callable[[np.ndarray], np.ndarray],
+        predict: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]],
         spec: InputSpec,
         *,
         model: str,
@@ -109,20 +157,27 @@ class Scorer:
         self.batch_rows = batch_rows or settings.env_int(
             settings.BATCH_PREDICT_ROWS, settings.DEFAULT_BATCH_PREDICT_ROWS
         )
+        sig = spec.signature
+        self._dtypes = {s.name: s.np_dtype for s in sig.inputs} if sig is not None else {}
 
     @classmethod
     def from_loaded(
         cls, loaded: Any, *, all_probabilities: bool = False, batch_rows: int | None = None
     ) -> Scorer:
-        """Adapt a ``maas_models.LoadedModel`` (feature names and class labels from its manifest)."""
+        """Adapt a ``maas_models.LoadedModel`` (signature, feature names and labels from its manifest)."""
+        signature: Signature = loaded.manifest.signature
+        first, out = signature.inputs[0], signature.outputs[0]
+        # a model imported without class labels: its classes are named by index ("0", "1", ...)
+        labels = out.class_labels or tuple(str(i) for i in range(out.shape[-1] if len(out.shape) == 2 else 0))
         spec = InputSpec(
-            feature_names=tuple(loaded.feature_names),
-            class_labels=tuple(loaded.class_labels),
-            input_name=str(loaded.input_spec.get("name", "features")),
+            feature_names=tuple(first.feature_names) if is_tabular(signature) else (),
+            class_labels=tuple(labels),
+            input_name=first.name,
             all_probabilities=all_probabilities,
+            signature=signature,
         )
         return cls(
-            loaded.predict,
+            loaded.predict_named,
             spec,
             model=loaded.ref.name,
             version=int(loaded.ref.version),
@@ -130,14 +185,20 @@ class Scorer:
             manifest=getattr(loaded, "manifest", None),
         )
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
-        if n == 0:
-            return np.zeros((0, len(self.spec.class_labels)), dtype=np.float32)
+    def score(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of the model for these rows (inputs cast to the model's dtypes)."""
+        typed = {
+            name: arr if name not in self._dtypes else arr.astype(self._dtypes[name], copy=False)
+            for name, arr in inputs.items()
+        }
+        n = len(next(iter(typed.values()))) if typed else 0
         if n <= self.batch_rows:
-            return np.asarray(self._predict(x), dtype=np.float32)
-        parts = [self._predict(x[i : i + self.batch_rows]) for i in range(0, n, self.batch_rows)]
-        return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+            return dict(self._predict(typed))
+        parts = [
+            self._predict({k: v[i : i + self.batch_rows] for k, v in typed.items()})
+            for i in range(0, n, self.batch_rows)
+        ]
+        return {name: np.concatenate([p[name] for p in parts], axis=0) for name in parts[0]}
 
 
 def prediction_columns(probs: np.ndarray, spec: InputSpec) -> dict[str, pa.Array]:

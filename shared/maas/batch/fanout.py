@@ -73,6 +73,7 @@ from maas.batch.job import (
 from maas.batch.log import logger
 from maas.batch.monitor import DriftCounter
 from maas.batch.runner import aborting, score_range
+from maas.protocols.tensors import Signature
 
 CHUNK_TASK_KIND = "maas.batch.chunk"
 SQS_BATCH = 10
@@ -107,6 +108,12 @@ def _spec_dict(spec: InputSpec) -> dict[str, Any]:
         "class_labels": list(spec.class_labels),
         "input_name": spec.input_name,
         "all_probabilities": spec.all_probabilities,
+        "signature": None
+        if spec.signature is None
+        else {
+            "inputs": [t.to_manifest() for t in spec.signature.inputs],
+            "outputs": [t.to_manifest() for t in spec.signature.outputs],
+        },
     }
 
 
@@ -116,6 +123,7 @@ def _spec(raw: dict[str, Any]) -> InputSpec:
         class_labels=tuple(raw["class_labels"]),
         input_name=raw["input_name"],
         all_probabilities=bool(raw["all_probabilities"]),
+        signature=Signature.from_manifest(raw["signature"]) if raw.get("signature") else None,
     )
 
 
@@ -210,7 +218,7 @@ def _score_chunk(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKe
         return {"index": i, "failed": f"model {job.model!r}: {exc}"}
     out = S3MultipartSink(ctx.s3, bucket, keys.part(i))
     errors = S3MultipartSink(ctx.s3, bucket, keys.errors(i))
-    drift = DriftCounter(scorer.manifest, list(scorer.spec.feature_names)) if scorer.manifest else None
+    drift = DriftCounter.for_spec(scorer.manifest, scorer.spec) if scorer.manifest else None
     try:
         with aborting(out, errors):
             stats = score_range(
@@ -348,7 +356,7 @@ def _assemble(ctx: BatchContext, plan: dict[str, Any], job: Job, keys: WorkKeys)
         manifest = resolve_scorer(ctx, job).manifest
     except Exception:  # drift is advisory: a model that cannot load now must not block the result
         manifest = None
-    drift = DriftCounter(manifest, list(spec.feature_names)) if manifest is not None else None
+    drift = DriftCounter.for_spec(manifest, spec) if manifest is not None else None
     if drift is not None:
         for d in dones:
             drift.merge(d.get("drift"))

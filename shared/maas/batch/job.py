@@ -403,7 +403,7 @@ def score_whole(
 ) -> dict[str, Any]:
     bk = job.batch_key()
     results = ctx.config.results_bucket
-    drift = DriftCounter(scorer.manifest, list(scorer.spec.feature_names)) if scorer.manifest else None
+    drift = DriftCounter.for_spec(scorer.manifest, scorer.spec) if scorer.manifest else None
     out = S3MultipartSink(ctx.s3, results, bk.output_key, content_type=fmt.content_type)
     errors = S3MultipartSink(ctx.s3, results, bk.errors_key, content_type="application/x-ndjson")
     try:

@@ -8,7 +8,7 @@ An object dropped into the ingest bucket is scored when its key reads::
 - ``@<version>``: digits pin a version (``ref@3``); any other name is an alias (``ref@production``).
   Without ``@`` the model's ``latest`` complete version scores the file.
 - ``<path>``: one or more ``/``-separated segments (no empty, ``.`` or ``..`` segment). Its extension
-  chooses the format: ``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``/``.pq``, ``.npy``.
+  chooses the format: ``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``/``.pq``, ``.npy``, ``.npz``.
 
 The results land in the results bucket under the same relative path::
 
@@ -23,9 +23,10 @@ Examples: ``incoming/ref/2026/11/day.csv`` -> ``predictions/ref/2026/11/day.csv`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
+
+from maas_models.naming import ALIAS_RE, NAME_RE, VERSION_RE
 
 INCOMING_PREFIX = "incoming/"
 PREDICTIONS_PREFIX = "predictions/"
@@ -33,8 +34,6 @@ WORK_PREFIX = "_work/"
 ERRORS_SUFFIX = ".errors.jsonl"
 REPORT_SUFFIX = "._report.json"
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _EXTENSIONS = {
     ".csv": "csv",
     ".jsonl": "jsonl",
@@ -42,6 +41,7 @@ _EXTENSIONS = {
     ".parquet": "parquet",
     ".pq": "parquet",
     ".npy": "npy",
+    ".npz": "npz",
 }
 MAX_KEY_BYTES = 1024
 
@@ -58,7 +58,7 @@ class BatchKey:
     model: str
     selector: str | None  # "3" (version), "production" (alias) or None (latest)
     path: str  # "a/b.csv"
-    format: str  # csv | jsonl | parquet | npy
+    format: str  # csv | jsonl | parquet | npy | npz
 
     @property
     def version(self) -> int | None:
@@ -111,13 +111,16 @@ def parse_key(key: str) -> BatchKey:
             "key needs a model segment and a file path: incoming/<model>[@<version|alias>]/<path>"
         )
     model, at, selector = head.partition("@")
-    if not _NAME.fullmatch(model):
+    if not NAME_RE.fullmatch(model):
         raise InvalidKey(
             "model name must be 1-63 characters of lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"
         )
-    if at and not _ALIAS.fullmatch(selector):
-        raise InvalidKey("after '@' give a version number or an alias name (letters, digits, '-', '_')")
+    if at and not (VERSION_RE.fullmatch(selector) or ALIAS_RE.fullmatch(selector)):
+        raise InvalidKey(
+            "after '@' give a version number or an alias name (lowercase letters, digits, '-', '_', "
+            "starting with a letter)"
+        )
     segments = path.split("/")
     if any(seg in ("", ".", "..") for seg in segments):
         raise InvalidKey("file path must not contain empty, '.' or '..' segments")
@@ -126,7 +129,7 @@ def parse_key(key: str) -> BatchKey:
     name = segments[-1].lower()
     fmt = next((f for ext, f in _EXTENSIONS.items() if name.endswith(ext)), None)
     if fmt is None:
-        raise InvalidKey("unsupported file extension: use .csv, .jsonl, .ndjson, .parquet, .pq or .npy")
+        raise InvalidKey("unsupported file extension: use .csv, .jsonl, .ndjson, .parquet, .pq, .npy or .npz")
     if name.endswith((ERRORS_SUFFIX, REPORT_SUFFIX)):
         raise InvalidKey("file name uses a suffix reserved for outputs")
     return BatchKey(key=key, model=model, selector=selector if at else None, path=path, format=fmt)

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from maas.batch.common import InputSpec
 from maas.batch.log import logger
+from maas.protocols.tensors import Signature
 
 SAMPLE_ROWS_PER_BLOCK = 2048
 PSI_THRESHOLD = 0.2
@@ -35,9 +37,30 @@ def _fingerprint_bins(manifest: Any, names: list[str]) -> dict[str, np.ndarray]:
 
 
 class DriftCounter:
-    """Per-feature histograms of (a sample of) scored rows on the training fingerprint's bins."""
+    """Per-feature histograms of (a sample of) scored rows on the training fingerprint's bins.
 
-    def __init__(self, manifest: Any, feature_names: list[str], *, seed: int = 0) -> None:
+    The features are a tabular model's columns, or for any other model the per-input summaries of
+    ``maas.rai.summary`` (mean/std/quantiles/L2 norm of each row of each input)."""
+
+    @classmethod
+    def for_spec(cls, manifest: Any, spec: InputSpec) -> DriftCounter:
+        if spec.tabular or spec.signature is None:
+            return cls(manifest, list(spec.feature_names), input_name=spec.input_name)
+        from maas.rai import summary
+
+        return cls(manifest, summary.feature_names(spec.signature), signature=spec.signature)
+
+    def __init__(
+        self,
+        manifest: Any,
+        feature_names: list[str],
+        *,
+        seed: int = 0,
+        input_name: str | None = None,
+        signature: Signature | None = None,
+    ) -> None:
+        self.input_name = input_name
+        self.signature = signature
         self.names = list(feature_names)
         self.bins = _fingerprint_bins(manifest, self.names)
         self.index = {n: j for j, n in enumerate(self.names) if n in self.bins}
@@ -45,10 +68,13 @@ class DriftCounter:
         self.rows = 0
         self._rng = np.random.default_rng(seed)
 
-    def add(self, x: np.ndarray) -> None:
-        if not self.bins or x.shape[0] == 0:
+    def add(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> None:
+        if not self.bins or not len(inputs):
             return
         try:
+            x = self._features(inputs)
+            if x.shape[0] == 0:
+                return
             sample = x
             if x.shape[0] > SAMPLE_ROWS_PER_BLOCK:
                 pick = self._rng.choice(x.shape[0], SAMPLE_ROWS_PER_BLOCK, replace=False)
@@ -61,6 +87,17 @@ class DriftCounter:
         except Exception:  # drift is advisory; never let it break scoring
             logger.exception("drift sampling failed")
             self.bins = {}
+
+    def _features(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> np.ndarray:
+        if isinstance(inputs, np.ndarray):
+            return inputs
+        if self.signature is not None:
+            from maas.rai import summary
+
+            return summary.features(inputs, self.signature)
+        if self.input_name is not None and self.input_name in inputs:
+            return inputs[self.input_name]
+        return next(iter(inputs.values()))
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "counts": {n: c.tolist() for n, c in self.counts.items()}}

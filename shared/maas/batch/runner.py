@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -174,9 +174,9 @@ def score_range(
     offset = int(rng.get("first_row") or 0)
     writer = fmt.open_writer(out, layout, scorer.spec, part=part)
 
-    def write(batch: Batch, probs: np.ndarray) -> None:
+    def write(batch: Batch, outputs: dict[str, np.ndarray]) -> None:
         with sw("write"):
-            writer.write(batch, probs)
+            writer.write(batch, outputs)
             if batch.errors:
                 errors.write(b"".join(error_line(e.shifted(offset)) + b"\n" for e in batch.errors))
 
@@ -189,14 +189,14 @@ def score_range(
                 if batch is None:
                     break
                 with sw("predict"):
-                    probs = scorer.score(batch.x)
+                    outputs = scorer.score(batch.inputs) if batch.rows else {}
                     if drift is not None:
-                        drift.add(batch.x)
+                        drift.add(batch.inputs)
                 stats.rows_seen += batch.rows_seen
-                stats.scored += batch.x.shape[0]
+                stats.scored += batch.rows
                 stats.rejected += len(batch.errors)
-                # writers never read the features: let the matrix go now, not when the block is written
-                background.submit(write, replace(batch, x=batch.x[:0]), probs)
+                # writers never read the inputs: let them go now, not when the block is written
+                background.submit(write, batch.without_inputs(), outputs)
             background.drain()
         with sw("write"):
             writer.close()

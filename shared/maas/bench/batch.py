@@ -111,7 +111,7 @@ def child_maas(fmt: str, path: str, out_dir: str) -> dict[str, Any]:
     meta = json.loads((export / "metadata.json").read_text())
     backend = LiteRTBackend(export / "model.tflite", num_threads=1)
     spec = InputSpec(tuple(meta["inputs"][0]["feature_names"]), tuple(meta["outputs"][0]["class_labels"]))
-    scorer = Scorer(backend.predict, spec, model="ref", version=1)
+    scorer = Scorer(backend.predict_named, spec, model="ref", version=1)
     fmt_obj = get_format(fmt)
     source = LocalSource(path)
     c0 = time.process_time()

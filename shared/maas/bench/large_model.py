@@ -8,7 +8,7 @@ through the registry, then, each in a fresh process on the same S3 (LocalStack o
 * cold path (maas): `ModelLoader().get("big", 1)`: manifest -> parallel ranged GETs into the cache
   with sha256 while they land -> LiteRT interpreter -> first prediction. Imports are not counted
   (the small-model figures above measure them); peak RSS is the whole process's.
-* plain parallel GET (baseline): boto3 `download_file` (TransferManager: 8 threads, 8 MB parts)
+* plain parallel GET (baseline): boto3 `download_file` (TransferManager defaults: 10 threads, 8 MB parts)
   of the same object to a file, nothing else: the transfer the cold path cannot beat.
 * plain single stream (reference): one boto3 `get_object` streamed to a file.
 
@@ -57,8 +57,7 @@ import json, os, sys, time
 import boto3
 from boto3.s3.transfer import TransferConfig
 s3 = boto3.client("s3")
-part = 8 * 1024 * 1024
-config = TransferConfig(max_concurrency=8, multipart_chunksize=part, multipart_threshold=part)
+config = TransferConfig()  # boto3's defaults: 10 threads, 8 MB parts
 t0 = time.perf_counter()
 s3.download_file(os.environ["MAAS_MODELS_BUCKET"], sys.argv[1], sys.argv[2], Config=config)
 print("RESULT " + json.dumps({"seconds": time.perf_counter() - t0, "rss_mb": peak_rss_mb()}))

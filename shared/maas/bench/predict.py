@@ -9,7 +9,8 @@ each in its own fresh process so cold start and peak RSS are honest:
 
 Figures: warm in-handler latency (event in, response out) for 1 and 100 rows, p50 and p99; cold start
 (process spawn to first response, model download/load included); peak RSS. Ratios are naive / maas.
-Targets: 1-row p50 <= 100 us, 100-row p50 <= 1.5 ms, cold start <= 0.3 s, RSS <= 100 MB.
+Targets: 1-row p50 <= 100 us, 100-row p50 <= 1.5 ms, cold start <= 0.3 s, RSS <= 100 MB. The v2 binary
+tensor figures (binary against JSON, same process) come from `maas.bench.predict_binary`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from maas.bench import predict_binary
 from maas.bench._proc import FUNCTION_ENV, figure, peak_rss_mb, restore_environ
 
 TARGETS = {"p50_1": 100.0, "p50_100": 1500.0, "cold_ms": 300.0, "rss_mb": 100.0}
@@ -302,6 +304,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         naive_runs = [naive]
         naive_runs += [_spawn("naive", export_dir, env, 0, 0, timeout=300) for _ in range(cold_runs[1] - 1)]
         naive_cold = [r["cold_ms"] for r in naive_runs]
+        v2_binary = predict_binary.run_child(env, quick, _project_root())
     finally:
         server.stop()
     if maas["tensorflow_imported"]:
@@ -328,6 +331,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             None,
         ),
         _figure("peak RSS", "MB", maas["rss_mb"], naive["rss_mb"], TARGETS["rss_mb"]),
+        *predict_binary.figures(v2_binary),
     ]
     return figures
 

@@ -260,6 +260,7 @@ def _named_lists(values: list[str] | None, what: str) -> Any:
 
 def _import(args: argparse.Namespace) -> int:
     def action() -> int:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ log lines are noise here
         from maas_models.importer import import_model
 
         result = import_model(

@@ -1,4 +1,7 @@
-"""Tensor signatures and JSON-value -> numpy conversion shared by both protocols."""
+"""JSON-value -> numpy conversion and checks shared by both protocols (and the batch/queue paths).
+
+Every error names the input, its dtype and shape (`expects`) and says what to send instead.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,42 @@ import numpy as np
 # The one spec type lives in the model layer (it reads the manifest); the protocols re-use it.
 from maas_models.signature import NUMPY_DTYPES, Signature, TensorSpec, shape_str
 
-from maas.protocols.errors import ProtocolError
+from maas.protocols.errors import PayloadTooLarge, ProtocolError
 
-__all__ = ["NUMPY_DTYPES", "Signature", "TensorSpec", "check_shape", "has_bool", "shape_str", "to_array"]
+__all__ = [
+    "NUMPY_DTYPES",
+    "Signature",
+    "TensorSpec",
+    "check_limits",
+    "check_shape",
+    "expects",
+    "has_bool",
+    "shape_str",
+    "to_array",
+]
+
+
+def expects(spec: TensorSpec) -> str:
+    """`input 'img' (uint8, shape [None, 28, 28, 1])`: how every conversion error names an input."""
+    return f"input '{spec.name}' ({spec.dtype}, shape {shape_str(spec.shape)})"
+
+
+DEFAULT_MAX_ELEMENTS = 4_000_000  # values per input of one request (MAAS_MAX_ELEMENTS)
+BATCH_SCORING_HINT = "or drop the data as a file into the ingest bucket (batch scoring, no size limit)"
+
+
+def check_limits(rows: int, elements: int, max_rows: int, max_elements: int, where: str) -> None:
+    """413 when one input has more rows than MAAS_MAX_ROWS or more values than MAAS_MAX_ELEMENTS."""
+    if rows > max_rows:
+        raise PayloadTooLarge(
+            f"{where}: the request has {rows} rows; the limit is {max_rows} (MAAS_MAX_ROWS): split it into "
+            f"smaller requests {BATCH_SCORING_HINT}"
+        )
+    if elements > max_elements:
+        raise PayloadTooLarge(
+            f"{where}: the request has {elements} values; the limit is {max_elements} (MAAS_MAX_ELEMENTS): "
+            f"send fewer rows per request {BATCH_SCORING_HINT}"
+        )
 
 
 def has_bool(value: Any) -> bool:
@@ -30,53 +66,83 @@ def has_bool(value: Any) -> bool:
     return False
 
 
-def to_array(value: Any, spec: TensorSpec, where: str, *, check_bools: bool = True) -> np.ndarray:
-    """Convert a (nested) JSON list to an array of `spec`'s dtype; errors say what to fix.
+def to_array(
+    value: Any, spec: TensorSpec, where: str, *, check_bools: bool = True, label: str | None = None
+) -> np.ndarray:
+    """Convert a (nested) JSON list (or an array) to an array of `spec`'s dtype; errors say what to fix.
 
     JSON booleans are refused for numeric inputs (as TF Serving does) and numbers for boolean inputs;
-    `check_bools=False` skips the scan when the caller knows the body holds no boolean.
+    `check_bools=False` skips the scan when the caller knows the body holds no boolean. Integer inputs
+    take integers only (1.5 is refused, not truncated) within the dtype's range (300 is refused for
+    uint8, not wrapped); floating inputs refuse NaN, Infinity and values out of range. ``label`` names
+    the data in messages (default: the input, its dtype and shape).
     """
+    what = label or expects(spec)
     if spec.is_string:
-        arr = np.asarray(value, dtype=object)
-        return arr
+        return np.asarray(value, dtype=object)
     if spec.dtype == "bool":
-        raw = np.asarray(value)
-        if raw.dtype != np.bool_:
-            raise ProtocolError(f"{where}: input '{spec.name}' is boolean: send true/false values")
-        return raw
-    if check_bools and has_bool(value):
+        raw = _as_array(value, None, spec, where, what)
+        if raw.dtype != np.bool_ and raw.size:
+            raise ProtocolError(f"{where}: {what} is boolean: send true/false values")
+        return raw.astype(np.bool_, copy=False)
+    if check_bools and not isinstance(value, np.ndarray) and has_bool(value):
+        raise ProtocolError(f"{where}: {what} takes numbers, got JSON booleans; send numbers")
+    if spec.np_dtype.kind in "iu":
+        return _to_integers(_as_array(value, None, spec, where, what), spec, where, what)
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
+        arr = _as_array(value, spec.np_dtype, spec, where, what)
+    if arr.size and not np.isfinite(arr).all():
         raise ProtocolError(
-            f"{where}: input '{spec.name}' expects {spec.dtype} numbers, got JSON booleans; send numbers"
-        )
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
-            arr = np.asarray(value, dtype=spec.np_dtype)
-    except (ValueError, TypeError) as exc:
-        raise ProtocolError(_conversion_hint(value, spec, where, exc)) from None
-    except OverflowError:
-        raise ProtocolError(f"{where}: a value is out of range for {spec.dtype}") from None
-    if spec.is_floating and arr.size and not np.isfinite(arr).all():
-        raise ProtocolError(
-            f"{where}: NaN, Infinity or values out of {spec.dtype} range are not allowed; send finite numbers"
+            f"{where}: {what}: NaN, Infinity or values out of {spec.dtype} range are not allowed; "
+            "send finite numbers"
         )
     return arr
 
 
-def _conversion_hint(value: Any, spec: TensorSpec, where: str, exc: Exception) -> str:
+def _as_array(value: Any, dtype: np.dtype[Any] | None, spec: TensorSpec, where: str, what: str) -> np.ndarray:
+    try:
+        if isinstance(value, np.ndarray) and dtype is not None:
+            return value.astype(dtype, copy=False)
+        return np.asarray(value, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(_conversion_hint(value, spec, where, exc, what)) from None
+    except OverflowError:
+        raise ProtocolError(f"{where}: {what}: a value is out of range for {spec.dtype}") from None
+
+
+def _to_integers(arr: np.ndarray, spec: TensorSpec, where: str, what: str) -> np.ndarray:
+    """Integers of the spec's dtype: floats must be whole numbers, every value within the dtype's range."""
+    target = spec.np_dtype
+    if arr.dtype == target:
+        return arr
+    if arr.dtype.kind == "f":
+        if arr.size and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+            raise ProtocolError(
+                f"{where}: {what} takes integers, got a non-integer number; send whole numbers"
+            )
+    elif arr.dtype.kind not in "iub":
+        raise ProtocolError(_conversion_hint(arr.tolist(), spec, where, TypeError(str(arr.dtype)), what))
+    if arr.size:
+        info = np.iinfo(target)
+        if arr.min() < info.min or arr.max() > info.max:  # the value is not echoed: errors reach logs
+            raise ProtocolError(
+                f"{where}: {what}: a value is out of range; {spec.dtype} takes {info.min} to {info.max}"
+            )
+    return arr.astype(target)
+
+
+def _conversion_hint(value: Any, spec: TensorSpec, where: str, exc: Exception, what: str) -> str:
     text = str(exc)
     if "inhomogeneous" in text or "sequence" in text:
         return (
-            f"{where}: rows have different lengths or nesting; every row of input '{spec.name}' "
+            f"{where}: ragged data: rows have different lengths or nesting; every row of {what} "
             f"must have shape {shape_str(spec.row_shape)}"
         )
     sample = _first_scalar(value)
     kind = type(sample).__name__ if sample is not None else "a non-numeric value"
     if isinstance(sample, dict) and "b64" in sample:
-        return (
-            f"{where}: {{\"b64\": ...}} values apply to string/bytes inputs only; input '{spec.name}' "
-            f"is {spec.dtype}: send numbers"
-        )
-    return f"{where}: input '{spec.name}' expects {spec.dtype} numbers, got {kind}"
+        return f'{where}: {{"b64": ...}} values apply to string/bytes inputs only; {what} takes numbers'
+    return f"{where}: {what} takes {spec.dtype} numbers, got {kind}"
 
 
 def _first_scalar(value: Any) -> Any:
@@ -97,10 +163,15 @@ def check_shape(arr: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
     expected = spec.shape
     if arr.ndim != len(expected) or any(e >= 0 and e != a for e, a in zip(expected, arr.shape, strict=True)):
         hint = ""
-        if arr.ndim == len(expected) - 1 and arr.shape == tuple(d for d in spec.row_shape):
+        if arr.ndim == len(expected) - 1 and all(
+            e < 0 or e == a for e, a in zip(spec.row_shape, arr.shape, strict=True)
+        ):
             hint = "; this looks like one row without the batch dimension: wrap it in a list, [[...]]"
+        elif arr.ndim != len(expected):
+            hint = f" (rank {arr.ndim}, the model takes rank {len(expected)})"
         raise ProtocolError(
             f"{where}: input '{spec.name}' must have shape {shape_str(expected)} "
-            f"(rows x {' x '.join(str(d) for d in spec.row_shape) or 'scalar'}), got {list(arr.shape)}{hint}"
+            f"(rows x {' x '.join(shape_str([d])[1:-1] for d in spec.row_shape) or 'scalar'}) and dtype "
+            f"{spec.dtype}, got {list(arr.shape)}{hint}"
         )
     return arr

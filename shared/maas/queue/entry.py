@@ -61,7 +61,7 @@ def _audit(record: SQSRecord, outcome: Outcome | None, *, error: str | None) -> 
             record.raw_event,
             model=(result or {}).get("model") or (req.model if req is not None else None),
             version=(result or {}).get("version") or (req.version if req is not None else None),
-            rows=len(result.get("classes", [])) if result else None,
+            rows=outcome.rows if outcome is not None and result else None,
             ok=error is None,
             error=error,
             explain=bool(req.explain) if req is not None else False,
@@ -108,7 +108,7 @@ def _handle(ctx: QueueContext, event: dict[str, Any], context: Any = None) -> di
                 "correlation_id": outcome.request.correlation_id if outcome.request else None,
                 "model": outcome.result.get("model"),
                 "version": outcome.result.get("version"),
-                "rows": len(outcome.result.get("classes", [])),
+                "rows": outcome.rows,
             },
         )
         return where

@@ -18,7 +18,17 @@ import orjson
 from maas_models.errors import ModelError
 
 from maas import settings
-from maas.queue.schema import InvalidMessage, ScoreRequest, parse_message, to_matrix
+from maas.protocols import tfserving
+from maas.protocols.tensors import Signature
+from maas.protocols.tfserving.models import RequestFormat
+from maas.queue.schema import (
+    DEFAULT_LIMITS,
+    InvalidMessage,
+    MessageLimits,
+    ScoreRequest,
+    parse_message,
+    to_inputs,
+)
 
 SQS_MAX_BYTES = 256 * 1024 - 1024  # leave room for attributes
 RESULTS_S3_PREFIX = "queue-results/"
@@ -35,15 +45,18 @@ class QueueContext:
     loader: Any  # maas_models.ModelLoader
     results_queue_url: str | None = None
     results_bucket: str | None = None
+    limits: MessageLimits = DEFAULT_LIMITS
 
     @classmethod
     def from_env(cls, *, sqs: Any, s3: Any, loader: Any) -> QueueContext:
+        """Everything read from the environment, once, when the function starts."""
         return cls(
             sqs=sqs,
             s3=s3,
             loader=loader,
             results_queue_url=settings.env_str(settings.RESULTS_QUEUE_URL),
             results_bucket=settings.env_str(settings.RESULTS_BUCKET),
+            limits=MessageLimits.from_env(),
         )
 
 
@@ -52,23 +65,24 @@ class Outcome:
     request: ScoreRequest | None = None
     error: str | None = None
     result: dict[str, Any] | None = None
+    rows: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def explain_rows(model: Any, x: np.ndarray) -> list[dict[str, Any]]:
-    """The ``"explain": true`` hook: per-row attributions from ``maas.rai.explain`` when installed.
+def explain_rows(model: Any, inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The ``"explain": true`` hook: per-row attributions (``maas.rai.explain.explain_for_queue``).
 
-    Uses ``explain_for_queue(model, x)`` if that module defines it, else
-    ``explanation_response(explain_model(model, x))``. Raises MessageRejected when unavailable.
-    """
+    Raises MessageRejected when explanations are not installed or cannot apply to this model."""
     try:
         mod = importlib.import_module("maas.rai.explain")
     except ImportError as exc:
         raise MessageRejected("explanations are not available in this deployment") from exc
-    fn = getattr(mod, "explain_for_queue", None)
-    if fn is not None:
-        return list(fn(model, x))
-    return list(mod.explanation_response(mod.explain_model(model, x)))
+    from maas_models.errors import InvalidInput
+
+    try:
+        return list(mod.explain_for_queue(model, inputs))
+    except InvalidInput as exc:
+        raise MessageRejected(f"cannot explain this message: {exc}") from exc
 
 
 def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, Outcome]:
@@ -79,7 +93,7 @@ def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, O
     for record in records:
         mid = str(record.get("messageId"))
         try:
-            req = parse_message(record.get("body") or "")
+            req = parse_message(record.get("body") or "", limits=ctx.limits)
         except InvalidMessage as exc:
             outcomes[mid] = Outcome(error=f"invalid message: {exc}")
             continue
@@ -95,38 +109,43 @@ def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, O
         groups.setdefault((loaded.ref.name, int(loaded.ref.version)), []).append((mid, req, loaded))
     for (name, version), items in groups.items():
         loaded = items[0][2]
-        input_name = str(loaded.input_spec.get("name", "features"))
-        mats: list[np.ndarray] = []
+        signature = Signature.from_manifest(loaded.manifest.raw)
+        bound: list[dict[str, np.ndarray]] = []
         members: list[tuple[str, ScoreRequest]] = []
         for mid, req, _ in items:
             try:
-                mats.append(to_matrix(req, list(loaded.feature_names), input_name))
+                bound.append(to_inputs(req, signature, ctx.limits))
                 members.append((mid, req))
             except InvalidMessage as exc:
                 outcomes[mid].error = f"unscorable message: {exc}"
         if not members:
             continue
+        stacked = {
+            spec.name: np.concatenate([b[spec.name] for b in bound], axis=0)
+            if len(bound) > 1
+            else bound[0][spec.name]
+            for spec in signature.inputs
+        }
         try:
-            probs = loaded.predict(np.concatenate(mats, axis=0) if len(mats) > 1 else mats[0])
+            outputs = loaded.predict_named(stacked)
         except ModelError as exc:
             for mid, _ in members:
                 outcomes[mid].error = f"model {name!r} v{version} failed: {type(exc).__name__}"
             continue
-        labels = list(loaded.class_labels)
         start = 0
-        for (mid, req), x in zip(members, mats, strict=True):
-            p = probs[start : start + x.shape[0]]
-            start += x.shape[0]
-            result: dict[str, Any] = {
-                "id": req.id,
-                "model": name,
-                "version": version,
-                "predictions" if req.kind == "instances" else "outputs": p,
-                "classes": [labels[i] if i < len(labels) else str(i) for i in p.argmax(axis=1).tolist()],
-            }
+        for (mid, req), inputs in zip(members, bound, strict=True):
+            n = len(next(iter(inputs.values())))
+            mine = {k: v[start : start + n] for k, v in outputs.items()}
+            start += n
+            fmt = RequestFormat.ROW if req.kind == "instances" else RequestFormat.COLUMNAR
+            result: dict[str, Any] = {"id": req.id, "model": name, "version": version}
+            result.update(tfserving.predict_response(fmt, mine))
+            classes = _classes(mine, list(loaded.class_labels))
+            if classes is not None:
+                result["classes"] = classes
             if req.explain:
                 try:
-                    result["explanations"] = explain_rows(loaded, x)
+                    result["explanations"] = explain_rows(loaded, inputs)
                 except MessageRejected as exc:
                     outcomes[mid].error = str(exc)
                     continue
@@ -134,7 +153,18 @@ def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, O
                     outcomes[mid].error = f"explanation failed: {type(exc).__name__}"
                     continue
             outcomes[mid].result = result
+            outcomes[mid].rows = n
     return outcomes
+
+
+def _classes(outputs: dict[str, np.ndarray], labels: list[str]) -> list[str] | None:
+    """The label of each row's top class, for a classifier (one [N, C] output); else None."""
+    if len(outputs) != 1:
+        return None
+    probs = next(iter(outputs.values()))
+    if probs.ndim != 2 or probs.dtype.kind != "f":
+        return None
+    return [labels[i] if i < len(labels) else str(i) for i in probs.argmax(axis=1).tolist()]
 
 
 def _s3_target(uri: str, correlation_id: str) -> tuple[str, str]:

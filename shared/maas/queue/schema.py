@@ -14,36 +14,57 @@ Message (JSON object, at most MAAS_MAX_ROWS rows)::
       "explain": true                    # optional: add per-feature attributions (responsible-AI hook)
     }
 
-Row shapes (``instances``): a list of numbers in the model's feature order, an object with every
-feature name as a key (``{"f0": 0.1, ...}``), or an object holding the model's input name
-(``{"features": [...]}``). ``inputs``: a list of rows, or ``{"<input name>": [rows]}``, or
-``{"<feature name>": [one value per row], ...}`` (one column per feature).
+``instances`` and ``inputs`` are read exactly as the TF Serving REST body of ``:predict`` (the same
+binder, ``maas.protocols.tfserving.bind_inputs``): rows as nested lists of any rank, one object per
+row keyed by input name (``{"img": [[...]], "vec": [...]}``) or by feature name (tabular models),
+columns as ``{"<input name>": tensor}`` or one list per feature.
 The result (sent to ``reply_to`` or MAAS_RESULTS_QUEUE_URL) is
-``{"id", "model", "version", "predictions"|"outputs": [[p_class0, ...], ...], "classes": [label, ...],
-"explanations"?: [...]}``: ``predictions`` answers ``instances``, ``outputs`` answers ``inputs``.
+``{"id", "model", "version", "predictions"|"outputs": ..., "classes"?: [label, ...],
+"explanations"?: [...]}``, shaped as the TF Serving response (one object per row, or one column per
+output, when the model has several outputs); ``classes`` is there for a classifier (one 2-D output).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
+from maas_models.naming import ALIAS_RE, NAME_RE
 
 from maas import settings
+from maas.protocols import tfserving
+from maas.protocols.errors import ProtocolError
+from maas.protocols.tensors import Signature
+from maas.protocols.tfserving.models import PredictRequest, RequestFormat
 
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 FIELDS = {"id", "model", "version", "label", "instances", "inputs", "reply_to", "explain"}
 MAX_ID_INT = 2**63
 
 
 class InvalidMessage(ValueError):
     """A message that can never be scored; the reason names the field, never its content."""
+
+
+@dataclass(frozen=True)
+class MessageLimits:
+    """Read once when the function starts (``QueueContext.from_env``), not per message."""
+
+    max_rows: int = settings.DEFAULT_MAX_ROWS
+    max_elements: int = settings.DEFAULT_MAX_ELEMENTS
+
+    @classmethod
+    def from_env(cls) -> MessageLimits:
+        return cls(
+            max_rows=settings.env_int(settings.MAX_ROWS, settings.DEFAULT_MAX_ROWS),
+            max_elements=settings.env_int(settings.MAX_ELEMENTS, settings.DEFAULT_MAX_ELEMENTS),
+        )
+
+
+DEFAULT_LIMITS = MessageLimits()
 
 
 @dataclass
@@ -66,7 +87,7 @@ class ScoreRequest:
         return str(self.id)
 
 
-def parse_message(body: str | bytes, *, max_rows: int | None = None) -> ScoreRequest:
+def parse_message(body: str | bytes, *, limits: MessageLimits = DEFAULT_LIMITS) -> ScoreRequest:
     try:
         msg = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -88,7 +109,7 @@ def parse_message(body: str | bytes, *, max_rows: int | None = None) -> ScoreReq
             "or a non-negative integer"
         )
     model = msg.get("model")
-    if not isinstance(model, str) or not _NAME.fullmatch(model):
+    if not isinstance(model, str) or not NAME_RE.fullmatch(model):
         raise InvalidMessage("'model' is required: 1-63 lowercase letters, digits, '-' or '_'")
     if "version" in msg and "label" in msg:
         raise InvalidMessage("give 'version' or 'label', not both")
@@ -99,18 +120,20 @@ def parse_message(body: str | bytes, *, max_rows: int | None = None) -> ScoreReq
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidMessage("'version' must be a positive integer")
     label = msg.get("label")
-    if label is not None and (not isinstance(label, str) or not _LABEL.fullmatch(label)):
-        raise InvalidMessage("'label' must be 1-63 letters, digits, '-' or '_'")
+    if label is not None and (not isinstance(label, str) or not ALIAS_RE.fullmatch(label)):
+        raise InvalidMessage(
+            "'label' must be 1-63 lowercase letters, digits, '-' or '_', starting with a letter"
+        )
     if ("instances" in msg) == ("inputs" in msg):
         raise InvalidMessage("give exactly one of 'instances' (row format) or 'inputs' (columnar format)")
     kind = "instances" if "instances" in msg else "inputs"
     data = msg[kind]
     rows = _count_rows(kind, data)
-    limit = (
-        max_rows if max_rows is not None else settings.env_int(settings.MAX_ROWS, settings.DEFAULT_MAX_ROWS)
-    )
-    if rows > limit:
-        raise InvalidMessage(f"'{kind}' has {rows} rows; at most {limit} (MAAS_MAX_ROWS) per message")
+    if rows > limits.max_rows:
+        raise InvalidMessage(
+            f"'{kind}' has {rows} rows; at most {limits.max_rows} (MAAS_MAX_ROWS) per message: split it "
+            "into several messages, or drop the data as a file into the ingest bucket (batch scoring)"
+        )
     reply_to = msg.get("reply_to")
     if reply_to is not None:
         _check_reply_to(reply_to)
@@ -156,61 +179,13 @@ def _check_reply_to(value: Any) -> None:
         )
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidMessage(f"{where} is not a number")
-    v = float(value)
-    if not math.isfinite(v):
-        raise InvalidMessage(f"{where} is NaN or infinite")
-    return v
-
-
-def _row(values: Any, n: int, where: str) -> list[float]:
-    if not isinstance(values, list):
-        raise InvalidMessage(f"{where} must be a list of {n} numbers")
-    if len(values) != n:
-        raise InvalidMessage(f"{where} has {len(values)} values; the model takes {n}")
-    return [_number(v, f"{where}[{j}]") for j, v in enumerate(values)]
-
-
-def to_matrix(req: ScoreRequest, feature_names: list[str], input_name: str) -> np.ndarray:
-    """The request's rows as float32 [N, F] for a model with these features; InvalidMessage if unfit."""
-    n = len(feature_names)
-    data = req.data
-    rows: list[list[float]] = []
-    if req.kind == "instances":
-        for i, inst in enumerate(data):
-            where = f"instances[{i}]"
-            if isinstance(inst, dict):
-                if input_name in inst and len(inst) == 1:
-                    rows.append(_row(inst[input_name], n, f"{where}.{input_name}"))
-                else:
-                    missing = [f for f in feature_names if f not in inst]
-                    if missing:
-                        raise InvalidMessage(f"{where} lacks feature(s) {', '.join(missing[:5])}")
-                    rows.append([_number(inst[f], f"{where}.{f}") for f in feature_names])
-            else:
-                rows.append(_row(inst, n, where))
-    elif isinstance(data, list):
-        rows = [_row(r, n, f"inputs[{i}]") for i, r in enumerate(data)]
-    elif input_name in data and len(data) == 1:
-        value = data[input_name]
-        if not isinstance(value, list):
-            raise InvalidMessage(f"inputs.{input_name} must be a list of rows")
-        rows = [_row(r, n, f"inputs.{input_name}[{i}]") for i, r in enumerate(value)]
-    else:
-        missing = [f for f in feature_names if f not in data]
-        if missing:
-            raise InvalidMessage(
-                f"inputs lacks input {input_name!r} or feature column(s) {', '.join(missing[:5])}"
-            )
-        columns = [data[f] for f in feature_names]
-        count = len(columns[0]) if isinstance(columns[0], list) else -1
-        for f, col in zip(feature_names, columns, strict=True):
-            if not isinstance(col, list) or len(col) != count:
-                raise InvalidMessage(f"inputs.{f} must be a list with one value per row ({count})")
-        rows = [
-            [_number(columns[j][i], f"inputs.{feature_names[j]}[{i}]") for j in range(n)]
-            for i in range(count)
-        ]
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), n)
+def to_inputs(
+    req: ScoreRequest, signature: Signature, limits: MessageLimits = DEFAULT_LIMITS
+) -> dict[str, np.ndarray]:
+    """The message's rows as one batched array per model input; InvalidMessage (what to fix) if unfit."""
+    fmt = RequestFormat.ROW if req.kind == "instances" else RequestFormat.COLUMNAR
+    request = PredictRequest(fmt, req.data, signature.name)
+    try:
+        return tfserving.bind_inputs(request, signature, limits.max_rows, max_elements=limits.max_elements)
+    except ProtocolError as exc:
+        raise InvalidMessage(exc.message) from None

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from maas.rai.hashing import http_body_bytes, s3_object_sha256, sha256_hex
-from maas.rai.identity import _get, caller_identity, outcome
+from maas.rai.identity import caller_identity, get_path, outcome
 from maas.rai.request import RequestNotes, begin, current, note
 from maas.rai.trail import KINDS, LOG_PREFIX, SCHEMA_VERSION, AuditTrail
 
@@ -81,7 +81,7 @@ def audit_http(
         return None
     try:
         rc = event.get("requestContext") or {}
-        method = event.get("httpMethod") or _get(rc, "http", "method")
+        method = event.get("httpMethod") or get_path(rc, "http", "method")
         if method not in methods:
             return None
         notes = request if request is not None else (current() or RequestNotes(started=time.perf_counter()))

@@ -24,6 +24,9 @@ from typing import Any, TextIO
 import numpy as np
 from maas_models import metrics
 
+from maas.protocols.tensors import Signature
+from maas.rai import summary
+
 PSI_WARNING_THRESHOLD = 0.2
 EPSILON = 1e-4
 DEFAULT_BINS = 10
@@ -258,11 +261,19 @@ class OnlineDriftMonitor:
         self._state: dict[tuple[str, str], tuple[Reservoir, float, Any]] = {}
         self.reports: list[dict[str, Any]] = []  # last few reports, for tests / debugging
 
-    def observe(self, model: str, version: int | str, manifest: Any, x: np.ndarray) -> dict[str, Any] | None:
+    def observe(
+        self, model: str, version: int | str, manifest: Any, x: np.ndarray | Mapping[str, np.ndarray]
+    ) -> dict[str, Any] | None:
+        """``x``: one input's rows, or every bound input by name (``maas.rai.summary`` features)."""
         try:
-            if not (_raw(manifest).get("fingerprint") or {}).get("features"):
+            raw = _raw(manifest)
+            if not (raw.get("fingerprint") or {}).get("features"):
                 return None  # nothing to compare with
             key = (model, str(version))
+            names: list[str] | None = None
+            if isinstance(x, Mapping):
+                signature = Signature.from_manifest(raw)
+                x, names = summary.features(x, signature), summary.feature_names(signature)
             arr = np.asarray(x, dtype=np.float32)
             if arr.ndim == 1:
                 arr = arr[None, :]
@@ -278,7 +289,7 @@ class OnlineDriftMonitor:
                     return None
                 sample = reservoir.sample()
                 self._state[key] = (Reservoir(self.capacity, arr.shape[1]), self._clock(), manifest)
-            report = drift_report(manifest, sample)
+            report = drift_report(manifest, sample, feature_names=names)
             emit_drift_metrics(
                 report,
                 model=model,

@@ -365,16 +365,18 @@ _QUEUE_SETTINGS: list[RaiSettings] = []  # read once, on the first explained mes
 
 
 def explain_for_queue(
-    model: Any, x: np.ndarray, *, settings: RaiSettings | None = None
+    model: Any, inputs: Mapping[str, np.ndarray], *, settings: RaiSettings | None = None
 ) -> list[dict[str, Any]]:
     """The ``"explain": true`` hook of queue messages (``maas.queue.processor.explain_rows``): every
-    row explained for its predicted class, top features as in ``:explain``. ``settings`` default:
-    the environment's, read on the first call."""
+    row explained for its predicted class, top features (or groups) as in ``:explain``. ``settings``
+    default: the environment's, read on the first call."""
+    from maas.rai.explain_groups import explain_loaded
+
     if settings is None:
         if not _QUEUE_SETTINGS:
             _QUEUE_SETTINGS.append(RaiSettings())
         settings = _QUEUE_SETTINGS[0]
-    return explanation_response(explain_model(model, x, n_samples=settings.explain_samples))
+    return explanation_response(explain_loaded(model, inputs, n_samples=settings.explain_samples))
 
 
 def explanation_response(

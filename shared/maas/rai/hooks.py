@@ -10,7 +10,7 @@ Predict function (``functions/predict/app.py``)::
 Serving core (``maas.serving.service.ModelService``)::
 
     rai.on_model(loaded)                      # a model was selected for this request
-    rai.on_predict(loaded, x)                 # rows were scored: audit row count, online drift sample
+    rai.on_predict(loaded, inputs)            # rows were scored: audit row count, online drift sample
 
 Both write into the current request's notes (``maas.rai.request``), never into module state; the
 process-wide pieces here are configuration (the log filter) and the drift monitor's reservoirs.
@@ -64,14 +64,15 @@ def on_model(loaded: Any) -> None:
         pass
 
 
-def on_predict(loaded: Any, x: Any) -> None:
-    """Rows scored: the audit row count, and a reservoir sample of online inputs for drift (PSI)."""
+def on_predict(loaded: Any, inputs: Mapping[str, Any]) -> None:
+    """Rows scored (bound inputs by name): the audit row count, and a reservoir sample of online
+    inputs' drift features for PSI."""
     try:
         notes = current()
         if notes is not None:
-            notes.rows = len(x)
+            notes.rows = len(next(iter(inputs.values())))
         (_drift if _drift is not None else drift_monitor()).observe(
-            loaded.ref.name, loaded.ref.version, loaded.manifest, x
+            loaded.ref.name, loaded.ref.version, loaded.manifest, inputs
         )
     except Exception:  # noqa: S110 - observability glue never fails a request
         pass
@@ -86,4 +87,4 @@ def end_request(
     event: Mapping[str, Any], response: Mapping[str, Any] | None, request: RequestNotes
 ) -> None:
     """Write the request's audit record and flush the trail per its policy. Never raises."""
-    audit.audit_http(event, response, request=request, flush=True)  # sensitive fields: on_model's
+    audit.audit_http(event, response, request=request, flush=True)  # sensitive fields: from on_model

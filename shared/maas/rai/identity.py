@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _get(d: Any, *path: str) -> Any:
+def get_path(d: Any, *path: str) -> Any:
+    """``d[path[0]][path[1]]...``, or None where a level is missing or not a mapping."""
     for key in path:
         if not isinstance(d, Mapping):
             return None
@@ -30,7 +31,7 @@ def caller_identity(event: Mapping[str, Any] | None) -> dict[str, Any]:
     source = event.get("eventSource")
     if source is not None:
         if source == "aws:sqs":
-            sender = _get(event, "attributes", "SenderId")
+            sender = get_path(event, "attributes", "SenderId")
             return {
                 "type": "sqs_sender",
                 "id": sender,
@@ -40,17 +41,17 @@ def caller_identity(event: Mapping[str, Any] | None) -> dict[str, Any]:
         if source == "aws:s3":
             return {
                 "type": "s3_principal",
-                "id": _get(event, "userIdentity", "principalId"),
-                "source_ip": _get(event, "requestParameters", "sourceIPAddress"),
+                "id": get_path(event, "userIdentity", "principalId"),
+                "source_ip": get_path(event, "requestParameters", "sourceIPAddress"),
             }
     rc = event.get("requestContext") or {}
     identity = rc.get("identity") or {}
     authorizer = rc.get("authorizer") or {}
-    source_ip = identity.get("sourceIp") or _get(rc, "http", "sourceIp")
+    source_ip = identity.get("sourceIp") or get_path(rc, "http", "sourceIp")
     api_key_id = identity.get("apiKeyId")
-    iam_arn = identity.get("userArn") or (authorizer and _get(authorizer, "iam", "userArn"))
+    iam_arn = identity.get("userArn") or (authorizer and get_path(authorizer, "iam", "userArn"))
     sub = (
-        authorizer and (_get(authorizer, "claims", "sub") or _get(authorizer, "jwt", "claims", "sub"))
+        authorizer and (get_path(authorizer, "claims", "sub") or get_path(authorizer, "jwt", "claims", "sub"))
     ) or identity.get("cognitoIdentityId")
     out: dict[str, Any]
     if iam_arn:

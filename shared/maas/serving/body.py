@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from maas.protocols.errors import PayloadTooLarge, ProtocolError
+from maas.protocols.v2 import binary
 
 _NON_FINITE = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity|inf|nan)(?![\w\"])")
 
@@ -31,16 +32,22 @@ def body_bytes(event: Mapping[str, Any], max_bytes: int) -> bytes | str:
         size = len(body) if isinstance(body, bytes) else len(body.encode("utf-8", "surrogatepass"))
         if size > max_bytes:
             raise _too_large(size, max_bytes)
-    if not body or (isinstance(body, bytes | str) and not body.strip()):
+    if not body or body.isspace():  # isspace: no copy of a large body, unlike strip()
         raise ProtocolError('the request body is empty; send a JSON object, e.g. {"instances": [[...]]}')
     return body
 
 
-def _content_type(event: Mapping[str, Any]) -> str:
+def header(event: Mapping[str, Any], name: str) -> str | None:
+    """A request header's value, whatever its case (REST events keep the client's, HTTP API lowers it)."""
+    wanted = name.lower()
     for key, value in (event.get("headers") or {}).items():
-        if key.lower() == "content-type" and isinstance(value, str):
-            return value.lower()
-    return ""
+        if key.lower() == wanted and isinstance(value, str):
+            return value
+    return None
+
+
+def _content_type(event: Mapping[str, Any]) -> str:
+    return (header(event, "content-type") or "").lower()
 
 
 def _from_reencoded_form(event: Mapping[str, Any], body: bytes | str) -> tuple[str, Any] | None:
@@ -70,7 +77,8 @@ def _from_reencoded_form(event: Mapping[str, Any], body: bytes | str) -> tuple[s
 def _too_large(size: int, max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"the request body is {size} bytes; the limit is {max_bytes} bytes (MAAS_MAX_BODY_BYTES): "
-        "send fewer rows per request or use the batch scoring API"
+        "send fewer rows per request, or drop the data as a file into the ingest bucket "
+        "(batch scoring, no size limit)"
     )
 
 
@@ -99,3 +107,24 @@ def read_json(event: Mapping[str, Any], max_bytes: int) -> tuple[Any, bool]:
     if isinstance(body, str):
         return doc, "true" in body or "false" in body
     return doc, b"true" in body or b"false" in body
+
+
+def read_framed_json(event: Mapping[str, Any], max_bytes: int) -> tuple[Any, bool, memoryview | None]:
+    """Like `read_json`, for bodies that may use the v2 binary tensor extension: with an
+    `Inference-Header-Content-Length` header, only that many leading bytes are JSON and the rest (a view,
+    not a copy) is returned as tensor bytes; without it, the whole body is JSON and the third value None."""
+    length = header(event, binary.HEADER)
+    if length is None:
+        doc, may_hold_bools = read_json(event, max_bytes)
+        return doc, may_hold_bools, None
+    body = body_bytes(event, max_bytes)
+    if isinstance(body, str):  # delivered as text (not base64): its bytes are its UTF-8 encoding
+        body = body.encode("utf-8", "surrogatepass")
+    framed = binary.split_body(body, length)
+    try:
+        doc = orjson.loads(framed.header)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(
+            f"the first {len(framed.header)} bytes of the body ({binary.HEADER}) are not valid JSON: {exc}"
+        ) from None
+    return doc, b"true" in framed.header or b"false" in framed.header, framed.tensors

@@ -141,6 +141,15 @@ def _plain_error(status: int, message: str) -> dict[str, Any]:
 
 
 _OPENAPI: dict[str, str] = {}
+BINARY_TENSORS = "application/octet-stream"
+_BINARY_TENSOR_BODY = {
+    "schema": {"type": "string", "format": "binary"},
+    "description": (
+        "Binary tensor data extension: with an Inference-Header-Content-Length header, that many leading "
+        "bytes are the V2InferRequest JSON and each input with parameters.binary_data_size has its raw "
+        "little-endian tensor after it, in input order."
+    ),
+}
 _ERROR_STATUSES = {
     "400": "Invalid request: the message says what to fix",
     "404": "Unknown model, version, label or route",
@@ -182,10 +191,10 @@ def openapi_document(version: str) -> str:
             elif method == "post" and path.endswith("/infer"):
                 body = "V2InferRequest"
             if body:
-                operation["requestBody"] = {
-                    "required": True,
-                    "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{body}"}}},
-                }
+                content: dict[str, Any] = {JSON: {"schema": {"$ref": f"#/components/schemas/{body}"}}}
+                if body == "V2InferRequest":
+                    content[BINARY_TENSORS] = _BINARY_TENSOR_BODY
+                operation["requestBody"] = {"required": True, "content": content}
             responses = operation.setdefault("responses", {})
             for status, description in _ERROR_STATUSES.items():
                 responses.setdefault(

@@ -84,12 +84,14 @@ class ModelService:
         return sig
 
     def predict(self, model: LoadedModel, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the model on bound inputs; returns {output name: array}."""
-        sig = self.signature(model)
-        x = inputs[sig.inputs[0].name]
-        y = model.predict(x)
-        rai.on_predict(model, x)  # audit row count; reservoir sample of online inputs for drift (PSI)
-        return {sig.outputs[0].name: y}
+        """Run the model on bound inputs (any number, any rank); returns {output name: array} in the
+        signature's output order."""
+        outputs = model.predict_named(inputs)
+        rai.on_predict(model, inputs)  # audit row count; reservoir sample of drift features (PSI)
+        names = self.signature(model).output_names
+        if list(outputs) != names and set(outputs) == set(names):
+            outputs = {name: outputs[name] for name in names}
+        return outputs
 
     # -- registry views -----------------------------------------------------------------------
     def list_models(self) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Batch file formats: CSV, JSON Lines, Parquet and .npy behind one interface (``Format``)."""
+"""Batch file formats: CSV, JSON Lines, Parquet, .npy and .npz behind one interface (``Format``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from maas.batch.formats.base import Format, Writer
 from maas.batch.formats.csv import CsvFormat
 from maas.batch.formats.jsonl import JsonlFormat
 from maas.batch.formats.npy import NpyFormat
+from maas.batch.formats.npz import NpzFormat
 from maas.batch.formats.parquet import ParquetFormat
 
 _FORMATS: dict[str, type[Format]] = {
@@ -13,6 +14,7 @@ _FORMATS: dict[str, type[Format]] = {
     "jsonl": JsonlFormat,
     "parquet": ParquetFormat,
     "npy": NpyFormat,
+    "npz": NpzFormat,
 }
 
 
@@ -21,4 +23,13 @@ def get_format(name: str) -> Format:
     return _FORMATS[name]()
 
 
-__all__ = ["CsvFormat", "Format", "JsonlFormat", "NpyFormat", "ParquetFormat", "Writer", "get_format"]
+__all__ = [
+    "CsvFormat",
+    "Format",
+    "JsonlFormat",
+    "NpyFormat",
+    "NpzFormat",
+    "ParquetFormat",
+    "Writer",
+    "get_format",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,8 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 
 class Writer(ABC):
     @abstractmethod
-    def write(self, batch: Batch, probs: np.ndarray) -> None: ...
+    def write(self, batch: Batch, outputs: Mapping[str, np.ndarray]) -> None:
+        """Write one block's predictions (every model output by name; empty when no row was valid)."""
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Flush whatever the format buffers (Parquet footer)."""

@@ -9,7 +9,7 @@ Limitation shared with pyarrow's parallel reader: a quoted value must not contai
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -123,7 +123,7 @@ class CsvFormat(Format):
         if errors:
             x = x[good]
             pt = pt.filter(pa.array(good))
-        return Batch(x=x, rows_seen=n, errors=errors, passthrough=pt)
+        return Batch(inputs={spec.input_name: x}, rows_seen=n, errors=errors, passthrough=pt)
 
     @staticmethod
     def _careful(
@@ -173,7 +173,12 @@ class CsvFormat(Format):
         x = columns_to_matrix(cols, n)
         good = check_rows_once(x, spec.feature_names, numbers, not_number, errors)
         pt = table.select(passthrough).filter(pa.array(good))
-        return Batch(x=np.ascontiguousarray(x[good]), rows_seen=total, errors=errors, passthrough=pt)
+        return Batch(
+            inputs={spec.input_name: np.ascontiguousarray(x[good])},
+            rows_seen=total,
+            errors=errors,
+            passthrough=pt,
+        )
 
     def open_writer(self, sink: Sink, layout: dict[str, Any], spec: InputSpec, *, part: bool) -> Writer:
         writer = CsvWriter(sink, spec)
@@ -197,7 +202,8 @@ class CsvWriter(Writer):
         pacsv.write_csv(pa.schema(fields).empty_table(), buf)
         self.sink.write(buf.getvalue())
 
-    def write(self, batch: Batch, probs: np.ndarray) -> None:
+    def write(self, batch: Batch, outputs: Mapping[str, np.ndarray]) -> None:
+        probs = self.spec.scores(outputs)
         table: pa.Table = batch.passthrough
         for name, col in prediction_columns(probs, self.spec).items():
             table = table.append_column(name, col)

@@ -3,13 +3,14 @@
 Two row shapes, chosen from the first row: *flat* ``{"id": 7, "f0": 0.1, ..., "f99": 2.0}`` (features by
 name, other keys pass through) or *list* ``{"id": 7, "features": [0.1, ..., 2.0]}`` (the model's input
 name holding the row). Each output line is the input object with ``class`` and ``probability`` (and
-``prob_<label>``) appended, so every other key passes through unchanged.
+``prob_<label>``) appended, so every other key passes through unchanged. Rows of tensor models
+(images, several named inputs, nested lists) are read by ``maas.batch.formats.jsonl_tensors``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from maas.batch.common import (
     describe_value,
     features_matrix,
 )
+from maas.batch.formats import jsonl_tensors
 from maas.batch.formats.base import Format, Writer, first_line, split_on_lines
 from maas.batch.io import Sink, Source, iter_line_blocks
 
@@ -45,6 +47,8 @@ class JsonlFormat(Format):
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise UnreadableInput("first line is not a JSON object: not a JSON Lines file") from exc
+        if not spec.tabular:
+            return jsonl_tensors.prepare(row, spec)
         if not isinstance(row, dict):
             raise UnreadableInput("JSON Lines rows must be JSON objects")
         reserved = [f.name for f in spec.output_fields() if f.name in row]
@@ -67,6 +71,9 @@ class JsonlFormat(Format):
     def read(
         self, source: Source, layout: dict[str, Any], spec: InputSpec, rng: dict[str, Any], block_bytes: int
     ) -> Iterator[Batch]:
+        if layout["mode"].startswith("tensor"):
+            yield from jsonl_tensors.read(source, layout, spec, rng, block_bytes)
+            return
         row_base = 0
         list_mode = layout["mode"] == "list"
         for block in iter_line_blocks(source.iter_range(rng["start"], rng["end"]), block_bytes):
@@ -113,7 +120,7 @@ class JsonlFormat(Format):
         if errors:
             x = np.ascontiguousarray(x[good])
             lines = [ln for ln, ok in zip(lines, good, strict=True) if ok]
-        return Batch(x=x, rows_seen=n, errors=errors, passthrough=lines)
+        return Batch(inputs={spec.input_name: x}, rows_seen=n, errors=errors, passthrough=lines)
 
     @staticmethod
     def _careful(lines: list[bytes], spec: InputSpec, list_mode: bool, row_base: int) -> Batch:
@@ -157,9 +164,11 @@ class JsonlFormat(Format):
                 good_rows.append(values)
                 good_lines.append(line)
         x = np.array(good_rows, dtype=np.float32).reshape(len(good_rows), f)
-        return Batch(x=x, rows_seen=len(lines), errors=errors, passthrough=good_lines)
+        return Batch(inputs={spec.input_name: x}, rows_seen=len(lines), errors=errors, passthrough=good_lines)
 
     def open_writer(self, sink: Sink, layout: dict[str, Any], spec: InputSpec, *, part: bool) -> Writer:
+        if layout["mode"].startswith("tensor"):
+            return jsonl_tensors.TensorJsonlWriter(sink, spec)
         return JsonlWriter(sink, spec)
 
 
@@ -168,7 +177,8 @@ class JsonlWriter(Writer):
         self.sink, self.spec = sink, spec
         self.labels = [orjson.dumps(label) for label in spec.class_labels]
 
-    def write(self, batch: Batch, probs: np.ndarray) -> None:
+    def write(self, batch: Batch, outputs: Mapping[str, np.ndarray]) -> None:
+        probs = self.spec.scores(outputs)
         lines: list[bytes] = batch.passthrough
         if not lines:
             return

@@ -1,20 +1,24 @@
-"""NumPy ``.npy``: a C-ordered 2-D numeric array of shape (rows, features), features in manifest order.
+"""NumPy ``.npy``: a C-ordered numeric array with the rows first.
 
-Rows are read by byte range straight into float32 blocks (no pickle: object arrays are refused). The
-output is row-aligned with the input - a structured array with fields ``class`` (int32 class index,
--1 for a rejected row), ``probability`` (float32, NaN when rejected) and, optionally,
-``probabilities`` (float32[classes]) - readable with ``np.load(path)`` (no ``allow_pickle`` needed).
+A tabular model takes shape (rows, features), features in manifest order; a model with one tensor input
+takes (rows, *input shape) of any rank, e.g. (rows, 28, 28, 1) images (``maas.batch.tensors`` checks
+each row against the input's dtype). Rows are read by byte range straight into blocks (no pickle:
+object arrays are refused). The output is row-aligned with the input - a structured array with fields
+``class`` (int32 class index, -1 for a rejected row), ``probability`` (float32, NaN when rejected)
+and, optionally, ``probabilities`` (float32[classes]); a model that is not a classifier gets one field
+per output instead - readable with ``np.load(path)`` (no ``allow_pickle`` needed).
 """
 
 from __future__ import annotations
 
 import ast
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
+from maas.batch import tensors
 from maas.batch.common import Batch, InputSpec, UnreadableInput, check_rows
 from maas.batch.formats.base import Format, Writer
 from maas.batch.io import Sink, Source
@@ -48,12 +52,14 @@ class NpyFormat(Format):
 
     def prepare(self, source: Source, spec: InputSpec) -> dict[str, Any]:
         dtype, fortran, shape, offset = _parse_header(source.read_range(0, HEADER_PROBE))
-        if dtype.hasobject or dtype.fields is not None or dtype.kind not in "iuf":
+        if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
             raise UnreadableInput(f".npy dtype {dtype.str} is not a plain numeric type")
-        if len(shape) != 2:
-            raise UnreadableInput(f".npy array must be 2-D (rows, features), got shape {list(shape)}")
         if fortran and shape[0] > 1:
             raise UnreadableInput(".npy array must be C-ordered (save with np.ascontiguousarray)")
+        if not spec.tabular:
+            return self._prepare_tensor(source, spec, dtype, shape, offset)
+        if len(shape) != 2:
+            raise UnreadableInput(f".npy array must be 2-D (rows, features), got shape {list(shape)}")
         rows, features = shape
         if features != spec.n_features:
             raise UnreadableInput(f".npy rows have {features} values, the model takes {spec.n_features}")
@@ -64,6 +70,32 @@ class NpyFormat(Format):
                 f"{rows} rows of {row_bytes} bytes"
             )
         return {"dtype": dtype.str, "offset": offset, "rows": rows, "row_bytes": row_bytes}
+
+    @staticmethod
+    def _prepare_tensor(
+        source: Source, spec: InputSpec, dtype: np.dtype, shape: tuple[int, ...], offset: int
+    ) -> dict[str, Any]:
+        sig = tensors.signature_of(spec)
+        if len(sig.inputs) != 1:
+            raise UnreadableInput(
+                f"this model has {len(sig.inputs)} inputs ({', '.join(sig.input_names)}): drop a .npz with "
+                "one array per input name instead of a .npy"
+            )
+        tensors.check_array_shape(shape, sig.inputs[0], ".npy")
+        tensors.output_fields(spec)  # UnreadableInput now when an output cannot be a .npy field
+        row_shape = list(shape[1:])
+        row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
+        if row_bytes == 0 or source.size != offset + shape[0] * row_bytes:
+            raise UnreadableInput(
+                f".npy data is truncated or padded for {shape[0]} rows of {row_bytes} bytes"
+            )
+        return {
+            "dtype": dtype.str,
+            "offset": offset,
+            "rows": shape[0],
+            "row_bytes": row_bytes,
+            "row_shape": row_shape,
+        }
 
     def full_range(self, source: Source, layout: dict[str, Any]) -> dict[str, Any]:
         return {"start": layout["offset"], "end": source.size, "first_row": 0}
@@ -90,11 +122,20 @@ class NpyFormat(Format):
         row_base = 0
 
         def emit(data: bytes | bytearray) -> Batch:
+            if "row_shape" in layout:  # one tensor input of any rank
+                arr = np.frombuffer(data, dtype=dtype).reshape(-1, *layout["row_shape"])
+                inputs, good, errs = tensors.check_inputs(
+                    {spec.input_name: arr}, tensors.signature_of(spec), row_base
+                )
+                return Batch(inputs=inputs, rows_seen=len(arr), errors=errs, valid=good)
             x = np.frombuffer(data, dtype=dtype).reshape(-1, f).astype(np.float32)
             n = x.shape[0]
             good, errors = check_rows(x, spec.feature_names, np.arange(row_base + 1, row_base + n + 1))
             return Batch(
-                x=np.ascontiguousarray(x[good]) if errors else x, rows_seen=n, errors=errors, valid=good
+                inputs={spec.input_name: np.ascontiguousarray(x[good]) if errors else x},
+                rows_seen=n,
+                errors=errors,
+                valid=good,
             )
 
         for chunk in source.iter_range(rng["start"], rng["end"]):
@@ -111,6 +152,8 @@ class NpyFormat(Format):
             yield emit(buf)
 
     def out_dtype(self, spec: InputSpec) -> np.dtype:
+        if not spec.tabular:
+            return np.dtype(tensors.output_fields(spec))
         fields: list[Any] = [("class", "<i4"), ("probability", "<f4")]
         if spec.all_probabilities:
             fields.append(("probabilities", "<f4", (len(spec.class_labels),)))
@@ -141,9 +184,14 @@ class NpyWriter(Writer):
     def __init__(self, sink: Sink, spec: InputSpec, dtype: np.dtype) -> None:
         self.sink, self.spec, self.dtype = sink, spec, dtype
 
-    def write(self, batch: Batch, probs: np.ndarray) -> None:
+    def write(self, batch: Batch, outputs: Mapping[str, np.ndarray]) -> None:
         valid = batch.valid if batch.valid is not None else np.ones(batch.rows_seen, dtype=bool)
         out = np.zeros(batch.rows_seen, dtype=self.dtype)
+        if not self.spec.tabular:
+            tensors.fill_rows(out, valid, outputs, self.spec)
+            self.sink.write(out.tobytes())
+            return
+        probs = self.spec.scores(outputs)
         out["class"] = -1
         out["probability"] = np.nan
         if probs.shape[0]:

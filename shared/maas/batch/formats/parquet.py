@@ -1,5 +1,9 @@
 """Parquet: feature columns by name (any numeric type, or text holding numbers); others pass through.
 
+Tensor models take one column per input, named by the input, holding each row's tensor as nested
+lists or fixed-size lists (``maas.batch.tensors.from_arrow``: a null or misshapen row is rejected
+alone); a model that is not a classifier writes one such column per output.
+
 Reads one record batch at a time from ranged GETs (footer first, then the column chunks of each row
 group), so memory follows the row group size, not the file size. Fan-out splits on row groups.
 """
@@ -11,7 +15,7 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -20,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from maas.batch import tensors
 from maas.batch.common import (
     Batch,
     InputSpec,
@@ -33,6 +38,7 @@ from maas.batch.common import (
 )
 from maas.batch.formats.base import Format, Writer
 from maas.batch.io import Sink, Source
+from maas.protocols.tensors import expects
 
 READ_BATCH_ROWS = 65_536
 MAX_BUFFERED_GROUP_BYTES = 48 * 1024 * 1024  # larger row groups are streamed, not held
@@ -77,13 +83,14 @@ class ParquetFormat(Format):
         md = self._footer(source)
         schema = md.schema.to_arrow_schema()  # what ParquetFile.schema_arrow gives, without a 2nd open
         names = schema.names
-        missing = [f for f in spec.feature_names if f not in names]
+        columns = spec.feature_names if spec.tabular else tuple(tensors.signature_of(spec).input_names)
+        missing = [f for f in columns if f not in names]
         if missing:
             raise UnreadableInput(
                 f"Parquet file lacks feature columns the model needs: {', '.join(missing[:5])}"
                 + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             )
-        for f in spec.feature_names:
+        for f in spec.feature_names if spec.tabular else ():
             t = schema.field(f).type
             if not (
                 pa.types.is_integer(t)
@@ -93,7 +100,7 @@ class ParquetFormat(Format):
                 or pa.types.is_decimal(t)
             ):
                 raise UnreadableInput(f"feature column {f!r} has type {t}, not a number")
-        features = set(spec.feature_names)
+        features = set(columns)
         passthrough = [n for n in names if n not in features]
         reserved = {f.name for f in spec.output_fields()}
         clash = [n for n in passthrough if n in reserved]
@@ -187,6 +194,8 @@ class ParquetFormat(Format):
 
     @staticmethod
     def _convert(rb: pa.RecordBatch, passthrough: list[str], spec: InputSpec, row_base: int) -> Batch:
+        if not spec.tabular:
+            return _convert_tensors(rb, passthrough, spec, row_base)
         n = rb.num_rows
         numbers = np.arange(row_base + 1, row_base + n + 1)
         not_number = np.zeros(n, dtype=bool)
@@ -216,7 +225,7 @@ class ParquetFormat(Format):
         if errors:
             x = np.ascontiguousarray(x[good])
             pt = pt.filter(pa.array(good))
-        return Batch(x=x, rows_seen=n, errors=errors, passthrough=pt)
+        return Batch(inputs={spec.input_name: x}, rows_seen=n, errors=errors, passthrough=pt)
 
     def open_writer(self, sink: Sink, layout: dict[str, Any], spec: InputSpec, *, part: bool) -> Writer:
         return ParquetWriter(sink, layout, spec)
@@ -231,6 +240,34 @@ class ParquetFormat(Format):
 
     def end_assembly(self, sink: Sink) -> None:
         self._assembly.close()
+
+
+def _convert_tensors(rb: pa.RecordBatch, passthrough: list[str], spec: InputSpec, row_base: int) -> Batch:
+    sig = tensors.signature_of(spec)
+    n = rb.num_rows
+    arrays: dict[str, np.ndarray] = {}
+    fits = np.ones(n, dtype=bool)
+    shape_errors: dict[int, RowError] = {}
+    for tspec in sig.inputs:
+        values, ok = tensors.from_arrow(rb.column(tspec.name), tspec)
+        for i in np.flatnonzero(~ok & fits):
+            reason = f"null or misshapen value in column '{tspec.name}': {expects(tspec)}"
+            shape_errors[row_base + int(i) + 1] = RowError(row_base + int(i) + 1, reason)
+        fits &= ok
+        arrays[tspec.name] = values
+    inputs, checked, value_errors = tensors.check_inputs(arrays, sig, row_base)
+    good = checked & fits
+    if not fits.all():  # check_inputs kept the rows whose values fit: drop the misshapen ones too
+        inputs = {k: np.ascontiguousarray(v[fits[checked]]) for k, v in inputs.items()}
+    errors = {**{e.row: e for e in value_errors}, **shape_errors}  # a misshapen row: that is its reason
+    pt = (
+        pa.Table.from_batches([rb.select(passthrough)])
+        if passthrough
+        else pa.table({"_": pa.nulls(n)}).drop(["_"])
+    )
+    if not good.all():
+        pt = pt.filter(pa.array(good))
+    return Batch(inputs=inputs, rows_seen=n, errors=[errors[r] for r in sorted(errors)], passthrough=pt)
 
 
 def output_schema(layout: dict[str, Any], spec: InputSpec) -> pa.Schema:
@@ -252,9 +289,16 @@ class ParquetWriter(Writer):
         self._pending: list[pa.Table] = []
         self._rows = self._bytes = 0
 
-    def write(self, batch: Batch, probs: np.ndarray) -> None:
+    def write(self, batch: Batch, outputs: Mapping[str, np.ndarray]) -> None:
         table: pa.Table = batch.passthrough
-        for name, col in prediction_columns(probs, self.spec).items():
+        if self.spec.classifier:
+            columns = prediction_columns(self.spec.scores(outputs), self.spec)
+        else:  # one nested-list column per output
+            columns = {
+                f.name: tensors.to_arrow(outputs[f.name], f.type) if outputs else pa.array([], f.type)
+                for f in self.spec.output_fields()
+            }
+        for name, col in columns.items():
             table = table.append_column(name, col)
         table = table.cast(self.schema)
         self._pending.append(table)

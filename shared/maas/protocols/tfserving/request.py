@@ -9,8 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from maas.protocols.errors import PayloadTooLarge, ProtocolError
-from maas.protocols.tensors import Signature, TensorSpec, check_shape, to_array
+from maas.protocols.errors import ProtocolError
+from maas.protocols.tensors import (
+    DEFAULT_MAX_ELEMENTS,
+    Signature,
+    TensorSpec,
+    check_limits,
+    check_shape,
+    to_array,
+)
 from maas.protocols.tfserving.models import DEFAULT_SIGNATURE, PredictRequest, RequestFormat, _is_b64
 
 _KNOWN_KEYS = frozenset({"instances", "inputs", "signature_name"})
@@ -48,26 +55,37 @@ def parse_predict_request(body: Any) -> PredictRequest:
 
 
 def bind_inputs(
-    request: PredictRequest, signature: Signature, max_rows: int, *, check_bools: bool = True
+    request: PredictRequest,
+    signature: Signature,
+    max_rows: int,
+    *,
+    check_bools: bool = True,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> dict[str, np.ndarray]:
     """Turn the request payload into one batched array per model input, checked against the signature.
 
-    `check_bools=False` (the body has no true/false token) skips the scan for JSON booleans."""
+    Rows may be nested lists of any rank; several inputs are named (one object per row, or one column
+    per input). `check_bools=False` (the body has no true/false token) skips the scan for JSON booleans.
+    """
     if request.signature_name != signature.name:
         raise ProtocolError(
             f"signature_name '{request.signature_name}' not found; this model serves '{signature.name}'"
         )
     if request.format is RequestFormat.ROW:
-        return _bind_rows(request.payload, signature, max_rows, check_bools)
-    return _bind_columns(request.payload, signature, max_rows, check_bools)
+        bound = _bind_rows(request.payload, signature, max_rows, check_bools)
+    else:
+        bound = _bind_columns(request.payload, signature, max_rows, check_bools)
+    for name, arr in bound.items():
+        check_limits(arr.shape[0] if arr.ndim else 1, arr.size, max_rows, max_elements, f"input '{name}'")
+    rows = {arr.shape[0] for arr in bound.values() if arr.ndim}
+    if len(rows) > 1:
+        counts = ", ".join(f"'{n}': {a.shape[0]}" for n, a in bound.items())
+        raise ProtocolError(f"inputs: every input needs the same number of rows, got {counts}")
+    return bound
 
 
 def _check_rows(n: int, max_rows: int) -> None:
-    if n > max_rows:
-        raise PayloadTooLarge(
-            f"the request has {n} rows; the limit is {max_rows} (MAAS_MAX_ROWS): split it into smaller "
-            "requests or use the batch scoring API"
-        )
+    check_limits(n, 0, max_rows, 1, "instances")
 
 
 def _bind_rows(

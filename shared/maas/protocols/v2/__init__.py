@@ -1,10 +1,11 @@
-"""Open Inference Protocol v2 (KServe / Triton), HTTP/REST with JSON tensors.
+"""Open Inference Protocol v2 (KServe / Triton), HTTP/REST with JSON tensors and binary tensor data.
 
 - `datatypes`: v2 datatype names <-> numpy dtypes.
 - `models`:    request/response data models (InferenceRequest, RequestInput, ...).
 - `request`:   parse and validate `/infer` bodies, bind inputs to a model signature.
 - `response`:  build `/infer` responses (requested outputs only, flattened row-major data).
 - `metadata`:  server/model metadata, health and readiness documents.
+- `binary`:    the binary tensor data extension (Inference-Header-Content-Length framing).
 """
 
 from maas.protocols.v2.datatypes import DATATYPES, from_numpy_dtype

@@ -7,11 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from maas.protocols.errors import PayloadTooLarge, ProtocolError
-from maas.protocols.tensors import Signature, check_shape, has_bool, to_array
+from maas.protocols.errors import ProtocolError
+from maas.protocols.tensors import (
+    DEFAULT_MAX_ELEMENTS,
+    Signature,
+    TensorSpec,
+    check_limits,
+    check_shape,
+    expects,
+    to_array,
+)
+from maas.protocols.v2.binary import is_binary_input
 from maas.protocols.v2.datatypes import DATATYPES
 from maas.protocols.v2.models import InferenceRequest, RequestInput, RequestOutput
 
+_REQUIRED = ("name", "shape", "datatype", "data")
 EXAMPLE = '{"inputs": [{"name": "<input>", "shape": [1, 100], "datatype": "FP32", "data": [...]}]}'
 
 
@@ -61,7 +71,10 @@ def _parse_input(item: Any, i: int) -> RequestInput:
     where = f"inputs[{i}]"
     if not isinstance(item, dict):
         raise ProtocolError(f"{where} must be an object with name, shape, datatype and data")
-    missing = [k for k in ("name", "shape", "datatype", "data") if k not in item]
+    parameters = _parameters(item.get("parameters"), where)
+    # a binary input's data follows the JSON header (protocols/v2/binary.py attaches it)
+    required = ("name", "shape", "datatype") if is_binary_input(parameters) else _REQUIRED
+    missing = [k for k in required if k not in item]
     if missing:
         raise ProtocolError(f"{where} is missing {', '.join(repr(k) for k in missing)}")
     name, shape, datatype = item["name"], item["shape"], item["datatype"]
@@ -73,22 +86,31 @@ def _parse_input(item: Any, i: int) -> RequestInput:
         raise ProtocolError(f"{where}.shape must be a list of non-negative integers, e.g. [1, 100]")
     if datatype not in DATATYPES:
         raise ProtocolError(
-            f"{where}.datatype {datatype!r} is not a v2 datatype; use one of {', '.join(DATATYPES)}"
+            f"{where} ('{name}'): datatype {datatype!r} is not a v2 datatype; "
+            f"use one of {', '.join(DATATYPES)}"
         )
-    if isinstance(item["data"], dict):
+    data = item.get("data")
+    if isinstance(data, dict):
         raise ProtocolError(
-            f"{where}.data must be a JSON array (the binary tensor extension is not supported)"
+            f"{where}.data must be a JSON array; for raw bytes use the binary tensor extension "
+            "(parameters.binary_data_size and the Inference-Header-Content-Length header)"
         )
-    return RequestInput(name, shape, datatype, item["data"], _parameters(item.get("parameters"), where))
+    return RequestInput(name, shape, datatype, data, parameters)
 
 
 def bind_inputs(
-    request: InferenceRequest, signature: Signature, max_rows: int, *, check_bools: bool = True
+    request: InferenceRequest,
+    signature: Signature,
+    max_rows: int,
+    *,
+    check_bools: bool = True,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
 ) -> dict[str, np.ndarray]:
     """One batched array per model input, in the model's dtype, checked against shape and signature.
 
     JSON booleans are refused in numeric data and numbers in BOOL data; `check_bools=False` (the body
-    has no true/false token) skips the scan of numeric data for booleans."""
+    has no true/false token) skips the scan of numeric data for booleans. Integer data must be whole
+    numbers within both the declared datatype's and the model's range."""
     by_name: dict[str, RequestInput] = {}
     for inp in request.inputs:
         if inp.name in by_name:
@@ -107,62 +129,38 @@ def bind_inputs(
     out: dict[str, np.ndarray] = {}
     for spec in signature.inputs:
         inp = by_name[spec.name]
-        where = f"input '{spec.name}'"
-        if inp.shape and inp.shape[0] > max_rows:
-            raise PayloadTooLarge(
-                f"the request has {inp.shape[0]} rows; the limit is {max_rows} (MAAS_MAX_ROWS): split it "
-                "into smaller requests or use the batch scoring API"
-            )
-        if inp.datatype == "BYTES" and not spec.is_string:
-            raise ProtocolError(
-                f"{where}: datatype BYTES does not apply; this input takes {spec.dtype} numbers"
-            )
-        wire = DATATYPES[inp.datatype]
-        try:
-            if spec.is_string:
-                arr = np.asarray(inp.data, dtype=object)
-            elif inp.datatype == "BOOL":
-                arr = np.asarray(inp.data)
-                if arr.dtype != np.bool_ and arr.size:
-                    raise ProtocolError(
-                        f"{where}: datatype BOOL needs true/false values, got {arr.dtype.name}"
-                    )
-                arr = arr.astype(np.bool_)
-            elif check_bools and has_bool(inp.data):
-                raise ProtocolError(
-                    f"{where}: datatype {inp.datatype} needs numbers, got JSON booleans; send numbers "
-                    "or declare datatype BOOL"
-                )
-            elif wire.kind in "iu":
-                arr = np.asarray(inp.data)
-                if arr.dtype.kind not in "iub":
-                    raise ProtocolError(
-                        f"{where}: datatype {inp.datatype} needs integer data, got {arr.dtype.name} values; "
-                        "send integers or declare a floating-point datatype such as FP32"
-                    )
-                arr = arr.astype(wire)
-            else:
-                with np.errstate(over="ignore", invalid="ignore"):  # out of range -> inf: refused below
-                    arr = np.asarray(inp.data, dtype=wire)
-        except (ValueError, TypeError, OverflowError):
-            raise ProtocolError(
-                f"{where}: data does not match datatype {inp.datatype} (or rows have different lengths); "
-                f"send a flat or nested list of {inp.datatype} values"
-            ) from None
+        where = f"inputs['{spec.name}']"
         count = math.prod(inp.shape)
+        check_limits(inp.shape[0] if inp.shape else 1, count, max_rows, max_elements, where)
+        arr = _wire_array(inp, spec, where, check_bools)
         if arr.size != count:
-            raise ProtocolError(f"{where}: shape {inp.shape} needs {count} values, data has {arr.size}")
+            raise ProtocolError(
+                f"{where}: shape {inp.shape} needs {count} values, data has {arr.size}; {expects(spec)}"
+            )
         if arr.ndim != 1 and list(arr.shape) != inp.shape:
             raise ProtocolError(
                 f"{where}: nested data has shape {list(arr.shape)} but 'shape' says {inp.shape}; "
                 "send data flat (row-major) or nested exactly as 'shape'"
             )
-        arr = arr.reshape(inp.shape)
+        arr = check_shape(arr.reshape(inp.shape), spec, where)
         if arr.dtype != spec.np_dtype:
-            if wire.kind == "f" and spec.np_dtype.kind in "iub":
-                raise ProtocolError(f"{where}: datatype {inp.datatype} cannot be cast to {spec.dtype} safely")
-            arr = to_array(arr, spec, where)
-        elif spec.is_floating and arr.size and not np.isfinite(arr).all():
-            raise ProtocolError(f"{where}: NaN or Infinity are not allowed; send finite numbers")
-        out[spec.name] = check_shape(arr, spec, where)
+            arr = to_array(arr, spec, where, check_bools=False)
+        out[spec.name] = arr
     return out
+
+
+def _wire_array(inp: RequestInput, spec: TensorSpec, where: str, check_bools: bool) -> np.ndarray:
+    """The data as the declared datatype (range- and integer-checked), before casting to the model's."""
+    if inp.datatype == "BYTES" or spec.is_string:
+        if not spec.is_string:
+            raise ProtocolError(f"{where}: datatype BYTES does not apply; {expects(spec)} takes numbers")
+        return np.asarray(inp.data, dtype=object)
+    wire = DATATYPES[inp.datatype]
+    if wire.kind == "f" and spec.np_dtype.kind in "iub":
+        raise ProtocolError(
+            f"{where}: datatype {inp.datatype} cannot be cast to {spec.dtype} safely; {expects(spec)}: "
+            f"declare an integer datatype and send whole numbers"
+        )
+    declared = TensorSpec(spec.name, wire.name if wire.kind != "b" else "bool", spec.shape)
+    label = f"data of datatype {inp.datatype} for {expects(spec)}"
+    return to_array(inp.data, declared, where, check_bools=check_bools, label=label)

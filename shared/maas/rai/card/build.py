@@ -57,8 +57,10 @@ def build_card(
 ) -> dict[str, Any]:
     """The card as a JSON-ready dict. Anything not given is taken from ``manifest`` when present."""
     raw = _raw(manifest)
-    inputs = (raw.get("inputs") or [{}])[0]
-    outputs = (raw.get("outputs") or [{}])[0]
+    all_inputs = [dict(t) for t in raw.get("inputs") or [{}]]
+    all_outputs = [dict(t) for t in raw.get("outputs") or [{}]]
+    inputs, outputs = all_inputs[0], all_outputs[0]
+    tabular = len(all_inputs) == 1 and len(inputs.get("shape") or []) == 2
     fp = raw.get("fingerprint") or {}
     use: dict[str, Any]
     if isinstance(intended_use, Mapping):
@@ -66,7 +68,11 @@ def build_card(
     else:
         use = {
             "primary_uses": intended_use
-            or "Classification of tabular feature vectors into the classes listed below.",
+            or (
+                "Classification of tabular feature vectors into the classes listed below."
+                if tabular
+                else "Predictions from the tensor inputs listed below (as the model's owner documents them)."
+            ),
             "primary_users": "Applications calling the maas prediction API.",
             "out_of_scope": "Inputs unlike the training data; decisions about people without human review.",
         }
@@ -99,6 +105,9 @@ def build_card(
                 "shape": outputs.get("shape"),
                 "class_labels": outputs.get("class_labels"),
             },
+            # the full signature: every named input and output with dtype and shape (null = variable)
+            "inputs": [{k: t.get(k) for k in ("name", "dtype", "shape")} for t in all_inputs],
+            "outputs": [{k: t.get(k) for k in ("name", "dtype", "shape")} for t in all_outputs],
             "sensitive_features": list(raw.get("sensitive_features") or []),
         },
         "intended_use": use,

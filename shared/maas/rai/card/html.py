@@ -74,7 +74,10 @@ def render_html(
                 ("created", model.get("created_at")),
                 ("runtime", model.get("runtime")),
                 ("framework", model.get("framework")),
-                ("input shape", model.get("input", {}).get("shape")),
+                *(
+                    (f"input {t.get('name')}", f"{t.get('dtype')} {t.get('shape')}")
+                    for t in model.get("inputs") or [model.get("input", {})]
+                ),
                 ("classes", model.get("output", {}).get("class_labels")),
                 ("sensitive features", model.get("sensitive_features") or "none"),
             ],

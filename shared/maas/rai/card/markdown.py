@@ -8,6 +8,15 @@ from typing import Any
 from maas.rai.card.format import first_keys, fmt, group_rows, md_escape, scalar_rate, title
 
 
+
+def _signature_lines(model: Mapping[str, Any]) -> list[str]:
+    """One line per input (name, dtype, shape); cards written before the full signature show `input`."""
+    tensors = model.get("inputs") or [model.get("input", {})]
+    return [
+        f"- Input: `{t.get('name')}` {t.get('dtype') or ''} shape {t.get('shape')}".replace("  ", " ")
+        for t in tensors
+    ]
+
 def render_markdown(card: Mapping[str, Any]) -> str:
     model = card.get("model", {})
     lines = [f"# Model card: {title(model)}", ""]
@@ -16,7 +25,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     lines += [
         f"- Created: {model.get('created_at')}",
         f"- Runtime: {model.get('runtime')}; framework: {fmt(model.get('framework'))}",
-        f"- Input: `{model.get('input', {}).get('name')}` shape {model.get('input', {}).get('shape')}",
+        *_signature_lines(model),
         f"- Output: `{model.get('output', {}).get('name')}` classes "
         f"{fmt(model.get('output', {}).get('class_labels'))}",
         f"- Sensitive features (masked in logs and audit): {fmt(model.get('sensitive_features')) or 'none'}",

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
 from maas import settings
-from maas.serving.body import read_json
+from maas.serving.body import read_framed_json, read_json
 from maas.serving.emf import emit_prediction
 from maas.serving.observability import logger
 from maas.serving.service import ModelService
@@ -30,15 +30,23 @@ class _State:
     service: ModelService | None = None
     max_rows: int = settings.DEFAULT_MAX_ROWS
     max_body_bytes: int = settings.DEFAULT_MAX_BODY_BYTES
+    max_elements: int = settings.DEFAULT_MAX_ELEMENTS
+    explain_max_rows: int = settings.DEFAULT_EXPLAIN_MAX_ROWS
+    explain_samples: int | None = None  # coalitions per row; None = the estimator's default
 
 
 STATE = _State()
 
 
 def configure(service: ModelService | None = None) -> ModelService:
-    """(Re)read limits from the environment and install the process-wide ModelService."""
+    """(Re)read limits and options from the environment, once per process (not per request), and install
+    the process-wide ModelService."""
     STATE.max_rows = settings.env_int(settings.MAX_ROWS, settings.DEFAULT_MAX_ROWS)
     STATE.max_body_bytes = settings.env_int(settings.MAX_BODY_BYTES, settings.DEFAULT_MAX_BODY_BYTES)
+    STATE.max_elements = settings.env_int(settings.MAX_ELEMENTS, settings.DEFAULT_MAX_ELEMENTS)
+    STATE.explain_max_rows = settings.env_int(settings.EXPLAIN_MAX_ROWS, settings.DEFAULT_EXPLAIN_MAX_ROWS)
+    samples = settings.env_str(settings.EXPLAIN_SAMPLES)
+    STATE.explain_samples = int(samples) if samples else None
     STATE.service = service or ModelService(default_label=settings.env_str(settings.DEFAULT_LABEL))
     return STATE.service
 
@@ -69,6 +77,12 @@ def read_body() -> Any:
 def read_tensor_body() -> tuple[Any, bool]:
     """(decoded body, whether it may hold JSON booleans): tensors are scanned for booleans only then."""
     return read_json(current_event().raw_event, STATE.max_body_bytes)
+
+
+def read_infer_body() -> tuple[Any, bool, memoryview | None]:
+    """`read_tensor_body` plus the v2 binary tensor extension: (JSON header, may hold booleans, the
+    tensor bytes after it or None)."""
+    return read_framed_json(current_event().raw_event, STATE.max_body_bytes)
 
 
 def record_prediction(protocol: str, name: str, version: int, rows: int, started: float) -> float:

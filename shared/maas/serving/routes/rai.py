@@ -2,11 +2,15 @@
 
 `:explain` takes a TF Serving `:predict` body plus optional keys:
 
-    {"instances": [[...]], "target": 3 | "label" | [per row], "top_k": 10, "method": "auto"}
+    {"instances": [[...]], "target": 3 | "label" | [per row], "top_k": 10, "method": "auto",
+     "grid": 4 | [rows, cols], "output": "<output name>"}
 
 and answers one explanation per row: the explained class (the predicted one unless `target` says
 otherwise), f(x), f(baseline), the top-k features by |attribution| and how many model evaluations
 were made. Attributions are exactly complete: they sum to f(x) - f(baseline) (`sum_attributions`).
+A model with one `[N, F]` input is explained per feature; any other (images, several inputs) per
+group of values (`maas.rai.explain_groups`): image grid cells (`grid`, default 4 x 4) and one group
+per other input; `output` picks which output to explain when there are several.
 
 `/card` serves the version's model card with content negotiation on `Accept`: application/json,
 text/markdown or text/html (406 for anything else). A version published without card files gets a
@@ -22,7 +26,6 @@ import orjson
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from maas import settings
 from maas.protocols import tfserving
 from maas.protocols.errors import PayloadTooLarge, ProtocolError
 from maas.rai import audit
@@ -38,13 +41,13 @@ from maas.serving.routes.common import (
 
 router = Router()
 TAGS = ["Responsible AI"]
-EXPLAIN_KEYS = ("target", "top_k", "method")
+EXPLAIN_KEYS = ("target", "top_k", "method", "grid", "output")
 MAX_TOP_K = 1000
 _cards: dict[tuple[str, str, int, str], tuple[bytes, bool]] = {}
 
 
 # -- :explain -------------------------------------------------------------------------------------------
-def _options(body: dict[str, Any], n_features: int) -> tuple[Any, int | None, str]:
+def _options(body: dict[str, Any], n_features: int | None) -> tuple[Any, int | None, str]:
     from maas.rai.explain import DEFAULT_TOP_K, METHODS  # card/explain: imported on use (cold start)
 
     target = body.get("target")
@@ -53,7 +56,7 @@ def _options(body: dict[str, Any], n_features: int) -> tuple[Any, int | None, st
     top_k = body.get("top_k", DEFAULT_TOP_K)
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ProtocolError("'top_k' must be a positive integer (or null for every feature)")
-    top_k = None if top_k is None else min(int(top_k), n_features, MAX_TOP_K)
+    top_k = None if top_k is None else min(int(top_k), n_features or MAX_TOP_K, MAX_TOP_K)
     method = body.get("method", "auto")
     if method not in METHODS:
         raise ProtocolError(f"'method' must be one of {', '.join(METHODS)}")
@@ -61,7 +64,7 @@ def _options(body: dict[str, Any], n_features: int) -> tuple[Any, int | None, st
 
 
 def _explain(model: str, version: str | None = None, label: str | None = None) -> Response[dict[str, Any]]:
-    from maas.rai.explain import explain_model, explanation_response
+    from maas.rai.explain import explanation_response
 
     started = time.perf_counter()
     body, may_hold_bools = read_tensor_body()
@@ -71,32 +74,61 @@ def _explain(model: str, version: str | None = None, label: str | None = None) -
     svc = service()
     loaded = svc.get(model, version, label)
     sig = svc.signature(loaded)
-    max_rows = settings.env_int(settings.EXPLAIN_MAX_ROWS, settings.DEFAULT_EXPLAIN_MAX_ROWS)
-    inputs = tfserving.bind_inputs(request, sig, STATE.max_rows, check_bools=may_hold_bools)
-    x = inputs[sig.inputs[0].name]
-    if len(x) > max_rows:
-        raise PayloadTooLarge(
-            f"':explain' takes at most {max_rows} rows (MAAS_EXPLAIN_MAX_ROWS); the request has {len(x)}"
-        )
-    target, top_k, method = _options(body, x.shape[1])
-    if isinstance(target, list) and len(target) != len(x):
-        raise ProtocolError(f"'target' has {len(target)} entries for {len(x)} rows")
-    samples = settings.env_str(settings.EXPLAIN_SAMPLES)
-    explanations = explain_model(
-        loaded,
-        x,
-        target=target,
-        method=method,  # type: ignore[arg-type]
-        n_samples=int(samples) if samples else None,
+    inputs = tfserving.bind_inputs(
+        request, sig, STATE.max_rows, check_bools=may_hold_bools, max_elements=STATE.max_elements
     )
+    rows = len(next(iter(inputs.values())))
+    if rows > STATE.explain_max_rows:
+        raise PayloadTooLarge(
+            f"':explain' takes at most {STATE.explain_max_rows} rows (MAAS_EXPLAIN_MAX_ROWS); the request "
+            f"has {rows}: send the rows in several requests"
+        )
+    from maas.rai.explain_groups import per_feature
+
+    tabular = per_feature(sig)
+    target, top_k, method = _options(body, sig.inputs[0].shape[1] if tabular else None)
+    if isinstance(target, list) and len(target) != rows:
+        raise ProtocolError(f"'target' has {len(target)} entries for {rows} rows")
+    explanations = _explanations(loaded, body, inputs, target, method, tabular)
     ref = loaded.ref
-    record_prediction("explain", ref.name, ref.version, len(x), started)
-    audit.note(kind="explain", model=ref.name, version=ref.version, rows=len(x))
+    record_prediction("explain", ref.name, ref.version, rows, started)
+    audit.note(kind="explain", model=ref.name, version=ref.version, rows=rows)
     doc = {
         "model": {"name": ref.name, "version": ref.version},
         "explanations": explanation_response(explanations, top_k=top_k),
     }
     return model_response(doc, ref)
+
+
+def _explanations(
+    loaded: Any, body: dict[str, Any], inputs: dict[str, Any], target: Any, method: str, tabular: bool
+) -> list[Any]:
+    """`maas.rai.explain_groups.explain_loaded`; a 400 naming why when an explanation cannot apply."""
+    from maas_models.errors import InvalidInput
+
+    from maas.rai.explain_groups import explain_loaded, parse_grid
+
+    if tabular:
+        for key in ("grid", "output"):
+            if key in body:
+                raise ProtocolError(
+                    f"'{key}' applies to image and multi-input models; this one has one [N, F] input"
+                )
+    output = body.get("output")
+    if output is not None and not isinstance(output, str):
+        raise ProtocolError("'output' must be the name of one of the model's outputs")
+    try:
+        return explain_loaded(
+            loaded,
+            inputs,
+            grid=parse_grid(body.get("grid")),
+            output=output,
+            target=target,
+            method=method,  # type: ignore[arg-type]
+            n_samples=STATE.explain_samples,
+        )
+    except InvalidInput as exc:
+        raise ProtocolError(f"cannot explain this request: {exc}") from None
 
 
 @router.post(

@@ -29,7 +29,13 @@ def _predict(model: str, version: str | None = None, label: str | None = None) -
     request = tfserving.parse_predict_request(body)
     svc = service()
     loaded = svc.get(model, version, label)
-    inputs = tfserving.bind_inputs(request, svc.signature(loaded), STATE.max_rows, check_bools=may_hold_bools)
+    inputs = tfserving.bind_inputs(
+        request,
+        svc.signature(loaded),
+        STATE.max_rows,
+        check_bools=may_hold_bools,
+        max_elements=STATE.max_elements,
+    )
     outputs = predict_recorded("tfserving", svc, loaded, inputs, started)
     return model_response(tfserving.predict_response(request.format, outputs), loaded.ref)
 

@@ -10,13 +10,15 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from maas import __version__
 from maas.protocols import v2
+from maas.protocols.v2 import binary
 from maas.protocols.v2.response import check_requested_outputs
 from maas.serving.routes.common import (
     STATE,
     json_response,
+    model_headers,
     model_response,
     predict_recorded,
-    read_tensor_body,
+    read_infer_body,
     service,
 )
 
@@ -26,7 +28,7 @@ TAGS = ["Open Inference Protocol v2"]
 
 @router.get("/v2", summary="Server metadata", tags=TAGS)
 def server_metadata() -> Response[dict[str, Any]]:
-    return json_response(v2.server_metadata(__version__))
+    return json_response(v2.server_metadata(__version__, extensions=[binary.EXTENSION]))
 
 
 @router.get("/v2/health/live", summary="Server liveness", tags=TAGS)
@@ -77,17 +79,33 @@ def model_ready_version(model: str, version: str) -> Response[dict[str, Any]]:
 
 def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     started = time.perf_counter()
-    body, may_hold_bools = read_tensor_body()
+    body, may_hold_bools, tensors = read_infer_body()
     request = v2.parse_infer_request(body)
+    binary.attach_inputs(request, tensors)
     svc = service()
     loaded = svc.get(model, version)
     signature = svc.signature(loaded)
     check_requested_outputs(request, signature.output_names)
-    inputs = v2.bind_inputs(request, signature, STATE.max_rows, check_bools=may_hold_bools)
+    inputs = v2.bind_inputs(
+        request, signature, STATE.max_rows, check_bools=may_hold_bools, max_elements=STATE.max_elements
+    )
     outputs = predict_recorded("v2", svc, loaded, inputs, started)
     ref = loaded.ref
     response = v2.infer_response(request, ref.name, str(ref.version), outputs)
+    as_binary = binary.binary_outputs(request, [o.name for o in response.outputs])
+    if as_binary:
+        return _framed_response(response, outputs, as_binary, ref.name, ref.version)
     return model_response(response.to_dict(), ref)
+
+
+def _framed_response(
+    response: v2.InferenceResponse, outputs: dict[str, Any], as_binary: set[str], name: str, version: int
+) -> Response[Any]:
+    """The binary tensor extension's answer: JSON header + tensor bytes (Powertools base64-encodes a
+    bytes body and sets isBase64Encoded; API Gateway turns it back into bytes)."""
+    body, header_length = binary.encode_response(response, outputs, as_binary)
+    headers = {**model_headers(name, version), binary.HEADER: str(header_length)}
+    return Response(status_code=200, content_type=binary.CONTENT_TYPE, body=body, headers=headers)
 
 
 @router.post("/v2/models/<model>/infer", summary="Inference", tags=TAGS)

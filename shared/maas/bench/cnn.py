@@ -1,0 +1,295 @@
+"""Benchmark of a CNN on images (`maas bench cnn`): the real predict handler and batch scoring of `.npy`
+against raw LiteRT and Keras on the same model, each in a fresh process.
+
+The model: a digits CNN (8 x 8 x 1 images as scikit-learn's `load_digits`, Conv2D 8 -> MaxPool -> Dense
+10 softmax), imported with `maas_models.importer.prepare` (the `maas models import` path) and cached
+under .cache/bench-models. Speed does not depend on training, so its weights are the seeded
+initialisers.
+
+- handler: `functions/predict/app.py` with the model published to moto S3 and preloaded at init; one
+  image per request (REST event in, response out). Baselines in the same run: raw LiteRT
+  (`set_tensor`/`invoke`/`get_tensor`) plus the request parse (orjson + numpy), and Keras
+  `model.predict` on the same image. Targets: handler 1-image p50 <= 1.5 x raw; cold start <= 300 ms;
+  peak RSS <= 120 MB.
+- batch: `.npy` of images scored end to end (`score_range`: read, check rows, predict, write the
+  row-aligned output) vs raw LiteRT on the same array in the same batch size. Target >= 80 %.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from maas.bench._proc import FUNCTION_ENV, QUIET_TF_ENV, figure, peak_rss_mb, restore_environ
+
+TARGETS = {"p50_ratio": 1.5, "cold_ms": 300.0, "rss_mb": 120.0, "batch_share": 0.8}
+BATCH_ROWS = 4096
+
+
+def _root() -> Path:
+    from maas.bench.predict import _project_root
+
+    return _project_root()
+
+
+def _model_dir() -> Path:
+    """The imported digits CNN (saved_model/, model.tflite, metadata.json, model.keras), built once."""
+    code = (Path(__file__).read_bytes(), (_root() / "layers" / "maas_models" / "importer.py").read_bytes())
+    digest = hashlib.sha256(b"".join(code)).hexdigest()[:12]
+    out = _root() / ".cache" / "bench-models" / f"digits-cnn-{digest}"
+    if not (out / "metadata.json").is_file():
+        subprocess.run(
+            [sys.executable, "-m", "maas.bench.cnn", "--build", str(out)],
+            env={**os.environ, **QUIET_TF_ENV},
+            cwd=_root(),
+            check=True,
+            timeout=900,
+        )
+    return out
+
+
+def _build(out: Path) -> None:
+    import keras
+    from maas_models.importer import prepare
+
+    keras.utils.set_random_seed(0)
+    img = keras.Input((8, 8, 1), name="img")
+    x = keras.layers.Conv2D(8, 3, activation="relu", padding="same")(img)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    probs = keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
+    model = keras.Model(img, probs, name="digits_cnn")
+    tmp = out.with_suffix(".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save(tmp / "model.keras")
+    prepare(tmp / "model.keras", tmp, class_labels=[str(d) for d in range(10)])
+    tmp.rename(out)
+
+
+def _image_event(seed: int) -> dict[str, Any]:
+    import numpy as np
+
+    from maas.bench.predict import REST_EVENT
+
+    image = np.random.default_rng(seed).uniform(0, 16, (1, 8, 8, 1)).round(3).tolist()
+    path = "/v1/models/cnn:predict"
+    ctx = {**REST_EVENT["requestContext"], "path": f"/prod{path}"}
+    return {**REST_EVENT, "path": path, "pathParameters": {"proxy": path[1:]}, "requestContext": ctx,
+            "body": json.dumps({"instances": image})}  # fmt: skip
+
+
+def _time(fn: Any, n: int) -> list[float]:
+    for _ in range(max(3, n // 20)):
+        fn()
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - t0) / 1000.0)
+    return samples
+
+
+# -- child processes ----------------------------------------------------------------------------------------
+def child(mode: str, model_dir: str, out_path: str, n: int) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # logs and EMF lines are written (their cost is real), to /dev/null
+    result: dict[str, Any] = {"mode": mode}
+    if mode == "handler":
+        from maas.bench.predict import _Context, _load_maas_handler
+
+        handler = _load_maas_handler()
+        event, ctx = _image_event(1), _Context()
+        first = handler(event, ctx)
+        result["first_at"] = time.time()
+        if first["statusCode"] != 200:
+            raise SystemExit(f"handler: {first['statusCode']}: {first['body'][:300]}")
+        if n:
+            result["samples"] = _time(lambda: handler(event, ctx), n)
+        result["tensorflow_imported"] = any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
+    elif mode == "raw":  # LiteRT invoke plus the request parse: the floor the handler is measured against
+        import numpy as np
+        import orjson
+        from ai_edge_litert.interpreter import Interpreter
+
+        interp = Interpreter(model_path=str(Path(model_dir) / "model.tflite"), num_threads=1)
+        interp.allocate_tensors()
+        (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+        body = _image_event(1)["body"]
+
+        def raw() -> None:
+            x = np.asarray(orjson.loads(body)["instances"], dtype=np.float32)
+            interp.set_tensor(inp["index"], x)
+            interp.invoke()
+            interp.get_tensor(out["index"])
+
+        result["samples"] = _time(raw, n)
+    elif mode == "keras":
+        import keras
+        import numpy as np
+
+        model = keras.models.load_model(Path(model_dir) / "model.keras", compile=False, safe_mode=True)
+        x = np.asarray(json.loads(_image_event(1)["body"])["instances"], dtype=np.float32)
+        result["samples"] = _time(lambda: model.predict(x, verbose=0), n)
+    else:  # batch: .npy scored end to end vs raw LiteRT on the same images
+        result.update(_batch(Path(model_dir), n))
+    result["rss_mb"] = peak_rss_mb()
+    Path(out_path).write_text(json.dumps(result))
+
+
+def _batch(model_dir: Path, rows: int) -> dict[str, float]:
+    import numpy as np
+    from maas_models.backends.litert import LiteRTBackend
+    from maas_models.signature import Signature
+
+    from maas.batch.common import InputSpec, Scorer
+    from maas.batch.formats import get_format
+    from maas.batch.io import LocalFileSink, LocalSource
+    from maas.batch.runner import score_range
+
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    signature = Signature.from_manifest(meta)
+    backend = LiteRTBackend(model_dir / "model.tflite", signature=signature, chunk_rows=BATCH_ROWS)
+    images = np.random.default_rng(0).uniform(0, 16, (rows, 8, 8, 1)).astype(np.float32)
+    best_raw = min(_seconds(lambda: backend.predict_named({"img": images})) for _ in range(3))
+    spec = InputSpec((), tuple(str(d) for d in range(10)), "img", signature=signature)
+    scorer = Scorer(backend.predict_named, spec, model="cnn", version=1, batch_rows=BATCH_ROWS)
+    with tempfile.TemporaryDirectory(prefix="maas-bench-cnn-") as tmp:
+        src = Path(tmp) / "in.npy"
+        np.save(src, images)
+
+        def end_to_end() -> None:
+            fmt, source = get_format("npy"), LocalSource(src)
+            layout = fmt.prepare(source, spec)
+            out, errors = LocalFileSink(Path(tmp) / "out.npy"), LocalFileSink(Path(tmp) / "e.jsonl")
+            score_range(fmt, source, layout, scorer, fmt.full_range(source, layout), out, errors, part=False,
+                        block_bytes=8 * 1024 * 1024)  # fmt: skip
+            out.commit()
+            errors.commit()
+
+        best = min(_seconds(end_to_end) for _ in range(3))
+        check = np.load(Path(tmp) / "out.npy")
+        if len(check) != rows or (check["class"] < 0).any():
+            raise RuntimeError("batch output is not row-aligned with the input")
+    return {"maas_images_s": rows / best, "raw_images_s": rows / best_raw}
+
+
+def _seconds(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+# -- parent -------------------------------------------------------------------------------------------------
+def _spawn(mode: str, model_dir: Path, env: dict[str, str], n: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="maas-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        started = time.time()
+        proc = subprocess.run(
+            [sys.executable, "-m", "maas.bench.cnn", "--child", mode, str(model_dir), str(out), str(n)],
+            env={**env, **FUNCTION_ENV, "MAAS_CACHE_DIR": str(Path(tmp) / "cache")},
+            cwd=_root(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if proc.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"cnn {mode} process failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(out.read_text())
+    if "first_at" in result:
+        result["cold_ms"] = (result["first_at"] - started) * 1000.0
+    return result
+
+
+def _publish(model_dir: Path) -> tuple[Any, dict[str, str]]:
+    """moto S3 on 127.0.0.1 with the CNN published as cnn v1 (preloaded by the handler's init)."""
+    import uuid
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    aws = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }
+    aws |= {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    bucket = f"bench-models-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, **aws, **QUIET_TF_ENV, "MAAS_MODELS_BUCKET": bucket, "MAAS_PRELOAD": "cnn",
+           "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "maas-predict"}  # fmt: skip
+    saved = {k: os.environ.get(k) for k in aws}
+    os.environ.update(aws)
+    try:
+        import boto3
+        from maas_models import Registry
+
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        Registry(bucket=bucket).publish(model_dir, "cnn", verify=False)  # verified at import already
+    finally:
+        restore_environ(saved)
+    return server, env
+
+
+def _p50(samples: list[float]) -> float:
+    return float(statistics.median(samples))
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    model_dir = _model_dir()
+    server, env = _publish(model_dir)
+    n = 2000 if quick else 20000
+    try:
+        handler = _spawn("handler", model_dir, env, n)
+        colds = [handler["cold_ms"]] + [
+            _spawn("handler", model_dir, env, 0)["cold_ms"] for _ in range(2 if quick else 6)
+        ]
+        raw = _spawn("raw", model_dir, env, n)
+        keras = _spawn("keras", model_dir, env, 20 if quick else 200)
+        batch = _spawn("batch", model_dir, env, 20_000 if quick else 200_000)
+    finally:
+        server.stop()
+    if handler["tensorflow_imported"]:
+        raise RuntimeError("the predict handler imported TensorFlow")
+    p50, raw_p50, keras_p50 = _p50(handler["samples"]), _p50(raw["samples"]), _p50(keras["samples"])
+    cold = statistics.median(colds)
+    share = batch["maas_images_s"] / batch["raw_images_s"]
+    limit = TARGETS["p50_ratio"]
+    return [
+        figure("cnn", "1-image p50 (handler vs raw LiteRT + parse)", "us", p50, raw_p50, p50 / raw_p50,
+               f"<= {limit:g} x raw", p50 <= limit * raw_p50, digits=1),
+        figure("cnn", "1-image p50 (handler vs Keras model.predict)", "us", p50, keras_p50, keras_p50 / p50,
+               None, None, digits=1, ratio_digits=0),
+        figure("cnn", f"cold start p50 of {len(colds)}", "ms", cold, None, None,
+               f"<= {TARGETS['cold_ms']:g} ms", cold <= TARGETS["cold_ms"], digits=1),
+        figure("cnn", "handler peak RSS", "MB", handler["rss_mb"], None, None,
+               f"<= {TARGETS['rss_mb']:g} MB", handler["rss_mb"] <= TARGETS["rss_mb"], digits=1),
+        figure("cnn", "batch .npy images/s (end to end vs raw LiteRT)", "images/s", batch["maas_images_s"],
+               batch["raw_images_s"], share, ">= 0.8 x raw", share >= TARGETS["batch_share"], digits=0),
+    ]  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "--build":
+        _build(Path(argv[1]))
+        return 0
+    if len(argv) >= 5 and argv[0] == "--child":
+        child(argv[1], argv[2], argv[3], int(argv[4]))
+        return 0
+    for fig in run(quick="--quick" in argv):
+        print(json.dumps(fig))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
