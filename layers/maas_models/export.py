@@ -94,6 +94,8 @@ def export_keras(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.tflite").unlink(missing_ok=True)
+    from maas_models.importer import copy_card
+
     model_card = copy_card(card_dir, out)
     extra = {
         "fingerprint": dict(fingerprint) if fingerprint is not None else None,
@@ -130,19 +132,6 @@ def export_keras(
     elif keras_path.exists():
         keras_path.unlink()
     return out
-
-
-def copy_card(card_dir: str | Path | None, out: Path) -> str | None:
-    """Copy the card files found in card_dir into out; the main one's name (card.json first) or None."""
-    model_card = None
-    if card_dir is not None:
-        for name in CARD_FILES:
-            src = Path(card_dir) / name
-            if src.is_file():
-                shutil.copyfile(src, out / name)
-                if name == "card.json" or model_card is None:
-                    model_card = name
-    return model_card
 
 
 def _export_saved_model_only(

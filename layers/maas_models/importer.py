@@ -45,6 +45,7 @@ from maas_models.verify import (
 )
 
 METADATA_FILE = "metadata.json"
+_CARD_FILES = ("card.json", "card.md", "card.html")
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 _GATHER_RANGE = re.compile(r"not in \[0, (\d+)\)")
@@ -288,6 +289,19 @@ def _source_outputs(
     raise ExportMismatch("could not find integer probe values the source model accepts")
 
 
+def copy_card(card_dir: str | Path | None, out: Path) -> str | None:
+    """Copy the card files found in card_dir into out; the main one's name (card.json first) or None."""
+    model_card = None
+    if card_dir is not None:
+        for name in _CARD_FILES:
+            src = Path(card_dir) / name
+            if src.is_file():
+                shutil.copyfile(src, out / name)
+                if name == "card.json" or model_card is None:
+                    model_card = name
+    return model_card
+
+
 def import_model(
     source: Any,
     name: str,
@@ -307,7 +321,6 @@ def import_model(
     """prepare() in a private work directory, then Registry.publish (and promote when asked).
     extra_metadata: more manifest fields (fingerprint, fairness, training); card_dir: the model
     card files (card.json / .md / .html) to publish beside the model."""
-    from maas_models.export import copy_card
     from maas_models.naming import validate_alias, validate_name
     from maas_models.registry import Registry
 

@@ -40,11 +40,11 @@ from maas.rai.explain import (
     Explanation,
     Method,
     _resolve_targets,
-    _shapley,
     default_n_samples,
     manifest_class_labels,
     resolve_method,
 )
+from maas.rai.shapley import estimate
 from maas.rai.summary import is_tabular
 
 DEFAULT_GRID = 4
@@ -266,7 +266,7 @@ def explain_groups(
         def select(fx_all: np.ndarray, t: Any = targets[i]) -> list[int]:
             return _resolve_targets(t, fx_all, labels)
 
-        phi, fx, fb, evals, chosen = _shapley(
+        phi, fx, fb, evals, chosen = estimate(
             scores,
             np.ones((1, d), np.float32),
             np.zeros(d, np.float32),

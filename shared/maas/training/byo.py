@@ -135,6 +135,19 @@ def find_model(model_dir: Path) -> Path:
     )
 
 
+def run_with_code(spec: TrainingSpec, *, work_dir: Path | None = None) -> RunResult:
+    """The run of a spec with a ``code`` section (SIGTERM handled from the start, as trainer.run)."""
+    import tempfile
+
+    started = time.perf_counter()
+    stop = StopFlag().install()
+    try:
+        work = Path(work_dir or tempfile.mkdtemp(prefix="maas-train-"))
+        return run_code(spec, work=work, stop=stop, started=started)
+    finally:
+        stop.uninstall()
+
+
 def run_code(spec: TrainingSpec, *, work: Path, stop: StopFlag, started: float) -> RunResult:
     from maas.training.trainer import _already_published, _finish, checkpoint_uri_for, run_id_for
 

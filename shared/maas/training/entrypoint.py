@@ -82,7 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     try:
-        result = run(spec, work_dir=Path(args.work_dir) if args.work_dir else None)
+        work_dir = Path(args.work_dir) if args.work_dir else None
+        if spec.code is not None:  # a team's own script or builder
+            from maas.training.byo import run_with_code
+
+            result = run_with_code(spec, work_dir=work_dir)
+        else:
+            result = run(spec, work_dir=work_dir)
     except DataError as exc:
         log.error("dataset does not match the spec: %s", exc)
         print(orjson.dumps({"status": "invalid_data", "errors": [str(exc)]}).decode(), flush=True)

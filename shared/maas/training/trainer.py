@@ -54,11 +54,6 @@ def run(spec: TrainingSpec, *, work_dir: Path | None = None, install_sigterm: bo
     if install_sigterm:
         stop.install()  # first: a reclaim during the slow imports below must not kill us silently
     try:
-        if spec.code is not None:  # a team's own script or builder (maas.training.byo)
-            from maas.training.byo import run_code
-
-            work = Path(work_dir or tempfile.mkdtemp(prefix="maas-train-"))
-            return run_code(spec, work=work, stop=stop, started=started)
         return _run(spec, stop, work_dir, started)
     finally:
         if install_sigterm:

@@ -8,7 +8,6 @@ from typing import Any
 from maas.rai.card.format import first_keys, fmt, group_rows, md_escape, scalar_rate, title
 
 
-
 def _signature_lines(model: Mapping[str, Any]) -> list[str]:
     """One line per input (name, dtype, shape); cards written before the full signature show `input`."""
     tensors = model.get("inputs") or [model.get("input", {})]
@@ -16,6 +15,7 @@ def _signature_lines(model: Mapping[str, Any]) -> list[str]:
         f"- Input: `{t.get('name')}` {t.get('dtype') or ''} shape {t.get('shape')}".replace("  ", " ")
         for t in tensors
     ]
+
 
 def render_markdown(card: Mapping[str, Any]) -> str:
     model = card.get("model", {})
@@ -54,9 +54,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         ]
         for cls, m in per_class.items():
             values = m if isinstance(m, Mapping) else {"value": m}
-            lines.append(
-                f"| {cls} | " + " | ".join(fmt(values.get(k)) for k in first_keys(per_class)) + " |"
-            )
+            lines.append(f"| {cls} | " + " | ".join(fmt(values.get(k)) for k in first_keys(per_class)) + " |")
     fair = card.get("fairness") or {}
     lines += ["", "## Fairness: per-group metrics and gaps", ""]
     rows = group_rows(fair)
