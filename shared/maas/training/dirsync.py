@@ -10,6 +10,8 @@ changed. Deletions are not mirrored: a checkpoint the code removed may still be 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ class DirSync:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.uploads = 0
+        self._staging = Path(tempfile.mkdtemp(prefix="maas-ckpt-sync-"))
 
     def restore(self) -> int:
         """Download every file under the remote prefix into the (new) local folder; the file count."""
@@ -71,7 +74,11 @@ class DirSync:
             uploaded = 0
             for rel in changed:
                 try:
-                    storage.upload_file(self.local / rel, storage.join(self.remote, rel))
+                    # upload a copy: a file rewritten mid-upload would otherwise go up with a checksum of
+                    # other bytes (S3 refuses it; moto stores it)
+                    staged = self._staging / "upload"
+                    shutil.copyfile(self.local / rel, staged)
+                    storage.upload_file(staged, storage.join(self.remote, rel))
                 except FileNotFoundError:  # removed between the scan and the upload
                     continue
                 except Exception as exc:  # rewritten mid-upload (a checksum mismatch), throttled, ...
