@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 venv=.venv
 stamp="$venv/.maas-bootstrap"
-want="$(cat pyproject.toml scripts/constraints.txt | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/constraints.txt scripts/localstack/pyproject.toml | sha256sum | cut -d' ' -f1)"
 
 ok_python() {  # usable: Python >= 3.11 with venv
   "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
@@ -42,4 +42,7 @@ fi
 echo "bootstrap: installing the project (pip install -e '.[dev]')" >&2
 "$venv/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip
 "$venv/bin/python" -m pip install --disable-pip-version-check --quiet -e '.[dev]' -c scripts/constraints.txt
+# The LocalStack executor's sandbox (a Lambda execution environment as a local process, standard library
+# only) also runs `maas local invoke` and the fidelity tests: editable, no dependencies.
+"$venv/bin/python" -m pip install --disable-pip-version-check --quiet --no-deps -e scripts/localstack
 echo "$want" > "$stamp"

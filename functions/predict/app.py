@@ -15,6 +15,7 @@ preloading = start()  # MAAS_PRELOAD: S3 downloads run while the imports below e
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from maas.rai import hooks as rai  # noqa: E402
+from maas.rollout import hooks as rollout  # noqa: E402
 from maas.serving.http import dispatch  # noqa: E402
 from maas.serving.observability import logger, metrics, tracer  # noqa: E402
 from maas.serving.routes.common import configure  # noqa: E402
@@ -36,9 +37,11 @@ elif service.preloaded:
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = rai.begin_request()  # this request's audit notes, filled while it is served
+    started = rollout.begin_request(event)  # sticky key for a canary split: X-Maas-Sticky-Key or the caller
     response: dict[str, Any] | None = None
     try:
         response = dispatch(event, context)
         return response
     finally:
         rai.end_request(event, response, request)  # one audit record per request; never raises
+        rollout.end_request(response, started)  # per-version stats + version header; never raises

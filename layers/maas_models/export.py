@@ -15,7 +15,6 @@ returns NaN without raising (see performance notes).
 
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,20 +31,6 @@ __all__ = ["compare_outputs", "export_keras", "export_reference", "probe_inputs"
 METADATA_FILE = "metadata.json"
 CARD_FILES = ("card.json", "card.md", "card.html")
 DEFAULT_ATOL = 1e-5
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def framework_versions() -> dict[str, str | None]:
-    import keras
-    import tensorflow as tf
-
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "litert": _version("ai-edge-litert")}
 
 
 def build_reference_model(seed: int = 0, *, n_features: int = 100, n_classes: int = 10) -> Any:
@@ -145,7 +130,7 @@ def _export_saved_model_only(
 ) -> None:
     """A SavedModel-only export (served by TensorFlow), checked against the Keras model."""
     from maas_models.convert import save_keras
-    from maas_models.importer import attach_labels, embedding_ranges, keras_outputs
+    from maas_models.importer import attach_labels, embedding_ranges, framework_versions, keras_outputs
     from maas_models.verify import compare_named, probe_rows_for, record_outputs, saved_model_outputs
 
     saved = out / "saved_model"

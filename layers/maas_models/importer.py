@@ -22,6 +22,7 @@ Steps, each refusing with a message that says what to do:
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import tempfile
@@ -208,7 +209,6 @@ def prepare(
     """Convert and verify `source` into a publishable directory (saved_model/, model.tflite,
     metadata.json); raises UnsupportedModel or ExportMismatch (with the gap) instead."""
     from maas_models.backends.litert import LiteRTBackend
-    from maas_models.export import framework_versions
 
     src = load_source(source)
     out = Path(out_dir)
@@ -349,3 +349,17 @@ def import_model(
     if promote is not None:
         reg.promote(name, version, promote, actor=actor)
     return ImportResult(name, version, signature, check, promote)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def framework_versions() -> dict[str, str | None]:
+    import keras
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "litert": _version("ai-edge-litert")}

@@ -21,6 +21,7 @@ MAX_ARTIFACT_MB = "MAAS_MAX_ARTIFACT_MB"
 # The one metrics emitter (maas_models.metrics) honours Powertools' own variables.
 METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"  # default "maas"
 METRICS_DISABLED = "POWERTOOLS_METRICS_DISABLED"  # "1"/"true"/"yes"/"on": write no metrics
+
 # The function's /tmp size (template parameter EphemeralStorageMB -> EphemeralStorage); Lambda's
 # default is 512. The disk-cache and artifact limits default to a share of it.
 EPHEMERAL_STORAGE_MB = "MAAS_EPHEMERAL_STORAGE_MB"
@@ -82,6 +83,12 @@ class LayerSettings:
             object.__setattr__(self, "max_artifact_mb", self.cache_max_mb)
 
 
+def _default_memory_budget() -> int:
+    """512 MB, or in Lambda the function's MemorySize less what the runtime itself needs."""
+    memory = env_int(LAMBDA_MEMORY_MB, 0)
+    return max(128, memory - RUNTIME_RESERVE_MB) if memory else 512
+
+
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -91,9 +98,3 @@ class MetricsSettings:
 
     namespace: str = field(default_factory=lambda: env_str(METRICS_NAMESPACE, "maas") or "maas")
     disabled: bool = field(default_factory=lambda: (env_str(METRICS_DISABLED) or "").lower() in _TRUE)
-
-
-def _default_memory_budget() -> int:
-    """512 MB, or in Lambda the function's MemorySize less what the runtime itself needs."""
-    memory = env_int(LAMBDA_MEMORY_MB, 0)
-    return max(128, memory - RUNTIME_RESERVE_MB) if memory else 512

@@ -149,13 +149,6 @@ def saved_model_outputs(
     return SavedModelBackend(saved_model_dir, signature=signature).predict_named(inputs)
 
 
-def saved_model_predict(saved_model_dir: Path, x: np.ndarray) -> np.ndarray:
-    """The one output of a single-input SavedModel for x (imports TensorFlow)."""
-    from maas_models.backends.savedmodel import SavedModelBackend
-
-    return np.asarray(SavedModelBackend(saved_model_dir).predict(x), dtype=np.float32)
-
-
 def recorded_outputs(check: Mapping[str, Any], signature: Signature) -> dict[str, np.ndarray] | None:
     """The source outputs recorded in export_check["expected"] ({output: nested list}; a bare list
     is the single output of an older export)."""

@@ -1,8 +1,8 @@
-"""Any TensorFlow model on the local stack: a team's own Keras models (a CNN on images, an image + vector
-model with two named inputs, a model with three outputs) are imported with `maas models import --local`
-(a subprocess, as a user runs it) and served by the real handlers under LocalStack: over HTTP with both
-protocols, from an S3 drop (.npy, .npz, JSON Lines) and from an SQS message. Every answer is compared
-with the Keras model's outputs computed in this test."""
+"""Any TensorFlow model on the local stack: the examples/ models (the digits CNN, the image + table model
+with two named inputs, the model with three outputs; `maas_examples`) are imported with
+`maas models import --local` (a subprocess, as a user runs it) and served by the real handlers under
+LocalStack: over HTTP with both protocols, from an S3 drop (.npy, .npz, JSON Lines) and from an SQS
+message. Every answer is compared with the Keras model's outputs computed in this test."""
 
 from __future__ import annotations
 
@@ -30,50 +30,52 @@ MAAS_CLI = str(Path(sys.executable).parent / "maas")  # the console script, as a
 
 
 class Imported:
-    """One model imported into the stack: its registry name, signature, Keras model and probe inputs."""
+    """One example imported into the stack: its registry name, signature, probe inputs and Keras outputs."""
 
-    def __init__(self, name: str, keras_model: Any, signature: Any) -> None:
-        from tests.unit import keras_models
+    def __init__(self, name: str, example: str, keras_path: Path, signature: Any) -> None:
+        import keras
+        from maas_examples import example as example_module
+        from maas_models.importer import keras_outputs
 
-        self.name, self.keras, self.signature = name, keras_model, signature
-        self.inputs = keras_models.sample_inputs(signature, ROWS, seed=3)
-        self.want = keras_models.keras_outputs(keras_model, self.inputs, signature)
+        self.name, self.signature = name, signature
+        self.inputs = example_module(example).sample_inputs(ROWS)
+        model = keras.saving.load_model(str(keras_path), compile=False, safe_mode=True)
+        self.want = {k: np.asarray(v) for k, v in keras_outputs(model, signature, self.inputs).items()}
+
+
+def _label_flags(options: dict[str, Any]) -> list[str]:
+    """IMPORT_OPTIONS of an example as the CLI's --class-labels / --feature-names flags."""
+    flags: list[str] = []
+    for key, flag in (("class_labels", "--class-labels"), ("feature_names", "--feature-names")):
+        value = options.get(key)
+        if isinstance(value, dict):
+            flags += [a for name, labels in value.items() for a in (flag, f"{name}={','.join(labels)}")]
+        elif value:
+            flags += [flag, ",".join(value)]
+    return flags
 
 
 @pytest.fixture(scope="module")
 def imported(
-    local_stack: dict[str, Any],
-    tmp_path_factory: pytest.TempPathFactory,
-    module_monkeypatch: pytest.MonkeyPatch,
+    local_stack: dict[str, Any], module_monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Imported]]:
+    from maas_examples import cached_keras, example
     from maas_models import Registry
-
-    from tests.unit import keras_models
 
     point_at_stack(local_stack, module_monkeypatch)
     registry = Registry(bucket=local_stack["buckets"]["models"])
     out: dict[str, Imported] = {}
     tag = uuid.uuid4().hex[:6]
-    for kind, build in (
-        ("cnn", keras_models.cnn_8x8),
-        ("two", keras_models.image_and_vector),
-        ("multi", keras_models.multi_output),
-    ):
-        model = build()
-        path = tmp_path_factory.mktemp(kind) / f"{kind}.keras"
-        model.save(path)
-        name = f"it-any-{kind}-{tag}"
-        env = {**os.environ, "MAAS_LOCAL_PORT": os.environ.get("MAAS_LOCAL_PORT", "4566")}
+    for kind, name in (("cnn", "digits-cnn"), ("two", "image-tabular"), ("multi", "multi-output")):
+        path = cached_keras(name)
+        model_name = f"it-{name}-{tag}"
         proc = subprocess.run(
-            [MAAS_CLI, "models", "import", str(path), "--name", name, "--local", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=env,
-            check=False,
-        )
+            [MAAS_CLI, "models", "import", str(path), "--name", model_name, "--local", "--json",
+             *_label_flags(example(name).IMPORT_OPTIONS)],
+            capture_output=True, text=True, timeout=600, env=dict(os.environ), check=False,
+        )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
-        out[kind] = Imported(name, model, registry.manifest(name, 1).signature)
+        out[kind] = Imported(model_name, name, path, registry.manifest(model_name, 1).signature)
     try:
         yield out
     finally:
@@ -98,30 +100,28 @@ def close(got: Any, want: np.ndarray) -> None:
 
 def test_http_both_protocols(local_stack: dict[str, Any], imported: dict[str, Imported]) -> None:
     cnn, two, multi = imported["cnn"], imported["two"], imported["multi"]
-    status, doc = post(local_stack, f"/v1/models/{cnn.name}:predict", {"instances": cnn.inputs["img"]})
+    status, doc = post(local_stack, f"/v1/models/{cnn.name}:predict", {"instances": cnn.inputs["image"]})
     assert status == 200, doc
-    close(doc["predictions"], cnn.want["probabilities"])
+    close(doc["predictions"], cnn.want["digit"])
     rows = [{k: v[i] for k, v in two.inputs.items()} for i in range(ROWS)]
     status, doc = post(local_stack, f"/v1/models/{two.name}:predict", {"instances": rows})
     assert status == 200, doc
-    close(doc["predictions"], two.want["probabilities"])
+    close(doc["predictions"], two.want["digit"])
     v2_inputs = [
         {"name": k, "shape": list(v.shape), "datatype": "FP32", "data": v.reshape(-1)}
         for k, v in two.inputs.items()
     ]
     status, doc = post(local_stack, f"/v2/models/{two.name}/infer", {"inputs": v2_inputs})
     assert status == 200, doc
-    close(
-        np.asarray(doc["outputs"][0]["data"]).reshape(doc["outputs"][0]["shape"]), two.want["probabilities"]
-    )
-    status, doc = post(local_stack, f"/v1/models/{multi.name}:predict", {"inputs": multi.inputs["features"]})
+    close(np.asarray(doc["outputs"][0]["data"]).reshape(doc["outputs"][0]["shape"]), two.want["digit"])
+    status, doc = post(local_stack, f"/v1/models/{multi.name}:predict", {"inputs": multi.inputs["image"]})
     assert status == 200, doc
     for name, ref in multi.want.items():
         close(doc["outputs"][name], ref)
     status, doc = post(local_stack, f"/v1/models/{cnn.name}:predict", {"instances": [[[0.0]] * 8]})
-    assert status == 400 and "input 'img'" in doc["error"], doc
+    assert status == 400 and "input 'image'" in doc["error"], doc
     status, doc = post(
-        local_stack, f"/v1/models/{cnn.name}:explain", {"instances": cnn.inputs["img"][:1], "grid": 2}
+        local_stack, f"/v1/models/{cnn.name}:explain", {"instances": cnn.inputs["image"][:1], "grid": 2}
     )
     assert status == 200, doc
     (e,) = doc["explanations"]
@@ -152,22 +152,22 @@ def _drop(stack: dict[str, Any], key: str, body: bytes) -> tuple[bytes, dict[str
 def test_s3_drop_npy_npz_and_jsonl(local_stack: dict[str, Any], imported: dict[str, Imported]) -> None:
     cnn, two, multi = imported["cnn"], imported["two"], imported["multi"]
     buf = io.BytesIO()
-    np.save(buf, cnn.inputs["img"])
+    np.save(buf, cnn.inputs["image"])
     out, report = _drop(local_stack, f"{cnn.name}/imgs.npy", buf.getvalue())
     arr = np.load(io.BytesIO(out))
-    np.testing.assert_array_equal(arr["class"], cnn.want["probabilities"].argmax(axis=1))
-    close(arr["probability"], cnn.want["probabilities"].max(axis=1))
+    np.testing.assert_array_equal(arr["class"], cnn.want["digit"].argmax(axis=1))
+    close(arr["probability"], cnn.want["digit"].max(axis=1))
     assert report["rows"]["scored"] == ROWS
 
     buf = io.BytesIO()
     np.savez(buf, **two.inputs)  # type: ignore[arg-type]
     out, _ = _drop(local_stack, f"{two.name}/pairs.npz", buf.getvalue())
     with np.load(io.BytesIO(out)) as npz:
-        close(npz["probability"], two.want["probabilities"].max(axis=1))
+        close(npz["probability"], two.want["digit"].max(axis=1))
         assert npz["valid"].all()
 
     lines = b"\n".join(
-        orjson.dumps({"id": i, "features": multi.inputs["features"][i].tolist()}) for i in range(ROWS)
+        orjson.dumps({"id": i, "image": multi.inputs["image"][i].tolist()}) for i in range(ROWS)
     )
     out, _ = _drop(local_stack, f"{multi.name}/rows.jsonl", lines + b"\n")
     got = [orjson.loads(line) for line in out.splitlines()]
@@ -199,5 +199,5 @@ def test_sqs_message(local_stack: dict[str, Any], imported: dict[str, Imported])
         return None
 
     doc = wait_for("the queued result", result, timeout=240)
-    close(doc["predictions"], two.want["probabilities"])
+    close(doc["predictions"], two.want["digit"])
     assert len(doc["classes"]) == ROWS

@@ -27,16 +27,27 @@ def _client(stack: dict[str, Any], service: str) -> Any:
     )
 
 
-def _reports(stack: dict[str, Any], function: str) -> list[str]:
-    """REPORT records of every invocation of the function so far."""
+#: What a crashed, timed-out or failing invocation leaves in its log stream (awslambdaric prints an uncaught
+#: exception as "[ERROR] <type>: ..." with its traceback; the executor writes the sandbox failures).
+CRASH_MARKERS = (
+    "[ERROR]",
+    "Traceback (most recent call last)",
+    "Runtime.ExitError",
+    "Task timed out",
+    "Init error",
+)
+
+
+def _messages(stack: dict[str, Any], function: str, since_ms: int) -> list[str]:
+    """Every log message the function wrote since `since_ms` (all pages)."""
     logs = _client(stack, "logs")
     group = f"/aws/lambda/{stack['functions'][function]}"
     found: list[str] = []
-    kwargs: dict[str, Any] = {"logGroupName": group}
+    kwargs: dict[str, Any] = {"logGroupName": group, "startTime": since_ms}
     try:
         while True:
             page = logs.filter_log_events(**kwargs)
-            found += [e["message"] for e in page["events"] if e["message"].startswith("REPORT RequestId:")]
+            found += [e["message"] for e in page["events"]]
             if not page.get("nextToken"):
                 return found
             kwargs["nextToken"] = page["nextToken"]
@@ -44,16 +55,24 @@ def _reports(stack: dict[str, Any], function: str) -> list[str]:
         return found
 
 
-def _wait_for_new_report(
-    stack: dict[str, Any], function: str, before: int, timeout: float = 60.0
+def _wait_for_clean_run(
+    stack: dict[str, Any], function: str, since_ms: int, timeout: float = 60.0
 ) -> list[str]:
+    """The function's log messages once an invocation after `since_ms` has its REPORT record; fails if none
+    came, or if any invocation in that window crashed, timed out or raised (a REPORT alone proves nothing)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        reports = _reports(stack, function)
-        if len(reports) > before:
-            return reports
+        messages = _messages(stack, function, since_ms)
+        if any(m.startswith("REPORT RequestId:") for m in messages):
+            crashed = [m for m in messages if any(marker in m for marker in CRASH_MARKERS)]
+            assert not crashed, f"{function} failed:\n" + "\n".join(messages)[-4000:]
+            return messages
         time.sleep(0.5)
     pytest.fail(f"{function} did not run within {timeout:.0f} s (no new REPORT record in CloudWatch Logs)")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000) - 1000  # LocalStack stamps events with its own clock: allow a second
 
 
 def test_stack_is_deployed(local_stack: dict[str, Any]) -> None:
@@ -70,31 +89,44 @@ def test_stack_is_deployed(local_stack: dict[str, Any]) -> None:
 
 
 def test_health_live_through_rest_api(local_stack: dict[str, Any]) -> None:
-    before = len(_reports(local_stack, "predict"))
+    since = _now_ms()
     with urllib.request.urlopen(f"{local_stack['api_url']}/v2/health/live", timeout=120) as response:
         assert response.status == 200
         body = response.read()
-    assert body  # the handler's answer, not an API Gateway stub
-    reports = _wait_for_new_report(local_stack, "predict", before)
-    assert "Duration:" in reports[-1]
+    assert json.loads(body) == {"live": True}  # the handler's answer, not an API Gateway stub
+    messages = _wait_for_clean_run(local_stack, "predict", since)
+    assert any("Duration:" in m for m in messages if m.startswith("REPORT"))
 
 
 def test_s3_put_under_incoming_runs_batch_function(local_stack: dict[str, Any]) -> None:
-    before = len(_reports(local_stack, "batch_score"))
-    key = f"incoming/it-{uuid.uuid4().hex[:8]}/rows.csv"
-    _client(local_stack, "s3").put_object(
-        Bucket=local_stack["buckets"]["ingest"], Key=key, Body=b"id,f0\n1,0.5\n"
+    since = _now_ms()
+    name = f"it-{uuid.uuid4().hex[:8]}"  # no such model: the handler must still finish, with a report
+    s3 = _client(local_stack, "s3")
+    s3.put_object(
+        Bucket=local_stack["buckets"]["ingest"], Key=f"incoming/{name}/rows.csv", Body=b"id,f0\n1,0.5\n"
     )
-    _wait_for_new_report(local_stack, "batch_score", before)
+    _wait_for_clean_run(local_stack, "batch_score", since)
+    key = f"predictions/{name}/rows.csv._report.json"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            report = json.loads(
+                s3.get_object(Bucket=local_stack["buckets"]["results"], Key=key)["Body"].read()
+            )
+            break
+        except s3.exceptions.NoSuchKey:
+            assert time.monotonic() < deadline, f"no {key} written"
+            time.sleep(0.5)
+    assert report["status"] == "failed" and name in json.dumps(report), report
 
 
 def test_sqs_message_runs_queue_function(local_stack: dict[str, Any]) -> None:
-    before = len(_reports(local_stack, "queue_score"))
+    since = _now_ms()
     body = {"id": f"it-{uuid.uuid4().hex[:8]}", "model": "ref", "instances": [[0.0] * 100]}
     _client(local_stack, "sqs").send_message(
         QueueUrl=local_stack["queues"]["requests"], MessageBody=json.dumps(body)
     )
-    _wait_for_new_report(local_stack, "queue_score", before)
+    _wait_for_clean_run(local_stack, "queue_score", since)
 
 
 def test_up_again_changes_nothing_and_status_json_agrees(local_stack: dict[str, Any]) -> None:

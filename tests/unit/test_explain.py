@@ -216,7 +216,7 @@ def test_large_requests_are_split_into_bounded_model_calls():
 
 
 def test_queue_hook(ref_model):
-    from maas.rai.explain import explain_for_queue
+    from maas.rai.explain_groups import explain_for_queue
 
     x = np.random.default_rng(9).normal(size=(2, 100)).astype(np.float32)
     out = explain_for_queue(ref_model, {ref_model.manifest.signature.input_names[0]: x})

@@ -67,7 +67,7 @@ def test_serving_path_with_boto3_reader_still_no_tensorflow(
 
 MISSING_LITERT = r"""
 import sys
-sys.modules["ai_edge_litert"] = None  # as if the runtime extra were not installed
+sys.modules["ai_edge_litert"] = None  # as if the serving extra were not installed
 from maas_models import ModelLoader
 from maas_models.errors import RuntimeMissing
 try:

@@ -295,7 +295,7 @@ def test_model_cards_render_every_input(rest: Client) -> None:
 
 def test_drift_of_tensor_inputs_uses_per_input_summaries() -> None:
     from maas.protocols.tensors import Signature, TensorSpec
-    from maas.rai import summary
+    from maas.rai import drift, summary
     from maas.rai.drift import drift_report
 
     sig = Signature(
@@ -307,7 +307,7 @@ def test_drift_of_tensor_inputs_uses_per_input_summaries() -> None:
     )
     rng = np.random.default_rng(0)
     train = {"img": rng.normal(size=(500, 8, 8, 1)), "vec": rng.normal(size=(500, 2))}
-    fingerprint = summary.fingerprint_inputs(train, sig)
+    fingerprint = drift.fingerprint_inputs(train, sig)
     assert set(fingerprint["features"]) == {f"img.{s}" for s in summary.STATS} | {"a", "b"}
     manifest = {"inputs": [t.to_manifest() for t in sig.inputs], "fingerprint": fingerprint}
     same = {"img": rng.normal(size=(300, 8, 8, 1)), "vec": rng.normal(size=(300, 2))}

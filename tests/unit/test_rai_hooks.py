@@ -167,7 +167,7 @@ def test_notes_are_request_scoped(trail):
     _, log = trail
     first = hooks.begin_request()
     hooks.on_model(_loaded())
-    hooks.on_predict(_loaded(), np.ones((3, 3), np.float32))
+    hooks.on_predict(_loaded(), {"x": np.ones((3, 3), np.float32)})
     second = hooks.begin_request()
     assert (first.model, first.rows) == ("m", 3) and (second.model, second.rows) == (None, None)
     hooks.end_request(EVENT, {"statusCode": 400, "headers": {}}, second)

@@ -67,6 +67,11 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "IngestBucket": {READ},  # training specs under training/ (never under incoming/)
         "param:KmsKeyArn": {KMS},
     },
+    "RolloutGuardFunction": {
+        "ModelsBucket": {READ, WRITE},  # write: alias pointer objects only (models/*/aliases/*)
+        "AuditBucket": {READ, WRITE},  # read: rollout/ stats only; write: decision audit records
+        "param:KmsKeyArn": {KMS},
+    },
 }
 # Actions that AWS only grants on Resource "*" and that expose no data.
 STAR_ACTIONS = {

@@ -22,6 +22,7 @@ FUNCTIONS = {
     "BatchScoreFunction": "batch_score",
     "QueueScoreFunction": "queue_score",
     "TrainLauncherFunction": "train_launcher",
+    "RolloutGuardFunction": "rollout_guard",
 }
 
 

@@ -101,7 +101,7 @@ def test_launcher_may_only_submit_jobs_and_read_specs(resources: dict[str, Any])
 def test_training_dockerfile() -> None:
     text = (ROOT / "jobs" / "train" / "Dockerfile").read_text()
     assert re.search(r"^FROM tensorflow/tensorflow:2\.21\.0-gpu$", text, re.M)
-    assert ".[runtime]" in text and ".[train]" not in text  # never reinstall TF over the GPU build
+    assert ".[train-job]" in text and ".[train]" not in text  # never reinstall TF over the GPU build
     for line in re.findall(r"^COPY (.+)$", text, re.M):
         for src in line.split()[:-1]:
             assert (ROOT / src).exists(), src

@@ -24,7 +24,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "litert": (
         "maas_models.backends.litert",
         "LiteRTBackend",
-        "ai-edge-litert (pip install 'maas[runtime]')",
+        "ai-edge-litert (pip install 'maas[serving]')",
     ),
     "savedmodel": (
         "maas_models.backends.savedmodel",

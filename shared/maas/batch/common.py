@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from maas import settings
-from maas.protocols.tensors import Signature
+from maas.protocols.tensors import Signature, TensorSpec
 
 MAX_REASON_VALUE = 32
 
@@ -23,6 +23,14 @@ class UnreadableInput(ValueError):
 
     Permanent: it produces a failed report and no output. The message never quotes row values.
     """
+
+
+def arrow_type(tspec: TensorSpec) -> pa.DataType:
+    """A row of the tensor as Arrow: nested fixed-size lists over the row shape (lists where variable)."""
+    typ: pa.DataType = pa.from_numpy_dtype(tspec.np_dtype)
+    for dim in reversed(tspec.row_shape):
+        typ = pa.list_(typ, dim) if dim >= 0 else pa.list_(typ)
+    return typ
 
 
 @dataclass(frozen=True)
@@ -65,10 +73,8 @@ class InputSpec:
 
     def output_fields(self) -> list[pa.Field]:
         """The prediction columns: ``class``/``probability`` (+ ``prob_<label>``) of a classifier, else
-        one nested-list column per model output (``maas.batch.tensors.arrow_type``)."""
+        one nested-list column per model output (``arrow_type``)."""
         if not self.classifier and self.signature is not None:
-            from maas.batch.tensors import arrow_type
-
             return [pa.field(out.name, arrow_type(out)) for out in self.signature.outputs]
         fields = [pa.field("class", pa.string()), pa.field("probability", pa.float32())]
         if self.all_probabilities:

@@ -315,7 +315,9 @@ def add_drift(report: dict[str, Any], job: Job, drift: DriftCounter | None, mani
 def resolve_scorer(ctx: BatchContext, job: Job) -> Scorer:
     """Load the model (pinned to ``job.version`` once resolved) and adapt it to the batch path."""
     spec: str | int | None = job.version if job.version is not None else (job.selector or "latest")
-    loaded = ctx.loader.get(job.model, spec)
+    from maas.rollout.hooks import route
+
+    loaded = route(ctx.loader, job.model, spec, sticky=job.key)  # a canary splits files by input key
     job.version = int(loaded.ref.version)
     return Scorer.from_loaded(loaded, all_probabilities=job.all_probabilities)
 

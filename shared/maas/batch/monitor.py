@@ -13,13 +13,15 @@ Everything here is best effort: a missing ``maas.rai`` or a failure never affect
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from maas.batch.common import InputSpec
 from maas.batch.log import logger
 from maas.protocols.tensors import Signature
+
+if TYPE_CHECKING:  # the queue function imports this module and has no pyarrow (batch.common needs it)
+    from maas.batch.common import InputSpec
 
 SAMPLE_ROWS_PER_BLOCK = 2048
 PSI_THRESHOLD = 0.2

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from maas.batch.common import InputSpec, RowError, UnreadableInput
+from maas.batch.common import InputSpec, RowError, UnreadableInput, all_finite
 from maas.protocols.tensors import Signature, TensorSpec, expects, shape_str
 
 
@@ -55,8 +55,9 @@ def check_rows(
         raise UnreadableInput(f"{expects(tspec)}: the file holds {arr.dtype} values; send numbers")
     if target.kind == "f":
         with np.errstate(over="ignore", invalid="ignore"):
-            cast = flat.astype(target)
-        bad = np.asarray(~np.isfinite(cast).all(axis=1)) if n else bad
+            cast = flat.astype(target, copy=False)
+        if not all_finite(cast):  # the common case costs one sliced pass, no mask the size of the block
+            bad = np.asarray(~np.isfinite(cast).all(axis=1))
         reason = f"NaN, Infinity or a value out of {tspec.dtype} range in {expects(tspec)}"
     elif target.kind in "iu":
         info = np.iinfo(target)
@@ -141,14 +142,6 @@ def fill_rows(out: np.ndarray, valid: np.ndarray, outputs: Mapping[str, np.ndarr
 
 
 # -- Arrow (Parquet) columns of tensors: nested (fixed-size) lists, one column per input / output ---------
-def arrow_type(tspec: TensorSpec) -> pa.DataType:
-    """A row of the tensor as Arrow: nested fixed-size lists over the row shape (lists where variable)."""
-    typ: pa.DataType = pa.from_numpy_dtype(tspec.np_dtype)
-    for dim in reversed(tspec.row_shape):
-        typ = pa.list_(typ, dim) if dim >= 0 else pa.list_(typ)
-    return typ
-
-
 def to_arrow(arr: np.ndarray, typ: pa.DataType) -> pa.Array:
     """``arr`` [N, *row shape] as a column of ``typ`` (``arrow_type``): the values nested without a copy."""
     values: pa.Array = pa.array(np.ascontiguousarray(arr).reshape(-1))

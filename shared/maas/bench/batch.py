@@ -5,9 +5,9 @@ Each measurement runs in a fresh process so RSS is honest:
 - maas:  the batch path's own code (``maas.batch`` format reader -> LiteRT ``Scorer`` -> format writer,
          via ``runner.score_range``) over the reference model's ``model.tflite``, reading and writing
          local files through the same ``Source``/``Sink`` interfaces the S3 path uses (S3 transport
-         itself is excluded: it depends on the network, not on this code). pandas is hidden from the
-         process, as in the Lambda image (its ``runtime`` extra has no pandas; pyarrow would otherwise
-         import it).
+         itself is excluded: it depends on the network, not on this code), run by the batch image's
+         environment (its Python, only its extra's packages: ``maas.local.envs``). pandas is not in it,
+         as in the Lambda image; it is also hidden, so a dev run of the child measures the same path.
 - naive: ``pandas.read_csv`` / ``read_parquet`` of the whole file, ``keras.models.load_model`` +
          ``model.predict(x)`` (defaults), a DataFrame of id/class/probability written with
          ``to_csv`` / ``to_parquet``. Model load and imports are outside the timed window for both.
@@ -171,9 +171,17 @@ def child_naive(path_csv: str, path_parquet: str, out_dir: str) -> dict[str, Any
 
 
 def _spawn(args: list[str], timeout: float) -> dict[str, Any]:
+    from maas.local.config import find_project_root
+
     env = quiet_tf_env()
+    python = sys.executable
+    if args[0] == "maas":  # what ships: the batch image's environment
+        from maas.local.envs import image_env
+
+        python = str(image_env("batch_score").python)
     proc = subprocess.run(
-        [sys.executable, "-m", "maas.bench.batch", "--child", *args],
+        [python, "-m", "maas.bench.batch", "--child", *args],
+        cwd=str(find_project_root()),  # where the cached reference export lives (.cache/test-models)
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -128,12 +128,12 @@ def _s3_endpoint() -> Iterator[tuple[str, str]]:
         server.stop()
 
 
-def _child(code: str, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+def _child(code: str, env: dict[str, str], python: str = sys.executable) -> tuple[float, dict[str, Any]]:
     """Seconds from spawn to the child's first prediction (one system-wide monotonic clock), and the
     child's own RESULT record. Interpreter shutdown is not counted, for either path."""
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS + code], env=env, capture_output=True, text=True, timeout=300
+        [python, "-c", PEAK_RSS + code], env=env, capture_output=True, text=True, timeout=300
     )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
@@ -152,6 +152,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     import boto3
     from maas_models import Registry
     from maas_models.reference import cached_reference_export
+
+    from maas.local.envs import image_env
 
     export = cached_reference_export()
     lean_runs, naive_runs = (3, 1) if quick else (7, 3)
@@ -181,10 +183,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             base_env.update({"MAAS_MODELS_BUCKET": bucket, **QUIET_TF_ENV})
             lean: list[tuple[float, dict[str, Any]]] = []
             naive: list[tuple[float, dict[str, Any]]] = []
-            _child(LEAN, {**base_env, "MAAS_CACHE_DIR": str(Path(tmp) / "warmup")})  # warm the OS file cache
+            lean_python = str(image_env("predict").python)  # the lean path as the predict image has it
+            warm = {**base_env, "MAAS_CACHE_DIR": str(Path(tmp) / "warmup")}
+            _child(LEAN, warm, lean_python)  # warm the OS file cache
             for i in range(max(lean_runs, naive_runs)):
                 if i < lean_runs:
-                    lean.append(_child(LEAN, {**base_env, "MAAS_CACHE_DIR": str(Path(tmp) / f"lean-{i}")}))
+                    lean_env = {**base_env, "MAAS_CACHE_DIR": str(Path(tmp) / f"lean-{i}")}
+                    lean.append(_child(LEAN, lean_env, lean_python))
                 if i < naive_runs:
                     naive.append(_child(NAIVE, base_env))
             large: list[dict[str, Any]] = []

@@ -3,8 +3,9 @@
 Both handlers take the same API Gateway REST (payload 1.0) event and return the same response shape,
 each in its own fresh process so cold start and peak RSS are honest:
 
-- maas:  `functions/predict/app.py` as Lambda loads it (LiteRT, orjson, Powertools logger/metrics),
-         the reference model published to an S3 bucket (a local moto server) and preloaded at init.
+- maas:  `app.py` as Lambda loads it from the task root of the predict image's environment (its
+         Python, only its extra's packages: `maas.local.envs`), the reference model published to an S3
+         bucket (a local moto server) and preloaded at init.
 - naive: `json` + `keras.models.load_model("model.keras")` at init + `model.predict(x)` per request.
 
 Figures: warm in-handler latency (event in, response out) for 1 and 100 rows, p50 and p99; cold start
@@ -101,7 +102,8 @@ def _event(rows: int, seed: int) -> dict[str, Any]:
 def _load_maas_handler() -> Any:
     import importlib.util
 
-    path = _project_root() / "functions" / "predict" / "app.py"
+    task_root = os.environ.get("LAMBDA_TASK_ROOT")
+    path = Path(task_root) / "app.py" if task_root else _project_root() / "functions" / "predict" / "app.py"
     spec = importlib.util.spec_from_file_location("app", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -189,13 +191,21 @@ def child(mode: str, export_dir: str, out_path: str, n1: int, n100: int) -> None
 def _spawn(
     mode: str, export_dir: Path, env: dict[str, str], n1: int, n100: int, timeout: float
 ) -> dict[str, Any]:
+    python, cwd = sys.executable, _project_root()
+    child_env = {**env, **FUNCTION_ENV}
+    if mode == "maas":  # what ships: the predict image's environment and its copied handler
+        from maas.local.envs import image_env
+
+        predict_env = image_env("predict")
+        python, cwd = str(predict_env.python), predict_env.task_root
+        child_env["LAMBDA_TASK_ROOT"] = str(cwd)
     with tempfile.TemporaryDirectory(prefix="maas-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        child_env = {**env, **FUNCTION_ENV, "MAAS_CACHE_DIR": str(Path(tmp) / "cache")}
+        child_env["MAAS_CACHE_DIR"] = str(Path(tmp) / "cache")
         started = time.time()
         proc = subprocess.run(
             [
-                sys.executable,
+                python,
                 "-m",
                 "maas.bench.predict",
                 "--child",
@@ -206,7 +216,7 @@ def _spawn(
                 str(n100),
             ],
             env=child_env,
-            cwd=_project_root(),
+            cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

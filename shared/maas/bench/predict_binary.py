@@ -124,14 +124,18 @@ def child(out_path: str, n1: int, n100: int, repeats: int) -> None:
 
 def run_child(env: dict[str, str], quick: bool, root: Path) -> dict[str, float]:
     n1, n100, repeats = (1000, 200, 3) if quick else (10000, 2000, 7)
+    from maas.local.envs import image_env
+
+    predict_env = image_env("predict")  # what ships: the predict image's environment and copied handler
     with tempfile.TemporaryDirectory(prefix="maas-bench-v2-") as tmp:
         out = Path(tmp) / "result.json"
         child_env = {**env, **FUNCTION_ENV, "MAAS_CACHE_DIR": str(Path(tmp) / "cache")}
-        args = [sys.executable, "-m", "maas.bench.predict_binary", "--child", str(out), str(n1), str(n100)]
+        child_env["LAMBDA_TASK_ROOT"] = str(predict_env.task_root)
+        args = [str(predict_env.python), "-m", "maas.bench.predict_binary", "--child", str(out), str(n1)]
         proc = subprocess.run(
-            [*args, str(repeats)],
+            [*args, str(n100), str(repeats)],
             env=child_env,
-            cwd=root,
+            cwd=predict_env.task_root,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -14,9 +14,8 @@ def register(subparsers: Any) -> None:
         help="run the AWS stack locally (LocalStack in host mode + template.yaml; no Docker needed)",
         description=(
             "Run template.yaml on LocalStack in host mode on 127.0.0.1 (MAAS_LOCAL_PORT, default 4566), "
-            "with the Lambda functions executed from functions/<name> by the AWS Lambda runtime client. "
-            "State lives in "
-            "MAAS_LOCAL_DIR (default .localstack/)."
+            "with each Lambda function executed by the AWS Lambda runtime client in the environment its "
+            "Dockerfile builds (`maas local envs`). State lives in MAAS_LOCAL_DIR (default .localstack/)."
         ),
     )
     actions = parser.add_subparsers(dest="local_command", metavar="ACTION")
@@ -47,6 +46,56 @@ def register(subparsers: Any) -> None:
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(func=_status)
+
+    envs = actions.add_parser(
+        "envs",
+        help="build (or reuse) the image-equivalent environment of each function and the training job",
+        description=(
+            "Each environment is built the way its Dockerfile builds the image (base image's Python, "
+            "exactly the extras it installs, the handler copied), cached in MAAS_LOCAL_ENVS_DIR "
+            "(default .localstack/envs) by a hash of its inputs. Prints each one's python and size."
+        ),
+    )
+    envs.add_argument("names", nargs="*", help="images to build (default: all)")
+    envs.add_argument("--json", action="store_true", help="print the environments as JSON")
+    envs.set_defaults(func=_envs)
+
+    invoke = actions.add_parser(
+        "invoke",
+        help="run a function once, as `sam local invoke` does, without Docker",
+        description=(
+            "Runs FUNCTION's handler once in its image-equivalent environment (or, with --deployed, the "
+            "function deployed in the local stack) with the environment variables template.yaml gives it, "
+            "pointed at the running local stack. The response goes to stdout; logs and the REPORT line to "
+            "stderr. Exit status 1 when the function errors or times out, 2 for bad input."
+        ),
+    )
+    invoke.add_argument(
+        "function", help="logical id in template.yaml (PredictFunction) or short name (predict)"
+    )
+    invoke.add_argument(
+        "-e", "--event", help="event JSON file, or - for stdin (default: stdin), e.g. events/predict/*.json"
+    )
+    invoke.add_argument(
+        "--env-vars", help='JSON overrides in SAM\'s format: {"PredictFunction": {"VAR": "v"}}'
+    )
+    invoke.add_argument(
+        "--deployed", action="store_true", help="invoke the function deployed in the local stack"
+    )
+    invoke.add_argument("--json", action="store_true", help="print one JSON record (response, error, report)")
+    invoke.set_defaults(func=_invoke)
+
+    logs = actions.add_parser(
+        "logs",
+        help="print a function's CloudWatch Logs from the local stack, as `sam logs` does",
+    )
+    logs.add_argument(
+        "function", help="logical id in template.yaml (PredictFunction) or short name (predict)"
+    )
+    logs.add_argument("--tail", action="store_true", help="keep printing new log events until Ctrl-C")
+    logs.add_argument("--since", help="only events since then: 30s, 10m, 2h, 1d or an ISO time")
+    logs.add_argument("--filter", dest="filter_text", help="only messages containing this text")
+    logs.set_defaults(func=_logs)
 
 
 def _print(info: dict[str, Any], as_json: bool) -> None:
@@ -105,3 +154,47 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     _print(info, args.json)
     return 0 if info["running"] and not info.get("problem") else 1
+
+
+def _envs(args: argparse.Namespace) -> int:
+    from maas.local import LocalConfig, LocalError
+    from maas.local.envs import Environments, installed_size_mb
+
+    try:
+        cfg = LocalConfig.from_env()
+        built = Environments(
+            cfg.project_root, cfg.envs_dir, lambda m: print(f"maas local: {m}", file=sys.stderr)
+        )
+        envs = built.ensure_all(args.names or None)
+    except LocalError as exc:
+        print(f"maas local envs: {exc}", file=sys.stderr)
+        return 1
+    rows: dict[str, dict[str, Any]] = {
+        name: {
+            **env.mapping(),
+            "base": env.spec.base,
+            "extras": list(env.spec.extras),
+            "installed_mb": round(installed_size_mb(env), 1),
+        }
+        for name, env in envs.items()
+    }
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        for name, row in rows.items():
+            print(f"{name:<16} {row['installed_mb']:>7.1f} MB  [{','.join(row['extras'])}]  {row['python']}")
+    return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from maas.local.invoke import invoke
+
+    return invoke(
+        args.function, args.event, env_vars=args.env_vars, deployed=args.deployed, as_json=args.json
+    )
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from maas.local.invoke import logs
+
+    return logs(args.function, tail=args.tail, since=args.since, filter_text=args.filter_text)

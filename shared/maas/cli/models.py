@@ -1,4 +1,4 @@
-"""`maas models list | show | import | publish | promote | delete`: the model registry from the command line.
+"""`maas models list | show | import | publish | promote | delete | rollout | shadow`: the registry, CLI.
 
 The bucket comes from --bucket or MAAS_MODELS_BUCKET; the endpoint from AWS_ENDPOINT_URL. With --local
 both are taken from the running local stack (`maas local status`). Every command takes --json.
@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 import orjson
+
+from maas.cli import rollout as rollout_cli
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -112,8 +114,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--override", action="store_true", help="promote even when a gate fails (needs --reason)")
     p.add_argument("--reason", help="why (required with --override; recorded in the audit trail)")
     p.add_argument("--actor", help="who promotes (default: MAAS_ACTOR or the user name)")
+    rollout_cli.add_canary_options(p)
     _common(p)
     p.set_defaults(func=_promote)
+
+    rollout_cli.register(actions, _common, _run, _registry, _emit)
+    rollout_cli.register_capture(actions, _common, _run, _registry, _emit)
 
     p = actions.add_parser(
         "delete",
@@ -319,7 +325,11 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     def action() -> int:
-        record = _registry(args).promote(
+        reg = _registry(args)
+        if args.canary is not None:
+            return rollout_cli.start_canary(args, reg, _emit)
+        rollout_cli.refuse_plain_promote_during_rollout(reg, args.name, args.alias)
+        record = reg.promote(
             args.name, args.version, args.alias, override=args.override, reason=args.reason, actor=args.actor
         )
         _emit(

@@ -1,7 +1,9 @@
 """The embedded local AWS stack: LocalStack in host mode (no Docker) running template.yaml, with Lambda
-functions executed as local `awslambdaric` processes by the maas executor plugin.
+functions executed as local `awslambdaric` processes by the maas executor plugin, each in the
+image-equivalent environment its Dockerfile describes (`maas.local.envs`).
 
-    up()      create the LocalStack venv if needed, start LocalStack, deploy the stack; idempotent
+    up()      build/refresh the function environments, create the LocalStack venv if needed, start
+              LocalStack, deploy the stack; idempotent
     status()  what runs where (the dict `maas local status --json` prints)
     down()    stop what up() started (LocalStack and handler processes) and remove the state
 """
@@ -15,7 +17,8 @@ from typing import Any
 
 from maas.local import process, stack
 from maas.local.config import LocalConfig, LocalError
-from maas.local.venv import ensure_venv, locked, project_python
+from maas.local.envs import Environments, write_mapping
+from maas.local.venv import ensure_venv, locked
 
 __all__ = ["LocalConfig", "LocalError", "down", "status", "up"]
 
@@ -99,19 +102,25 @@ def _up(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     started = time.monotonic()
+    running = existing or (process.is_alive(cfg) and process.health(cfg) is not None)
     if existing:
         if process.health(cfg) is None:
             raise LocalError(f"no LocalStack answers at {cfg.endpoint}{process.HEALTH_PATH}; start it first")
-    elif process.is_alive(cfg) and process.health(cfg) is not None:
+    elif running:
         say(f"LocalStack already running at {cfg.endpoint}")
     else:
         if process.PidRecord.read(cfg.pid_file) is not None:
             say("LocalStack from a previous `up` is gone; cleaning up and starting again")
         process.stop(cfg)  # leftovers of a dead run (handler processes, state) - ours only
         process.check_port(cfg)  # before anything is created
-        venv_python = ensure_venv(cfg, say)
+    venv_python = None if running else ensure_venv(cfg, say)
+    # Every function's environment before anything starts or deploys: one that fails to build stops here
+    # (the error names the function and carries pip's message); nothing is half-deployed.
+    envs = Environments(cfg.project_root, cfg.envs_dir, say).ensure_all()
+    write_mapping(cfg.envs_file, envs)
+    if venv_python is not None:
         say(f"starting LocalStack on {cfg.endpoint} (state in {cfg.state_dir})")
-        process.start(cfg, venv_python, project_python())
+        process.start(cfg, venv_python)
     # A failed deploy leaves LocalStack running so the stack events can be inspected; `down` cleans up.
     _, action = stack.deploy(cfg, parameters)
     say(f"stack {cfg.stack_name}: {action} ({time.monotonic() - started:.1f} s)")

@@ -11,6 +11,8 @@ import maas
 PORT = "MAAS_LOCAL_PORT"  # LocalStack gateway port on 127.0.0.1 (default 4566)
 DIR = "MAAS_LOCAL_DIR"  # project-local folder for state (default <project>/.localstack)
 VENV = "MAAS_LOCAL_VENV"  # LocalStack's own virtualenv (default <project>/.localstack/venv)
+# The image-equivalent environments, shared by every stack and test session of the checkout (a cache)
+ENVS_DIR = "MAAS_LOCAL_ENVS_DIR"  # default <project>/.localstack/envs
 LOCALSTACK_PYTHON = "MAAS_LOCALSTACK_PYTHON"  # a Python >= 3.12 to build that venv with
 STACK = "MAAS_LOCAL_STACK"  # CloudFormation stack name (default maas-local)
 PROJECT_ROOT = "MAAS_PROJECT_ROOT"  # folder holding template.yaml and functions/ (default: found)
@@ -46,6 +48,7 @@ class LocalConfig:
     port: int
     base_dir: Path
     venv_dir: Path
+    envs_dir: Path
     stack_name: str
     region: str = REGION
 
@@ -61,11 +64,13 @@ class LocalConfig:
             raise LocalError(f"{PORT}={port} is not a valid port")
         base = Path(os.environ.get(DIR) or root / ".localstack").resolve()
         venv = Path(os.environ.get(VENV) or root / ".localstack" / "venv").resolve()
+        envs = Path(os.environ.get(ENVS_DIR) or root / ".localstack" / "envs").resolve()
         return cls(
             project_root=root,
             port=port,
             base_dir=base,
             venv_dir=venv,
+            envs_dir=envs,
             stack_name=os.environ.get(STACK) or DEFAULT_STACK,
         )
 
@@ -81,6 +86,11 @@ class LocalConfig:
     @property
     def pid_file(self) -> Path:
         return self.state_dir / "localstack.pid.json"
+
+    @property
+    def envs_file(self) -> Path:
+        """Which image-equivalent environment runs each function (written by `up`, read by the executor)."""
+        return self.state_dir / "function-envs.json"
 
     @property
     def log_file(self) -> Path:

@@ -108,7 +108,7 @@ def _port_owner(port: int) -> str:
     return ""
 
 
-def localstack_env(cfg: LocalConfig, project_python: str) -> dict[str, str]:
+def localstack_env(cfg: LocalConfig) -> dict[str, str]:
     state = cfg.state_dir
     listen = f"127.0.0.1:{cfg.port}"
     env = {
@@ -126,11 +126,11 @@ def localstack_env(cfg: LocalConfig, project_python: str) -> dict[str, str]:
         "FILESYSTEM_ROOT": str(state / "filesystem"),
         "HOME": str(state / "home"),
         "TMPDIR": str(state / "tmp"),  # S3 data goes to <tempdir>/localstack: keep stacks apart
-        # Lambda: our executor runs handlers as local processes (no Docker)
+        # Lambda: our executor runs each handler as a local process in its image-equivalent environment
+        # (no Docker); `maas local up` writes the function -> environment file before deploying
         "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR_NAME,
         "LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT": "180",
-        "MAAS_LOCAL_PYTHON": project_python,
-        "MAAS_LOCAL_PROJECT_ROOT": str(cfg.project_root),
+        "MAAS_LOCAL_ENVS": str(cfg.envs_file),
         "MAAS_LOCAL_STATE_DIR": str(state),
     }
     return env
@@ -146,7 +146,7 @@ def check_port(cfg: LocalConfig) -> None:
         )
 
 
-def start(cfg: LocalConfig, venv_python: Path, project_python: str) -> PidRecord:
+def start(cfg: LocalConfig, venv_python: Path) -> PidRecord:
     """Start LocalStack and wait until healthy. On any failure, stop what was started and remove state."""
     check_port(cfg)
     state = cfg.state_dir
@@ -159,7 +159,7 @@ def start(cfg: LocalConfig, venv_python: Path, project_python: str) -> PidRecord
         proc = subprocess.Popen(
             [str(venv_python), "-m", "localstack.runtime.main"],
             cwd=str(state),
-            env=localstack_env(cfg, project_python),
+            env=localstack_env(cfg),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -260,7 +260,7 @@ def _belongs_to(proc: Any, cfg: LocalConfig) -> bool:
     except psutil.Error:
         return False
     if "awslambdaric" in cmd or "localstack" in cmd:
-        return str(cfg.project_root) in (
-            env.get("LAMBDA_TASK_ROOT", "") + env.get("MAAS_LOCAL_STATE_DIR", "")
-        )
+        # LocalStack has MAAS_LOCAL_STATE_DIR; a handler's TMPDIR is <state dir>/lambda-tmp/<function>
+        state = str(cfg.state_dir)
+        return env.get("MAAS_LOCAL_STATE_DIR") == state or env.get("TMPDIR", "").startswith(state + "/")
     return False

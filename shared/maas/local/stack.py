@@ -88,6 +88,27 @@ def _delete(cf: Any, name: str) -> None:
         time.sleep(0.25)
 
 
+TEMPLATE_BODY_LIMIT = 51_200  # bytes: CloudFormation's TemplateBody limit; larger ones go by TemplateURL
+TEMPLATES_BUCKET = "maas-local-templates"
+
+
+def _template_source(cfg: LocalConfig, body: str, digest: str) -> dict[str, str]:
+    """``TemplateBody`` when it fits, else ``TemplateURL`` of a copy in the stack's S3 (as `sam deploy`
+    does with --s3-bucket): CloudFormation refuses a TemplateBody over 51,200 bytes."""
+    if len(body.encode()) <= TEMPLATE_BODY_LIMIT:
+        return {"TemplateBody": body}
+    s3 = client(cfg, "s3")
+    try:
+        s3.create_bucket(Bucket=TEMPLATES_BUCKET)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    key = f"{cfg.stack_name}/{digest}.yaml"
+    s3.put_object(Bucket=TEMPLATES_BUCKET, Key=key, Body=body.encode())
+    return {"TemplateURL": f"{cfg.endpoint}/{TEMPLATES_BUCKET}/{key}"}
+
+
 def deploy(cfg: LocalConfig, parameters: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
     """Create or update the stack; a second call with the same template and parameters changes nothing.
     Returns (stack description, action) with action in created|updated|unchanged."""
@@ -110,7 +131,7 @@ def deploy(cfg: LocalConfig, parameters: dict[str, str] | None = None) -> tuple[
         stack = None
     request: dict[str, Any] = {
         "StackName": name,
-        "TemplateBody": body,
+        **_template_source(cfg, body, digest),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
         "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         "Tags": [{"Key": HASH_TAG, "Value": digest}],
@@ -194,6 +215,7 @@ def describe(cfg: LocalConfig) -> dict[str, Any] | None:
             "batch_score": outs.get("BatchScoreFunctionName"),
             "queue_score": outs.get("QueueScoreFunctionName"),
             "train_launcher": outs.get("TrainLauncherFunctionName"),
+            "rollout_guard": outs.get("RolloutGuardFunctionName"),
         },
         "outputs": outs,
     }

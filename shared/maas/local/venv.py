@@ -9,7 +9,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,17 +16,33 @@ from maas.local.config import LOCALSTACK_PYTHON, LOCALSTACK_VERSION, LocalConfig
 
 STAMP = ".maas-stamp"
 MIN_VERSION = (3, 12)
-_PROBE = (
-    "import sys, ensurepip, venv; print('%d.%d' % sys.version_info[:2]); sys.exit(sys.version_info < (3, 12))"
+_PROBE = "import sys, ensurepip, venv; print('%d.%d' % sys.version_info[:2])"
+
+#: How to get a missing Python minor version, for the error messages.
+HOW_TO_INSTALL = (
+    "`pyenv install {v}`, or `apt-get install python{v} python{v}-venv`, or `brew install python@{v}`"
 )
 
 
-def _candidates() -> Iterator[str]:
-    explicit = os.environ.get(LOCALSTACK_PYTHON)
+def _minor(name: str) -> tuple[int, int] | None:
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[0] == "3" and parts[1].isdigit():
+        return (3, int(parts[1]))
+    return None
+
+
+def _candidates(explicit: str | None, wanted: tuple[int, int] | None) -> Iterator[str]:
+    """Interpreters to probe: the explicit one only, else PATH names then pyenv's versions. With `wanted`,
+    only that minor version's names and folders; else any minor >= MIN_VERSION, newest first."""
     if explicit:
         yield explicit
         return
-    for name in ("python3.13", "python3.12", "python3.14", "python3"):
+    names = (
+        [f"python{wanted[0]}.{wanted[1]}"]
+        if wanted
+        else ["python3.13", "python3.12", "python3.14", "python3"]
+    )
+    for name in names:
         found = shutil.which(name)
         if found:
             yield found
@@ -42,17 +57,22 @@ def _candidates() -> Iterator[str]:
         if not versions.is_dir():
             continue
         for folder in sorted(versions.iterdir(), reverse=True):
-            parts = folder.name.split(".")
-            if len(parts) >= 2 and parts[0] == "3" and parts[1].isdigit() and int(parts[1]) >= MIN_VERSION[1]:
-                exe = folder / "bin" / "python3"
-                if exe.exists():
-                    yield str(exe)
+            minor = _minor(folder.name)
+            if minor is None or (minor != wanted if wanted else minor < MIN_VERSION):
+                continue
+            exe = folder / "bin" / "python3"
+            if exe.exists():
+                yield str(exe)
 
 
-def find_python() -> str:
-    """A Python >= 3.12 with venv/ensurepip, from MAAS_LOCALSTACK_PYTHON, PATH or pyenv's versions."""
+def find_python(wanted: tuple[int, int] | None = None, *, purpose: str = "LocalStack") -> str:
+    """A Python with venv/ensurepip: exactly `wanted` (major, minor) when given, else any >= 3.12.
+    Looks at the override variable (MAAS_LOCALSTACK_PYTHON, or MAAS_PYTHON3<minor> for an exact version),
+    PATH and pyenv's versions. Never falls back to another version: a miss is an error saying which
+    version is needed and how to install it."""
+    variable = f"MAAS_PYTHON{wanted[0]}{wanted[1]}" if wanted else LOCALSTACK_PYTHON
     tried: list[str] = []
-    for candidate in _candidates():
+    for candidate in _candidates(os.environ.get(variable), wanted):
         try:
             probe = subprocess.run(
                 [candidate, "-c", _PROBE], capture_output=True, text=True, timeout=30, check=False
@@ -60,16 +80,16 @@ def find_python() -> str:
         except (OSError, subprocess.SubprocessError):
             tried.append(f"{candidate} (does not run)")
             continue
-        if probe.returncode == 0:
+        version = _minor(probe.stdout.strip()) if probe.returncode == 0 else None
+        if version is not None and (version == wanted if wanted else version >= MIN_VERSION):
             return candidate
-        version = probe.stdout.strip() or "unusable"
-        tried.append(f"{candidate} ({version})")
-    looked = "; ".join(tried) if tried else "no python3.12/python3.13 on PATH and no pyenv versions"
+        tried.append(f"{candidate} ({probe.stdout.strip() or 'no venv/ensurepip'})")
+    need = f"{wanted[0]}.{wanted[1]}" if wanted else "3.12 or newer"
+    looked = "; ".join(tried) if tried else f"no python{need.split()[0]} on PATH and none in pyenv's versions"
     raise LocalError(
-        "LocalStack needs Python 3.12 or newer (with venv/ensurepip), and none was found "
-        f"[{looked}]. Fix: install one (`pyenv install 3.12`, or "
-        "`apt-get install python3.12 python3.12-venv`, "
-        f"or `brew install python@3.12`) or point {LOCALSTACK_PYTHON} at it, then run `maas local up` again."
+        f"{purpose} needs Python {need} (with venv/ensurepip), and none was found [{looked}]. "
+        f"Fix: install it ({HOW_TO_INSTALL.format(v=need.split()[0])}) or point {variable} at it, "
+        "then run the command again."
     )
 
 
@@ -144,8 +164,3 @@ def ensure_venv(cfg: LocalConfig, say: Callable[[str], None] = print) -> Path:
             raise
         stamp_file.write_text(wanted + "\n")
         return cfg.venv_python
-
-
-def project_python() -> str:
-    """The interpreter that runs handlers: the project venv's python running this code."""
-    return sys.executable

@@ -17,10 +17,13 @@ TFSERVING_PREDICT: dict[str, Any] = {
         "signature_name": {"type": "string", "default": "serving_default"},
         "instances": {
             "type": "array",
-            "description": "One entry per row: a list of values, or an object of named inputs / features",
+            "description": "One entry per row: a (nested) list of values of any rank, or an object of named "
+            'inputs (e.g. {"img": [[...]], "vec": [...]}) or of named features',
             "minItems": 1,
         },
-        "inputs": {"description": "One tensor (nested list) or an object of input name -> tensor"},
+        "inputs": {
+            "description": "One tensor (nested list, rows first) or an object of input name -> tensor"
+        },
     },
     "example": {"instances": [[0.1, 0.2, 0.3]]},
 }

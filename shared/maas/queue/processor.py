@@ -29,6 +29,7 @@ from maas.queue.schema import (
     parse_message,
     to_inputs,
 )
+from maas.rollout.hooks import route
 
 SQS_MAX_BYTES = 256 * 1024 - 1024  # leave room for attributes
 RESULTS_S3_PREFIX = "queue-results/"
@@ -70,11 +71,11 @@ class Outcome:
 
 
 def explain_rows(model: Any, inputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """The ``"explain": true`` hook: per-row attributions (``maas.rai.explain.explain_for_queue``).
+    """The ``"explain": true`` hook: per-row attributions (``maas.rai.explain_groups.explain_for_queue``).
 
     Raises MessageRejected when explanations are not installed or cannot apply to this model."""
     try:
-        mod = importlib.import_module("maas.rai.explain")
+        mod = importlib.import_module("maas.rai.explain_groups")
     except ImportError as exc:
         raise MessageRejected("explanations are not available in this deployment") from exc
     from maas_models.errors import InvalidInput
@@ -98,10 +99,12 @@ def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, O
             outcomes[mid] = Outcome(error=f"invalid message: {exc}")
             continue
         outcomes[mid] = Outcome(request=req)
-        key = (req.model, req.selector)
         try:
+            # a canary splits messages by id (sticky per message, so a redelivery scores the same way)
+            routed = route(ctx.loader, req.model, req.selector, sticky=str(req.id))
+            key = (req.model, int(routed.ref.version))
             if key not in models:
-                models[key] = ctx.loader.get(req.model, req.selector)
+                models[key] = routed
         except ModelError as exc:
             outcomes[mid].error = f"model {req.model!r} ({req.selector}): {type(exc).__name__}: {exc}"
             continue

@@ -341,3 +341,12 @@ class BatchDriftSampler:
                 report, model=model, version=version if version is not None else "", source="batch"
             )
         return report
+
+
+def fingerprint_inputs(
+    inputs: Mapping[str, np.ndarray], signature: Signature, *, bins: int | None = None
+) -> dict[str, Any]:
+    """The manifest ``fingerprint`` block for evaluation/training inputs of any model."""
+    names = summary.feature_names(signature)
+    kwargs = {} if bins is None else {"bins": bins}
+    return fingerprint(summary.features(inputs, signature), names, **kwargs)

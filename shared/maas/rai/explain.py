@@ -53,7 +53,6 @@ from maas.rai.shapley import (  # the estimators; re-exported: this module is th
     resolve_method,
     shapley_values,
 )
-from maas.settings import RaiSettings
 
 __all__ = [
     "DEFAULT_TOP_K",
@@ -64,7 +63,6 @@ __all__ = [
     "Predictor",
     "baseline_from_manifest",
     "explain",
-    "explain_for_queue",
     "explain_model",
     "explanation_response",
     "kernel_coalitions",
@@ -359,24 +357,6 @@ def explain_model(
         baseline_source=source,
         warnings=warns,
     )
-
-
-_QUEUE_SETTINGS: list[RaiSettings] = []  # read once, on the first explained message
-
-
-def explain_for_queue(
-    model: Any, inputs: Mapping[str, np.ndarray], *, settings: RaiSettings | None = None
-) -> list[dict[str, Any]]:
-    """The ``"explain": true`` hook of queue messages (``maas.queue.processor.explain_rows``): every
-    row explained for its predicted class, top features (or groups) as in ``:explain``. ``settings``
-    default: the environment's, read on the first call."""
-    from maas.rai.explain_groups import explain_loaded
-
-    if settings is None:
-        if not _QUEUE_SETTINGS:
-            _QUEUE_SETTINGS.append(RaiSettings())
-        settings = _QUEUE_SETTINGS[0]
-    return explanation_response(explain_loaded(model, inputs, n_samples=settings.explain_samples))
 
 
 def explanation_response(

@@ -41,11 +41,13 @@ from maas.rai.explain import (
     Method,
     _resolve_targets,
     default_n_samples,
+    explanation_response,
     manifest_class_labels,
     resolve_method,
 )
 from maas.rai.shapley import estimate
 from maas.rai.summary import is_tabular
+from maas.settings import RaiSettings
 
 DEFAULT_GRID = 4
 MAX_GRID_CELLS = 1024
@@ -328,3 +330,19 @@ def _group_means(plan: GroupPlan, row: Mapping[str, np.ndarray]) -> np.ndarray:
         np.add.at(sums, flat, np.asarray(row[name], dtype=np.float64).reshape(-1))
         np.add.at(counts, flat, 1.0)
     return sums / np.maximum(counts, 1.0)
+
+
+_QUEUE_SETTINGS: list[RaiSettings] = []  # read once, on the first explained message
+
+
+def explain_for_queue(
+    model: Any, inputs: Mapping[str, np.ndarray], *, settings: RaiSettings | None = None
+) -> list[dict[str, Any]]:
+    """The ``"explain": true`` hook of queue messages (``maas.queue.processor.explain_rows``): every
+    row explained for its predicted class, top features (or groups) as in ``:explain``. ``settings``
+    default: the environment's, read on the first call."""
+    if settings is None:
+        if not _QUEUE_SETTINGS:
+            _QUEUE_SETTINGS.append(RaiSettings())
+        settings = _QUEUE_SETTINGS[0]
+    return explanation_response(explain_loaded(model, inputs, n_samples=settings.explain_samples))

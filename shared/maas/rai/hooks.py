@@ -83,8 +83,6 @@ def begin_request() -> RequestNotes:
     return begin()
 
 
-def end_request(
-    event: Mapping[str, Any], response: Mapping[str, Any] | None, request: RequestNotes
-) -> None:
+def end_request(event: Mapping[str, Any], response: Mapping[str, Any] | None, request: RequestNotes) -> None:
     """Write the request's audit record and flush the trail per its policy. Never raises."""
     audit.audit_http(event, response, request=request, flush=True)  # sensitive fields: from on_model

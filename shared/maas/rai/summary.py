@@ -12,7 +12,6 @@ training) and the online / batch samples, so both sides always describe the same
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -66,14 +65,3 @@ def features(inputs: Mapping[str, np.ndarray], signature: Signature) -> np.ndarr
     if not parts:
         return np.zeros((0, 0))
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-
-
-def fingerprint_inputs(
-    inputs: Mapping[str, np.ndarray], signature: Signature, *, bins: int | None = None
-) -> dict[str, Any]:
-    """The manifest ``fingerprint`` block for evaluation/training inputs of any model."""
-    from maas.rai import drift
-
-    names = feature_names(signature)
-    kwargs = {} if bins is None else {"bins": bins}
-    return drift.fingerprint(features(inputs, signature), names, **kwargs)

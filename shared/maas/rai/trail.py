@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 LOG_PREFIX = "MAAS_AUDIT "
 SCHEMA_VERSION = 1
 
-KINDS = ("predict", "explain", "batch_file", "batch_chunk", "queue_message", "promotion", "card")
+KINDS = ("predict", "explain", "batch_file", "batch_chunk", "queue_message", "promotion", "card", "rollout")
 
 
 _TS_CACHE: list[Any] = [-1, ""]

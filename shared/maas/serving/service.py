@@ -13,6 +13,7 @@ import numpy as np
 from maas.protocols.errors import ProtocolError
 from maas.protocols.tensors import Signature
 from maas.rai import hooks as rai
+from maas.rollout import hooks as rollout
 
 if TYPE_CHECKING:
     from maas_models import LoadedModel, ModelLoader, Registry
@@ -72,7 +73,7 @@ class ModelService:
         return self.default_label
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> LoadedModel:
-        loaded = self.loader.get(name, self.selector(version, label))
+        loaded = rollout.route(self.loader, name, self.selector(version, label))  # a canary's split
         rai.on_model(loaded)  # audit record: model + version; log masking: its sensitive fields
         return loaded
 
@@ -88,7 +89,10 @@ class ModelService:
         signature's output order."""
         outputs = model.predict_named(inputs)
         rai.on_predict(model, inputs)  # audit row count; reservoir sample of drift features (PSI)
-        names = self.signature(model).output_names
+        sig = self.signature(model)
+        if len(sig.inputs) == 1 and len(outputs) == 1:  # shadow + capture handle one input and output
+            rollout.on_predict(model, inputs[sig.inputs[0].name], next(iter(outputs.values())))
+        names = sig.output_names
         if list(outputs) != names and set(outputs) == set(names):
             outputs = {name: outputs[name] for name in names}
         return outputs

@@ -104,7 +104,8 @@ def export(
 ) -> Path:
     """Step 6: card files, then ``export_keras`` (with the card), checked again on held-out rows; the
     run's training block goes into metadata.json. Returns the export directory."""
-    from maas_models.export import export_keras, framework_versions
+    from maas_models.export import export_keras
+    from maas_models.importer import framework_versions
 
     data, metrics = prepared.data, evaluation.metrics
     out_dir = work / "export"
