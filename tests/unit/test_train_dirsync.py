@@ -50,3 +50,19 @@ def test_restore_then_sync_changes(s3_moto: str, tmp_path: Path) -> None:
     final = keys(s3_moto, "ck/")
     assert final["weights.h5"] == b"v2" and final["hot.json"] == (tmp_path / "ck/hot.json").read_bytes()
     assert final["sub/old.txt"] == b"from the last attempt"  # deletions are not mirrored
+
+
+def test_a_finished_file_goes_up_after_one_quiet_poll_not_the_interval(s3_moto: str, tmp_path: Path) -> None:
+    """A backup written once (BackupAndRestore at an epoch end) reaches S3 about two polls later, long
+    before the interval: what a SIGKILL right after it may lose is bounded by the poll, not the interval."""
+    sync = DirSync(tmp_path / "ck", f"s3://{s3_moto}/ck2/", interval_s=60.0, poll_s=0.1)
+    sync.restore()
+    sync.start()
+    try:
+        (tmp_path / "ck/latest.weights.h5").write_bytes(b"epoch 3")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "latest.weights.h5" not in keys(s3_moto, "ck2/"):
+            time.sleep(0.1)
+        assert keys(s3_moto, "ck2/").get("latest.weights.h5") == b"epoch 3", "waited for the interval"
+    finally:
+        sync.stop()

@@ -99,11 +99,15 @@ class DirSync:
                 if due:  # everything that changed, even a file rewritten on every poll
                     self.sync()
                     last_sync = time.monotonic()
-                elif current != previous:  # files that held still since the last poll
+                elif self._settled_pending(previous, current):  # written, then still for a poll
                     self.sync(settled=previous)
             except Exception:  # a failed upload is retried on the next poll; never kill the run
                 log.exception("checkpoint sync to %s failed; retrying", self.remote)
             previous = current
+
+    def _settled_pending(self, previous: Snapshot, current: Snapshot) -> bool:
+        """A file not yet uploaded as it is now, and unchanged since the last poll (finished)."""
+        return any(previous.get(rel) == sig != self._uploaded.get(rel) for rel, sig in current.items())
 
     def start(self) -> DirSync:
         self._thread = threading.Thread(target=self._loop, name="maas-checkpoint-sync", daemon=True)
