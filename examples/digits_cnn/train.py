@@ -1,6 +1,8 @@
 """The digits CNN as a script-mode training job: an ordinary Keras training script, plus the three
 lines the platform contract asks for (read MAAS_HYPERPARAMETERS, back up to MAAS_CHECKPOINT_DIR, save
-to MAAS_MODEL_DIR). The data and the model are maas_examples' (scikit-learn's bundled digits).
+to MAAS_MODEL_DIR). The data and the model are maas_examples' (scikit-learn's bundled digits): the
+spec's source_dir is examples/ so that package travels in the code tarball (the job puts source_dir on
+PYTHONPATH), and digits_cnn/requirements.txt brings scikit-learn into the training image.
 
     maas train run --spec examples/digits_cnn/spec.json --local
 """

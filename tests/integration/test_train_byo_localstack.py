@@ -1,15 +1,15 @@
 """The script example end to end on LocalStack: `maas train submit`'s packing and upload of the code
 into the stack's models bucket, then the job's entrypoint process with the environment AWS Batch gives
-it (job id, attempt; the spec with the code's S3 URI and sha256), publish, and predict over HTTP through
-the stack's REST API. (LocalStack community has no Batch: the submission itself is tested on moto in
-tests/unit/test_train_byo_launch.py.)"""
+it (job id, attempt; the spec with the code's S3 URI and sha256) in the training image's environment
+(jobs/train/Dockerfile's: the example's requirements.txt brings scikit-learn), publish, and predict over
+HTTP through the stack's REST API. (LocalStack community has no Batch: the submission itself is tested
+on moto in tests/unit/test_train_byo_launch.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +19,7 @@ import boto3
 import numpy as np
 import orjson
 import pytest
+from maas.local.envs import image_env
 
 from tests.integration.helpers import api_request, delete_prefix, point_at_stack
 
@@ -46,7 +47,7 @@ def test_script_example_uploaded_run_as_on_batch_published_and_served(
     name, models = stack_env["name"], stack_env["models"]
     doc = json.loads((REPO / "examples/digits_cnn/spec.json").read_text())
     doc.update({"model_name": name, "models_bucket": models, "hyperparameters": {"epochs": 8, "seed": 0}})
-    doc["code"]["source_dir"] = str(REPO / "examples/digits_cnn")
+    doc["code"]["source_dir"] = str(REPO / "examples")  # the example's folder and maas_examples
     submitted = with_uploaded_code(load_spec(json.dumps(doc)))  # what `maas train submit` sends
     assert submitted.code is not None and submitted.code.source_dir.startswith(
         f"s3://{models}/checkpoints/{name}/code/"
@@ -63,8 +64,9 @@ def test_script_example_uploaded_run_as_on_batch_published_and_served(
         "CUDA_VISIBLE_DEVICES": "",
     }
     spec_param = orjson.dumps(submitted.to_dict()).decode()  # the job definition's Ref::spec
+    train_image = image_env("train")  # jobs/train/Dockerfile's environment: no scikit-learn, no examples
     out = subprocess.run(
-        [sys.executable, "-m", "maas.training", "--spec", spec_param],
+        [str(train_image.folder / "bin" / "maas-train"), "--spec", spec_param],
         capture_output=True,
         text=True,
         env=env,
@@ -72,6 +74,7 @@ def test_script_example_uploaded_run_as_on_batch_published_and_served(
         cwd=tmp_path,  # nothing of the checkout is needed: the code comes from S3
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "installed digits_cnn/requirements.txt" in out.stderr + out.stdout  # scikit-learn, by the job
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["status"] == "published" and summary["promoted"] is True
     assert summary["checkpoint_uri"] == f"s3://{models}/checkpoints/{name}/{job_id}/"

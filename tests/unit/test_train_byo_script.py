@@ -28,7 +28,9 @@ EPOCH_BEGIN = re.compile(r"digits_cnn epoch (\d+)/(\d+) begin")
 
 def spec_file(tmp_path: Path, **overrides: Any) -> Path:
     spec: dict[str, Any] = json.loads((DIGITS / "spec.json").read_text())
-    spec["code"]["source_dir"] = str(DIGITS)
+    spec["code"]["source_dir"] = str(DIGITS.parent)
+    # the dev venv has scikit-learn: no pip install here (the LocalStack test installs it in the image env)
+    spec["code"].pop("requirements")
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(spec.get(key), dict):
             spec[key] = {**spec[key], **value}
@@ -142,9 +144,8 @@ def test_script_killed_resumes_with_the_same_job_id_publishes_and_serves(
     assert manifest["metrics"]["accuracy"] > 0.8  # from the example's evaluation hook
     assert set(manifest["fairness"]["groups"]) == {"heavy", "light"}
     assert manifest["fingerprint"]["rows"] > 0 and manifest["model_card"] == "card.json"
-    assert (
-        manifest["training"]["entry_point"] == "train.py" and len(manifest["training"]["code_sha256"]) == 64
-    )
+    assert manifest["training"]["entry_point"] == "digits_cnn/train.py"
+    assert len(manifest["training"]["code_sha256"]) == 64
     model = ModelLoader(registry=registry).get("digits-cnn", "production")
     data = digits.load(0)
     out = model.predict_named({"image": data.images[data.test[:16]]})

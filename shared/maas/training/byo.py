@@ -30,7 +30,14 @@ from maas.training import storage
 from maas.training.checkpoint import CheckpointStore, StopFlag
 from maas.training.dirsync import DirSync
 from maas.training.results import RunResult
-from maas.training.source import CodeError, fetch, import_paths, install_requirements, load_callable
+from maas.training.source import (
+    CodeError,
+    fetch,
+    import_paths,
+    install_requirements,
+    load_callable,
+    user_import_path,
+)
 from maas.training.spec import TrainingSpec
 
 log = logging.getLogger("maas.training")
@@ -177,8 +184,9 @@ def run_code(spec: TrainingSpec, *, work: Path, stop: StopFlag, started: float) 
 
         builder = load_callable(spec.code, root, paths)
         sync.start()
-        try:
-            outcome = train_builder(spec, builder, dirs["checkpoints"], stop, result, work)
+        try:  # the builder may import its requirements lazily, when called
+            with user_import_path(paths):
+                outcome = train_builder(spec, builder, dirs["checkpoints"], stop, result, work)
         finally:
             sync.stop()
         if outcome is None:
@@ -240,8 +248,9 @@ def _evaluate_script(spec: TrainingSpec, model_path: Path, root: Path, paths: li
     labels = list(spec.dataset.class_labels) if spec.dataset and spec.dataset.class_labels else None
     if hook is None:
         return source, not_evaluated(spec, f"{spec.code.entry_point} has no evaluation hook")
-    try:
-        return source, from_hook(spec, hook, source, dict(spec.hyperparameters), labels)
+    try:  # the hook may import the code's requirements lazily (as the example's digits.load does)
+        with user_import_path(paths):
+            return source, from_hook(spec, hook, source, dict(spec.hyperparameters), labels)
     except CodeError:
         raise
     except Exception as exc:  # the user's hook: their traceback in the log, then not retried

@@ -147,9 +147,10 @@ def import_paths(root: Path, extra: Path | None) -> list[str]:
 
 @contextlib.contextmanager
 def user_import_path(paths: list[str]) -> Iterator[None]:
-    """The user's folders first on sys.path while their module is imported: the script-mode contract
-    (a team's `from model import build` next to train.py works as it does on their laptop), scoped to
-    the one import; the platform's own packages never rely on it."""
+    """The user's folders first on sys.path while their module is imported and while their functions
+    (builder, evaluation hook) run: the script-mode contract (a team's `from model import build` next to
+    train.py, or a lazy import of a package from its requirements, works as on their laptop), scoped
+    to those calls; the platform's own packages never rely on it."""
     saved = list(sys.path)
     sys.path[:0] = paths
     try:
