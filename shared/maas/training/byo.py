@@ -181,7 +181,10 @@ def run_code(spec: TrainingSpec, *, work: Path, stop: StopFlag, started: float) 
     training: dict[str, Any] = {"run_id": run_id, "code_sha256": digest, "entry_point": spec.code.entry_point}
     if spec.code.is_builder:
         from maas.training.builder import train_builder
+        from maas.training.data import expand_uris
 
+        assert spec.dataset is not None  # the spec requires one for a builder
+        expand_uris(spec.dataset.uris)  # a prefix with no files: exit 2 before the module imports TF
         builder = load_callable(spec.code, root, paths)
         sync.start()
         try:  # the builder may import its requirements lazily, when called
