@@ -8,6 +8,7 @@ with -1 for the batch dimension) read the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,27 @@ class ModelRef:
 
     def __str__(self) -> str:
         return f"{self.name}:{self.version}" + (f" ({self.alias})" if self.alias else "")
+
+
+def document(manifest: Any) -> Mapping[str, Any]:
+    """The manifest document of a `Manifest`, or the dict itself (an export's metadata.json before it is
+    published has no version yet, so the RAI code reads both). TypeError for anything else."""
+    raw = manifest.raw if isinstance(manifest, Manifest) else manifest
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"expected a Manifest or a manifest mapping, got {type(manifest).__name__}")
+    return raw
+
+
+def fingerprint_features(manifest: Any) -> Mapping[str, Any]:
+    """Per-feature training statistics (`fingerprint.features`: mean, std, bins, counts...); {} if none."""
+    features = (document(manifest).get("fingerprint") or {}).get("features")
+    return features if isinstance(features, Mapping) else {}
+
+
+def sensitive_features(manifest: Any) -> list[str]:
+    """The columns the model's owners declared sensitive (masked in logs and captures); [] if none."""
+    names = document(manifest).get("sensitive_features")
+    return [str(n) for n in names] if names else []
 
 
 @dataclass(frozen=True)

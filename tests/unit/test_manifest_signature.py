@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from maas_models.errors import InvalidInput, ModelCorrupt
-from maas_models.manifest import Manifest
+from maas_models.manifest import Manifest, document, fingerprint_features, sensitive_features
 from maas_models.signature import Signature, TensorSpec
 
 
@@ -96,3 +96,20 @@ def test_check_inputs_orders_by_signature_and_checks_batch_sizes() -> None:
     assert list(sig.check_inputs(x)) == ["img", "vec"]
     with pytest.raises(InvalidInput, match="input 'img': expected shape \\[N, 28, 28, 1\\] dtype uint8"):
         sig.check_inputs({**x, "img": np.zeros((2, 28, 28, 1), np.float32)})
+
+
+def test_manifest_accessors_read_a_manifest_and_an_unpublished_document_alike() -> None:
+    doc = {
+        **_raw(),
+        "fingerprint": {"features": {"x": {"mean": 1.0}}},
+        "sensitive_features": ["group"],
+    }
+    manifest = Manifest.from_dict(doc)
+    for source in (manifest, doc):
+        assert document(source) is doc
+        assert fingerprint_features(source) == {"x": {"mean": 1.0}}
+        assert sensitive_features(source) == ["group"]
+    bare = _raw()
+    assert fingerprint_features(bare) == {} and sensitive_features(bare) == []
+    with pytest.raises(TypeError, match="expected a Manifest or a manifest mapping"):
+        document(["not", "a", "manifest"])

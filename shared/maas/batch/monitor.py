@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from maas_models.manifest import fingerprint_features
 
 from maas.batch.log import logger
 from maas.protocols.tensors import Signature
@@ -28,8 +29,7 @@ PSI_THRESHOLD = 0.2
 
 
 def _fingerprint_bins(manifest: Any, names: list[str]) -> dict[str, np.ndarray]:
-    raw = getattr(manifest, "raw", manifest) or {}
-    features = ((raw.get("fingerprint") or {}).get("features")) or {}
+    features = fingerprint_features(manifest)
     bins: dict[str, np.ndarray] = {}
     for name in names:
         stats = features.get(name)
@@ -120,8 +120,7 @@ class DriftCounter:
             from maas.rai.drift import psi
         except ImportError:
             return None
-        raw = getattr(manifest, "raw", manifest) or {}
-        features = ((raw.get("fingerprint") or {}).get("features")) or {}
+        features = fingerprint_features(manifest)
         values = {n: round(float(psi(features[n]["counts"], self.counts[n])), 6) for n in self.counts}
         worst = max(values, key=lambda n: values[n]) if values else None
         drifted = sorted((n for n, v in values.items() if v > PSI_THRESHOLD), key=lambda n: -values[n])

@@ -27,16 +27,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-from maas.bench._proc import FUNCTION_ENV, QUIET_TF_ENV, figure, peak_rss_mb, restore_environ
+from maas.bench._proc import QUIET_TF_ENV, figure, peak_rss_mb
+from maas.bench.handler import (
+    LambdaContext,
+    load_predict_handler,
+    publish_to_moto,
+    rest_event,
+    run_child,
+    time_calls,
+)
 
 TARGETS = {"p50_ratio": 1.5, "cold_ms": 300.0, "rss_mb": 120.0, "batch_share": 0.8}
 BATCH_ROWS = 4096
 
 
 def _root() -> Path:
-    from maas.bench.predict import _project_root
+    from maas.local.config import find_project_root
 
-    return _project_root()
+    return find_project_root()
 
 
 def _model_dir() -> Path:
@@ -74,24 +82,8 @@ def _build(keras_path: Path, out: Path) -> None:
 def _image_event(seed: int) -> dict[str, Any]:
     import numpy as np
 
-    from maas.bench.predict import REST_EVENT
-
     image = np.random.default_rng(seed).uniform(0, 16, (1, 8, 8, 1)).round(3).tolist()
-    path = "/v1/models/cnn:predict"
-    ctx = {**REST_EVENT["requestContext"], "path": f"/prod{path}"}
-    return {**REST_EVENT, "path": path, "pathParameters": {"proxy": path[1:]}, "requestContext": ctx,
-            "body": json.dumps({"instances": image})}  # fmt: skip
-
-
-def _time(fn: Any, n: int) -> list[float]:
-    for _ in range(max(3, n // 20)):
-        fn()
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - t0) / 1000.0)
-    return samples
+    return rest_event("/v1/models/cnn:predict", json.dumps({"instances": image}))
 
 
 # -- child processes ----------------------------------------------------------------------------------------
@@ -100,16 +92,14 @@ def child(mode: str, model_dir: str, out_path: str, n: int) -> None:
     os.dup2(devnull, 1)  # logs and EMF lines are written (their cost is real), to /dev/null
     result: dict[str, Any] = {"mode": mode}
     if mode == "handler":
-        from maas.bench.predict import _Context, _load_maas_handler
-
-        handler = _load_maas_handler()
-        event, ctx = _image_event(1), _Context()
+        handler = load_predict_handler()
+        event, ctx = _image_event(1), LambdaContext()
         first = handler(event, ctx)
         result["first_at"] = time.time()
         if first["statusCode"] != 200:
             raise SystemExit(f"handler: {first['statusCode']}: {first['body'][:300]}")
         if n:
-            result["samples"] = _time(lambda: handler(event, ctx), n)
+            result["samples"] = time_calls(lambda: handler(event, ctx), n)
         result["tensorflow_imported"] = any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
     elif mode == "raw":  # LiteRT invoke plus the request parse: the floor the handler is measured against
         import numpy as np
@@ -127,14 +117,14 @@ def child(mode: str, model_dir: str, out_path: str, n: int) -> None:
             interp.invoke()
             interp.get_tensor(out["index"])
 
-        result["samples"] = _time(raw, n)
+        result["samples"] = time_calls(raw, n)
     elif mode == "keras":
         import keras
         import numpy as np
 
         model = keras.models.load_model(Path(model_dir) / "model.keras", compile=False, safe_mode=True)
         x = np.asarray(json.loads(_image_event(1)["body"])["instances"], dtype=np.float32)
-        result["samples"] = _time(lambda: model.predict(x, verbose=0), n)
+        result["samples"] = time_calls(lambda: model.predict(x, verbose=0), n)
     else:  # batch: .npy scored end to end vs raw LiteRT on the same images
         result.update(_batch(Path(model_dir), n))
     result["rss_mb"] = peak_rss_mb()
@@ -191,56 +181,13 @@ def _seconds(fn: Any) -> float:
 
 # -- parent -------------------------------------------------------------------------------------------------
 def _spawn(mode: str, model_dir: Path, env: dict[str, str], n: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="maas-bench-") as tmp:
-        out = Path(tmp) / "result.json"
-        started = time.time()
-        proc = subprocess.run(
-            [sys.executable, "-m", "maas.bench.cnn", "--child", mode, str(model_dir), str(out), str(n)],
-            env={**env, **FUNCTION_ENV, "MAAS_CACHE_DIR": str(Path(tmp) / "cache")},
-            cwd=_root(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if proc.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"cnn {mode} process failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(out.read_text())
+    """One child process: the handler in the predict image's environment, the baselines in this one."""
+    result, started = run_child(
+        "maas.bench.cnn", [mode, str(model_dir), "{out}", str(n)], env, in_predict_image=mode == "handler"
+    )
     if "first_at" in result:
         result["cold_ms"] = (result["first_at"] - started) * 1000.0
     return result
-
-
-def _publish(model_dir: Path) -> tuple[Any, dict[str, str]]:
-    """moto S3 on 127.0.0.1 with the CNN published as cnn v1 (preloaded by the handler's init)."""
-    import uuid
-
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    aws = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }
-    aws |= {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
-    bucket = f"bench-models-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, **aws, **QUIET_TF_ENV, "MAAS_MODELS_BUCKET": bucket, "MAAS_PRELOAD": "cnn",
-           "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "maas-predict"}  # fmt: skip
-    saved = {k: os.environ.get(k) for k in aws}
-    os.environ.update(aws)
-    try:
-        import boto3
-        from maas_models import Registry
-
-        boto3.client("s3").create_bucket(Bucket=bucket)
-        Registry(bucket=bucket).publish(model_dir, "cnn", verify=False)  # verified at import already
-    finally:
-        restore_environ(saved)
-    return server, env
 
 
 def _p50(samples: list[float]) -> float:
@@ -249,7 +196,7 @@ def _p50(samples: list[float]) -> float:
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     model_dir = _model_dir()
-    server, env = _publish(model_dir)
+    server, env = publish_to_moto(model_dir, "cnn", verify=False)  # verified at import already
     n = 2000 if quick else 20000
     try:
         handler = _spawn("handler", model_dir, env, n)

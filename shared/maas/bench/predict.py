@@ -19,75 +19,24 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from maas.bench import predict_binary
-from maas.bench._proc import FUNCTION_ENV, figure, peak_rss_mb, restore_environ
+from maas.bench._proc import figure, peak_rss_mb
+from maas.bench.handler import (
+    REST_EVENT,
+    LambdaContext,
+    load_predict_handler,
+    percentile,
+    publish_to_moto,
+    run_child,
+    time_calls,
+)
 
 TARGETS = {"p50_1": 100.0, "p50_100": 1500.0, "cold_ms": 300.0, "rss_mb": 100.0}
-
-REST_EVENT: dict[str, Any] = {
-    "resource": "/{proxy+}",
-    "path": "/v1/models/ref:predict",
-    "httpMethod": "POST",
-    "headers": {
-        "Accept": "*/*",
-        "Content-Type": "application/json",
-        "Host": "1234567890.execute-api.us-east-1.amazonaws.com",
-        "User-Agent": "maas-bench",
-        "X-Forwarded-For": "127.0.0.1",
-        "X-Forwarded-Port": "443",
-        "X-Forwarded-Proto": "https",
-    },
-    "multiValueHeaders": {"Content-Type": ["application/json"]},
-    "queryStringParameters": None,
-    "multiValueQueryStringParameters": None,
-    "pathParameters": {"proxy": "v1/models/ref:predict"},
-    "stageVariables": None,
-    "requestContext": {
-        "accountId": "123456789012",
-        "resourceId": "123456",
-        "stage": "prod",
-        "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-        "requestTime": "09/Apr/2015:12:34:56 +0000",
-        "requestTimeEpoch": 1428582896000,
-        "identity": {"sourceIp": "127.0.0.1", "userAgent": "maas-bench"},
-        "path": "/prod/v1/models/ref:predict",
-        "resourcePath": "/{proxy+}",
-        "httpMethod": "POST",
-        "apiId": "1234567890",
-        "protocol": "HTTP/1.1",
-    },
-    "body": None,
-    "isBase64Encoded": False,
-}
-
-
-class _Context:
-    function_name = "maas-predict"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:maas-predict"
-    aws_request_id = "bench"
-    log_group_name = "/aws/lambda/maas-predict"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def _project_root() -> Path:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "pyproject.toml").is_file() and (parent / "functions").is_dir():
-            return parent
-    return Path.cwd()
 
 
 def _event(rows: int, seed: int) -> dict[str, Any]:
@@ -99,19 +48,6 @@ def _event(rows: int, seed: int) -> dict[str, Any]:
 
 
 # -- child processes --------------------------------------------------------------------------------------
-def _load_maas_handler() -> Any:
-    import importlib.util
-
-    task_root = os.environ.get("LAMBDA_TASK_ROOT")
-    path = Path(task_root) / "app.py" if task_root else _project_root() / "functions" / "predict" / "app.py"
-    spec = importlib.util.spec_from_file_location("app", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["app"] = module
-    spec.loader.exec_module(module)
-    return module.handler
-
-
 def _load_naive_handler(export_dir: str) -> Any:
     """The naive baseline: what a first port of a Keras model to Lambda looks like."""
     import numpy as np
@@ -133,19 +69,13 @@ def _load_naive_handler(export_dir: str) -> Any:
     return handler
 
 
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    idx = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
-    return ordered[idx]
-
-
 def child(mode: str, export_dir: str, out_path: str, n1: int, n100: int) -> None:
     """Runs in a fresh process: load the handler, answer once (cold), then time warm requests."""
     # Logs and EMF metrics go to stdout as in Lambda; keep writing them (their cost is real), to /dev/null.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    handler = _load_maas_handler() if mode == "maas" else _load_naive_handler(export_dir)
-    ctx = _Context()
+    handler = load_predict_handler() if mode == "maas" else _load_naive_handler(export_dir)
+    ctx = LambdaContext()
     one, hundred = _event(1, 1), _event(100, 2)
     first = handler(one, ctx)
     first_at = time.time()
@@ -162,24 +92,21 @@ def child(mode: str, export_dir: str, out_path: str, n1: int, n100: int) -> None
         return
     timings: dict[str, list[float]] = {}
     for name, event, n in (("1", one, n1), ("100", hundred, n100)):
-        for _ in range(max(3, n // 20)):  # warm-up
-            handler(event, ctx)
-        samples = []
-        for _ in range(n):
-            t0 = time.perf_counter_ns()
+
+        def call(event: dict[str, Any] = event) -> None:
             response = handler(event, ctx)
-            samples.append((time.perf_counter_ns() - t0) / 1000.0)
             if response["statusCode"] != 200:
                 raise SystemExit(f"{mode}: response {response['statusCode']}")
-        timings[name] = samples
+
+        timings[name] = time_calls(call, n)
     result = {
         "mode": mode,
         "first_at": first_at,
         "first_cpu": first_cpu,
-        "p50_1": _percentile(timings["1"], 50),
-        "p99_1": _percentile(timings["1"], 99),
-        "p50_100": _percentile(timings["100"], 50),
-        "p99_100": _percentile(timings["100"], 99),
+        "p50_1": percentile(timings["1"], 50),
+        "p99_1": percentile(timings["1"], 99),
+        "p50_100": percentile(timings["100"], 50),
+        "p99_100": percentile(timings["100"], 99),
         "rss_first_mb": rss_after_first,
         "rss_mb": peak_rss_mb(),
         "tensorflow_imported": any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules),
@@ -191,90 +118,14 @@ def child(mode: str, export_dir: str, out_path: str, n1: int, n100: int) -> None
 def _spawn(
     mode: str, export_dir: Path, env: dict[str, str], n1: int, n100: int, timeout: float
 ) -> dict[str, Any]:
-    python, cwd = sys.executable, _project_root()
-    child_env = {**env, **FUNCTION_ENV}
-    if mode == "maas":  # what ships: the predict image's environment and its copied handler
-        from maas.local.envs import image_env
-
-        predict_env = image_env("predict")
-        python, cwd = str(predict_env.python), predict_env.task_root
-        child_env["LAMBDA_TASK_ROOT"] = str(cwd)
-    with tempfile.TemporaryDirectory(prefix="maas-bench-") as tmp:
-        out = Path(tmp) / "result.json"
-        child_env["MAAS_CACHE_DIR"] = str(Path(tmp) / "cache")
-        started = time.time()
-        proc = subprocess.run(
-            [
-                python,
-                "-m",
-                "maas.bench.predict",
-                "--child",
-                mode,
-                str(export_dir),
-                str(out),
-                str(n1),
-                str(n100),
-            ],
-            env=child_env,
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if proc.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"{mode} benchmark process failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(out.read_text())
+    """One child: maas in the predict image's environment (what ships), naive in this one (Keras)."""
+    args = [mode, str(export_dir), "{out}", str(n1), str(n100)]
+    result, started = run_child(
+        "maas.bench.predict", args, env, in_predict_image=mode == "maas", timeout=timeout
+    )
     result["cold_ms"] = (result["first_at"] - started) * 1000.0
     result["cold_cpu_ms"] = result["first_cpu"] * 1000.0
     return result
-
-
-def _publish(export_dir: Path) -> tuple[Any, dict[str, str]]:
-    """A moto S3 server on 127.0.0.1 with the reference model published as ref v1."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    bucket = f"bench-models-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "MAAS_MODELS_BUCKET": bucket,
-        "MAAS_PRELOAD": "ref",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "maas-predict",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(
-        {
-            k: env[k]
-            for k in (
-                "AWS_ENDPOINT_URL",
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_DEFAULT_REGION",
-                "AWS_REGION",
-            )
-        }
-    )
-    try:
-        import boto3
-        from maas_models import Registry
-
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
-        Registry(bucket=bucket).publish(export_dir, "ref", source="recorded")
-    finally:
-        restore_environ(saved)
-    return server, env
 
 
 def _figure(
@@ -299,7 +150,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     from maas_models.reference import cached_reference_export
 
     export_dir = cached_reference_export()
-    server, env = _publish(export_dir)
+    server, env = publish_to_moto(export_dir, "ref")
     cold_runs = (3, 1) if quick else (7, 3)
     try:
         maas = _spawn(
@@ -314,7 +165,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         naive_runs = [naive]
         naive_runs += [_spawn("naive", export_dir, env, 0, 0, timeout=300) for _ in range(cold_runs[1] - 1)]
         naive_cold = [r["cold_ms"] for r in naive_runs]
-        v2_binary = predict_binary.run_child(env, quick, _project_root())
+        v2_binary = predict_binary.measure(env, quick)
     finally:
         server.stop()
     if maas["tensorflow_imported"]:

@@ -16,9 +16,7 @@ import base64
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,15 +24,21 @@ from typing import Any
 import numpy as np
 import orjson
 
-from maas.bench._proc import FUNCTION_ENV, figure
+from maas.bench._proc import figure
+from maas.bench.handler import (
+    REST_EVENT,
+    LambdaContext,
+    load_predict_handler,
+    percentile,
+    rest_event,
+    run_child,
+)
 
 IMAGE_SHAPE = (32, 224, 224, 3)
 HEADER = "Inference-Header-Content-Length"
 
 
 def _infer_event(rows: int, seed: int, binary: bool) -> dict[str, Any]:
-    from maas.bench.predict import REST_EVENT
-
     x = np.random.default_rng(seed).normal(size=(rows, 100)).astype("<f4")
     tensor: dict[str, Any] = {"name": "features", "shape": [rows, 100], "datatype": "FP32"}
     headers = dict(REST_EVENT["headers"])
@@ -45,16 +49,7 @@ def _infer_event(rows: int, seed: int, binary: bool) -> dict[str, Any]:
         headers.update({HEADER: str(len(header)), "Content-Type": "application/octet-stream"})
     else:
         body = orjson.dumps({"inputs": [{**tensor, "data": x.ravel()}]}, option=orjson.OPT_SERIALIZE_NUMPY)
-    path = "/v2/models/ref/infer"
-    return {
-        **REST_EVENT,
-        "path": path,
-        "pathParameters": {"proxy": path.lstrip("/")},
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "body": base64.b64encode(body).decode(),
-        "isBase64Encoded": True,
-    }
+    return rest_event("/v2/models/ref/infer", base64.b64encode(body).decode(), headers=headers, base64=True)
 
 
 def _image_events() -> tuple[dict[str, Any], dict[str, Any], int, int]:
@@ -87,19 +82,20 @@ def _parse_seconds(event: dict[str, Any], repeats: int) -> float:
         doc, may_hold_bools, tensors = read_framed_json(event, 1 << 31)
         request = parse_infer_request(doc)
         attach_inputs(request, tensors)
-        arr = bind_inputs(request, signature, 1 << 20, check_bools=may_hold_bools)["images"]
+        # the element limit (MAAS_MAX_ELEMENTS, 4M by default) would refuse this 4.8M-value batch: this
+        # measures the parse, so it lifts the limit the handler applies before parsing
+        arr = bind_inputs(request, signature, 1 << 20, check_bools=may_hold_bools, max_elements=1 << 30)
+        arr = arr["images"]
         samples.append(time.perf_counter() - t0)
         assert arr.shape == IMAGE_SHAPE
     return statistics.median(samples)
 
 
 def child(out_path: str, n1: int, n100: int, repeats: int) -> None:
-    from maas.bench.predict import _Context, _load_maas_handler, _percentile
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the handler's logs and EMF lines: written, as in Lambda, to nowhere
-    handler = _load_maas_handler()
-    ctx = _Context()
+    handler = load_predict_handler()
+    ctx = LambdaContext()
     result: dict[str, float] = {}
     for rows, n in ((1, n1), (100, n100)):
         events = {binary: _infer_event(rows, rows, binary) for binary in (False, True)}
@@ -114,7 +110,7 @@ def child(out_path: str, n1: int, n100: int, repeats: int) -> None:
             t0 = time.perf_counter_ns()
             handler(events[binary], ctx)
             samples[binary].append((time.perf_counter_ns() - t0) / 1000.0)
-        result[f"json_{rows}"], result[f"bin_{rows}"] = (_percentile(samples[b], 50) for b in (False, True))
+        result[f"json_{rows}"], result[f"bin_{rows}"] = (percentile(samples[b], 50) for b in (False, True))
     binary_event, json_event, binary_bytes, json_bytes = _image_events()
     result["image_bin_s"] = _parse_seconds(binary_event, repeats * 4)
     result["image_json_s"] = _parse_seconds(json_event, repeats)
@@ -122,29 +118,10 @@ def child(out_path: str, n1: int, n100: int, repeats: int) -> None:
     Path(out_path).write_text(json.dumps(result))
 
 
-def run_child(env: dict[str, str], quick: bool, root: Path) -> dict[str, float]:
+def measure(env: dict[str, str], quick: bool) -> dict[str, float]:
     n1, n100, repeats = (1000, 200, 3) if quick else (10000, 2000, 7)
-    from maas.local.envs import image_env
-
-    predict_env = image_env("predict")  # what ships: the predict image's environment and copied handler
-    with tempfile.TemporaryDirectory(prefix="maas-bench-v2-") as tmp:
-        out = Path(tmp) / "result.json"
-        child_env = {**env, **FUNCTION_ENV, "MAAS_CACHE_DIR": str(Path(tmp) / "cache")}
-        child_env["LAMBDA_TASK_ROOT"] = str(predict_env.task_root)
-        args = [str(predict_env.python), "-m", "maas.bench.predict_binary", "--child", str(out), str(n1)]
-        proc = subprocess.run(
-            [*args, str(n100), str(repeats)],
-            env=child_env,
-            cwd=predict_env.task_root,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if proc.returncode != 0 or not out.is_file():
-            raise RuntimeError(f"v2 binary benchmark failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        result: dict[str, float] = json.loads(out.read_text())
+    args = ["{out}", str(n1), str(n100), str(repeats)]
+    result, _ = run_child("maas.bench.predict_binary", args, env, in_predict_image=True)
     return result
 
 

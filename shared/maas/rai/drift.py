@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import numpy as np
 from maas_models import metrics
+from maas_models.manifest import document, fingerprint_features
 
 from maas.protocols.tensors import Signature
 from maas.rai import summary
@@ -30,13 +31,6 @@ from maas.rai import summary
 PSI_WARNING_THRESHOLD = 0.2
 EPSILON = 1e-4
 DEFAULT_BINS = 10
-
-
-def _raw(manifest: Any) -> Mapping[str, Any]:
-    raw = getattr(manifest, "raw", manifest)
-    if not isinstance(raw, Mapping):
-        raise TypeError("manifest must be a mapping or an object with a .raw mapping")
-    return raw
 
 
 def fingerprint(x: np.ndarray, feature_names: Sequence[str], *, bins: int = DEFAULT_BINS) -> dict[str, Any]:
@@ -102,7 +96,7 @@ def drift_report(
     Returns ``{"rows", "threshold", "psi": {feature: value}, "max_psi", "max_feature",
     "drifted": [features over threshold], "warnings": [...], "skipped": [features without bins]}``.
     """
-    raw = _raw(manifest)
+    raw = document(manifest)
     if feature_names is None:
         inputs = raw.get("inputs") or [{}]
         feature_names = inputs[0].get("feature_names") or []
@@ -124,7 +118,7 @@ def drift_report(
         return report
     if arr.ndim != 2 or (names and arr.shape[1] != len(names)):
         raise ValueError(f"sample of shape {list(arr.shape)} does not match {len(names)} features")
-    features = ((raw.get("fingerprint") or {}).get("features")) or {}
+    features = fingerprint_features(raw)
     for j, name in enumerate(names):
         stats = features.get(name)
         if not isinstance(stats, Mapping) or not stats.get("bins") or not stats.get("counts"):
@@ -266,8 +260,8 @@ class OnlineDriftMonitor:
     ) -> dict[str, Any] | None:
         """``x``: one input's rows, or every bound input by name (``maas.rai.summary`` features)."""
         try:
-            raw = _raw(manifest)
-            if not (raw.get("fingerprint") or {}).get("features"):
+            raw = document(manifest)
+            if not fingerprint_features(raw):
                 return None  # nothing to compare with
             key = (model, str(version))
             names: list[str] | None = None
@@ -311,9 +305,9 @@ class BatchDriftSampler:
     Cheap enough for the scoring loop: rows that the reservoir skips cost nothing."""
 
     def __init__(self, manifest: Any, *, capacity: int = 10_000, seed: int = 0) -> None:
-        raw = _raw(manifest)
+        raw = document(manifest)
         self.manifest = raw
-        self.enabled = bool((raw.get("fingerprint") or {}).get("features"))
+        self.enabled = bool(fingerprint_features(raw))
         inputs = raw.get("inputs") or [{}]
         self.n_features = len(inputs[0].get("feature_names") or []) or None
         self._reservoir: Reservoir | None = None

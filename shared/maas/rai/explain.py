@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from maas_models.errors import InvalidInput
+from maas_models.manifest import document, fingerprint_features
 
 from maas.rai.shapley import (  # the estimators; re-exported: this module is the explanation API
     DEFAULT_MAX_BATCH_ROWS,
@@ -151,15 +152,8 @@ class Explanation:
 # Manifest helpers
 
 
-def _raw_manifest(manifest: Any) -> Mapping[str, Any]:
-    raw = getattr(manifest, "raw", manifest)
-    if not isinstance(raw, Mapping):
-        raise TypeError("manifest must be a mapping or an object with a .raw mapping")
-    return raw
-
-
 def manifest_feature_names(manifest: Any) -> list[str]:
-    raw = _raw_manifest(manifest)
+    raw = document(manifest)
     inputs = raw.get("inputs") or [{}]
     names = inputs[0].get("feature_names")
     if names:
@@ -170,7 +164,7 @@ def manifest_feature_names(manifest: Any) -> list[str]:
 
 
 def manifest_class_labels(manifest: Any) -> list[str]:
-    raw = _raw_manifest(manifest)
+    raw = document(manifest)
     outputs = raw.get("outputs") or [{}]
     labels = outputs[0].get("class_labels")
     if labels:
@@ -188,9 +182,9 @@ def baseline_from_manifest(
     Returns ``(baseline[F] float32, source, warnings)`` where source is ``"fingerprint"``,
     ``"partial-fingerprint"`` or ``"zeros"``.
     """
-    raw = _raw_manifest(manifest)
+    raw = document(manifest)
     names = list(feature_names) if feature_names is not None else manifest_feature_names(raw)
-    features = ((raw.get("fingerprint") or {}).get("features")) or {}
+    features = fingerprint_features(raw)
     baseline = np.zeros(len(names), dtype=np.float32)
     missing: list[str] = []
     for i, name in enumerate(names):

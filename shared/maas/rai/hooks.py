@@ -26,9 +26,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from maas_models.manifest import sensitive_features
+
 from maas.rai import audit
 from maas.rai.drift import OnlineDriftMonitor
-from maas.rai.mask import SensitiveFieldsFilter, sensitive_features
+from maas.rai.mask import SensitiveFieldsFilter
 from maas.rai.request import RequestNotes, begin, current
 from maas.settings import RaiSettings
 

@@ -22,15 +22,6 @@ MASK = "*****"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def sensitive_features(manifest: Any) -> list[str]:
-    """``manifest["sensitive_features"]`` (a Manifest object or its raw dict); [] when absent."""
-    raw = getattr(manifest, "raw", manifest)
-    if raw.__class__ is not dict and not isinstance(raw, Mapping):
-        return []
-    names = raw.get("sensitive_features")
-    return [str(n) for n in names] if names else []
-
-
 @lru_cache(maxsize=1)
 def _masker() -> Any:
     from aws_lambda_powertools.utilities.data_masking import DataMasking

@@ -108,8 +108,9 @@ def _capture(routed: Any, loaded: Any, x: np.ndarray, y: np.ndarray) -> None:
     try:
         if random.random() * 100.0 >= float(routed.capture.get("sample", 0)):  # noqa: S311 - sampling
             return
+        from maas_models.manifest import sensitive_features
+
         from maas.capture.writer import build_record
-        from maas.rai.mask import sensitive_features
 
         _pending["record"] = build_record(
             request_id=None,

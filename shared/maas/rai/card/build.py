@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from maas_models.manifest import document
 
 CARD_SCHEMA_VERSION = 1
 CARD_FILES: dict[str, str] = {
@@ -31,11 +32,6 @@ DEFAULT_ETHICS: tuple[str, ...] = (
 )
 
 
-def _raw(manifest: Any) -> Mapping[str, Any]:
-    raw = getattr(manifest, "raw", manifest)
-    return raw if isinstance(raw, Mapping) else {}
-
-
 def _jsonable(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=str))
 
@@ -56,7 +52,7 @@ def build_card(
     created_at: str | None = None,
 ) -> dict[str, Any]:
     """The card as a JSON-ready dict. Anything not given is taken from ``manifest`` when present."""
-    raw = _raw(manifest)
+    raw = document(manifest)
     all_inputs = [dict(t) for t in raw.get("inputs") or [{}]]
     all_outputs = [dict(t) for t in raw.get("outputs") or [{}]]
     inputs, outputs = all_inputs[0], all_outputs[0]
