@@ -199,9 +199,7 @@ def _alias(alias: str | None) -> str | None:
 
 def _model_name(name: str) -> str:
     if not NAME_RE.fullmatch(name):
-        raise _problem(
-            f"must match {NAME_RE.pattern} (lowercase letters, digits, '-', '_'), got {name!r}"
-        )
+        raise _problem(f"must match {NAME_RE.pattern} (lowercase letters, digits, '-', '_'), got {name!r}")
     return name
 
 
