@@ -110,3 +110,13 @@ class TrainingSettings:
     log_level: str = field(default_factory=lambda: env_str(TRAINING_LOG_LEVEL, "INFO") or "INFO")
     models_bucket: str | None = field(default_factory=lambda: env_str(MODELS_BUCKET))
     stop_grace_seconds: float = field(default_factory=lambda: env_float(TRAINING_STOP_GRACE, 25.0))
+
+
+# Tenants (maas.tenancy): the store's bucket; the stage's AuthType (template parameter), whose value
+# "tenant" turns the tenant checks on; usage (metering) records' bucket (default MAAS_AUDIT_BUCKET)
+# and flushing.
+TENANTS_BUCKET = "MAAS_TENANTS_BUCKET"
+AUTH_TYPE = "MAAS_AUTH_TYPE"
+METERING_BUCKET = "MAAS_METERING_BUCKET"
+METERING_FLUSH_SECONDS = "MAAS_METERING_FLUSH_SECONDS"
+METERING_FLUSH_RECORDS = "MAAS_METERING_FLUSH_RECORDS"
