@@ -60,7 +60,9 @@ def test_requirements_are_the_extras_expanded_plus_the_base_images_stand_ins() -
 
 def test_function_extras_hold_no_dev_tooling() -> None:
     dev_only = ("pytest", "moto", "psutil", "pyyaml", "aws-sam-cli", "ruff", "mypy", "pandas", "localstack")
-    for extra in ("serving", "raw-inputs", "predict", "batch", "queue", "launcher", "train-job"):
+    extras = ("serving", "raw-inputs", "predict", "batch", "queue", "launcher", "guard", "authorizer")
+    extras += ("train-job",)
+    for extra in extras:
         for requirement in EXTRAS[extra]:
             assert not requirement.lower().startswith(dev_only), (extra, requirement)
 

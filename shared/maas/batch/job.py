@@ -66,6 +66,7 @@ from maas.batch.keys import BatchKey, InvalidKey, decode_event_key, parse_key
 from maas.batch.log import logger
 from maas.batch.monitor import DriftCounter, emit_drift
 from maas.batch.runner import aborting, score_range
+from maas.tenancy import drops as tenant_drops
 
 REPORT_SCHEMA_VERSION = 1
 PERMANENT_MODEL_ERRORS = (ModelNotFound, InvalidModelName, InvalidInput)
@@ -297,6 +298,10 @@ def audit_file(
         )
     except Exception:  # auditing never breaks scoring
         logger.warning("batch audit record failed", exc_info=True)
+    if status == "succeeded" or rows:
+        from maas.tenancy.metering import record_file
+
+        record_file(job.model, job.version, rows, duration_ms)  # tenant usage record; never raises
 
 
 def add_drift(report: dict[str, Any], job: Job, drift: DriftCounter | None, manifest: Any) -> None:
@@ -342,6 +347,10 @@ def handle_object(
             extra={"input_key": key[:256], "reason": str(exc)},
         )
         return {"status": "ignored", "reason": str(exc)}
+    refused = tenant_drops.check(bk.model, event_record)  # tenants: the prefix's tenant and uploader
+    if refused:
+        logger.warning("refused drop", extra={"input_key": key[:256], "reason": refused})
+        return {"status": "refused", "reason": refused}
     try:
         source, head = S3Source.head(ctx.s3, bucket, key, version_id)
     except ClientError as exc:
