@@ -16,6 +16,7 @@ what to do instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +123,10 @@ def refuse_string_inputs(signature: Signature) -> None:
     strings = [s.name for s in signature.inputs if s.is_string]
     if strings:
         raise UnsupportedModel(
-            f"inputs {strings} are strings: LiteRT's builtin ops cannot tokenize text. Import the model "
-            "without its text preprocessing (its input then being the token ids) and tokenize before "
-            "calling it; string inputs are the preprocessing feature's job"
+            f"inputs {strings} are strings: LiteRT's builtin ops cannot tokenize text. Import the Keras "
+            "model (.keras file or keras.Model) instead: maas runs its TextVectorization / StringLookup / "
+            "IntegerLookup / Hashing layers outside the graph (maas_models.preprocessing); a SavedModel's "
+            "graph cannot be split. Or import it without its text preprocessing and send token ids"
         )
 
 
@@ -174,3 +176,15 @@ def unsupported_ops(exc: BaseException) -> list[str]:
     for line in _OP_LIST.findall(text):
         found.update(op.strip() for op in line.split(",") if op.strip())
     return sorted(found)
+
+
+def keras_outputs(model: Any, signature: Signature, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the Keras model gives for named `inputs`, by the signature's output names."""
+    import numpy as np
+
+    x: Any = inputs[signature.inputs[0].name] if len(signature.inputs) == 1 else dict(inputs)
+    y = model(x, training=False)
+    if isinstance(y, dict):
+        return {str(k): np.asarray(v) for k, v in y.items()}
+    ys = y if isinstance(y, list | tuple) else [y]
+    return {n: np.asarray(v) for n, v in zip(signature.output_names, ys, strict=True)}

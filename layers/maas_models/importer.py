@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from maas_models.convert import convert_saved_model, save_keras, saved_model_signature
+from maas_models.convert import convert_saved_model, keras_outputs, save_keras, saved_model_signature
 from maas_models.errors import ExportMismatch, UnsupportedModel
 from maas_models.signature import Signature, TensorSpec
 from maas_models.verify import (
@@ -128,17 +128,6 @@ def embedding_ranges(model: Any) -> dict[str, tuple[int, int]]:
     return ranges
 
 
-def keras_outputs(model: Any, signature: Signature, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    import numpy as np
-
-    x: Any = inputs[signature.inputs[0].name] if len(signature.inputs) == 1 else dict(inputs)
-    y = model(x, training=False)
-    if isinstance(y, dict):
-        return {str(k): np.asarray(v) for k, v in y.items()}
-    ys = y if isinstance(y, list | tuple) else [y]
-    return {n: np.asarray(v) for n, v in zip(signature.output_names, ys, strict=True)}
-
-
 def attach_labels(signature: Signature, feature_names: Labels, class_labels: Labels) -> Signature:
     """The signature with feature names on rank-2 inputs and class labels on outputs attached."""
 
@@ -205,12 +194,24 @@ def prepare(
     rtol: float = DEFAULT_RTOL,
     int_ranges: Mapping[str, tuple[int, int]] | None = None,
     extra_metadata: Mapping[str, Any] | None = None,
+    samples: Mapping[str, Any] | None = None,
 ) -> Path:
     """Convert and verify `source` into a publishable directory (saved_model/, model.tflite,
-    metadata.json); raises UnsupportedModel or ExportMismatch (with the gap) instead."""
+    metadata.json); raises UnsupportedModel or ExportMismatch (with the gap) instead.
+
+    A Keras model that starts with preprocessing layers LiteRT cannot run (TextVectorization,
+    StringLookup, IntegerLookup, Hashing) is split (`maas_models.preprocessing.split`): their state
+    goes into the manifest's `preprocessing` block, the rest of the graph to LiteRT, and the whole
+    Keras model is compared with numpy preprocessing + LiteRT on generated raw probes and on
+    `samples` ({raw input name: values}) before anything is written."""
     from maas_models.backends.litert import LiteRTBackend
+    from maas_models.preprocessing.check import check_split, manifest_block, mark_images, split_of
 
     src = load_source(source)
+    split = split_of(src.keras_model) if src.kind == "keras" else None
+    if split is not None:
+        full_model = src.keras_model
+        src = _Source("keras", keras_model=split.core, label=src.label)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "saved_model"
@@ -219,7 +220,7 @@ def prepare(
     ranges = dict(int_ranges or {})
     if src.kind == "keras":
         source_sig = save_keras(src.keras_model, saved)
-        ranges = {**embedding_ranges(src.keras_model), **ranges}
+        ranges = {**embedding_ranges(src.keras_model), **(split.int_ranges() if split else {}), **ranges}
     else:
         assert src.saved_model_dir is not None
         shutil.copytree(src.saved_model_dir, saved)
@@ -227,12 +228,16 @@ def prepare(
     tflite = convert_saved_model(saved)
     signature = _ordered_like(LiteRTBackend(model_content=tflite).signature, source_sig)
     signature = attach_labels(signature, feature_names, class_labels)
+    signature = mark_images(signature)
     backend = LiteRTBackend(model_content=tflite, signature=signature)
 
     rows = probe_rows_for(signature)
     probes, expected = _source_outputs(src, saved, signature, rows, ranges)
     got = backend.predict_named(probes)
     gaps = compare_named(expected, got, atol=atol, rtol=rtol, what=f"model.tflite vs {src.label}")
+    pre_check: dict[str, Any] | None = None
+    if split is not None:
+        pre_check = check_split(full_model, split, signature, backend, samples, atol=atol, rtol=rtol)
     (out / "model.tflite").write_bytes(tflite)
     check: dict[str, Any] = {
         "probe_rows": rows,
@@ -245,15 +250,18 @@ def prepare(
         "max_abs_diff_per_output": gaps,
         "expected": record_outputs(expected),
     }
+    if pre_check is not None:
+        check["preprocessing"] = pre_check
     metadata: dict[str, Any] = {
         "schema_version": 2,
         "framework": framework_versions(),
         "runtime": "litert",
         "source": {"kind": src.kind, "name": src.label},
-        "inputs": [s.to_manifest() for s in signature.inputs],
+        "inputs": [s.to_manifest() for s in (split.raw_inputs if split is not None else signature.inputs)],
         "outputs": [s.to_manifest() for s in signature.outputs],
         "metrics": dict(metrics or {}),
         "export_check": check,
+        **({"preprocessing": manifest_block(split, signature)} if split is not None else {}),
         **dict(extra_metadata or {}),
     }
     (out / METADATA_FILE).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2))
@@ -317,6 +325,7 @@ def import_model(
     work_dir: str | Path | None = None,
     extra_metadata: Mapping[str, Any] | None = None,
     card_dir: str | Path | None = None,
+    samples: Mapping[str, Any] | None = None,
 ) -> ImportResult:
     """prepare() in a private work directory, then Registry.publish (and promote when asked).
     extra_metadata: more manifest fields (fingerprint, fairness, training); card_dir: the model
@@ -341,6 +350,7 @@ def import_model(
             atol=atol,
             rtol=rtol,
             extra_metadata={**dict(extra_metadata or {}), **({"model_card": card} if card else {})},
+            samples=samples,
         )
         # the source was compared above; the re-check reads the recorded outputs only
         version = int(reg.publish(out, name, source="recorded", atol=atol, actor=actor))

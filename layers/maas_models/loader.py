@@ -46,6 +46,7 @@ from maas_models.errors import (
 )
 from maas_models.manifest import Manifest, ModelRef
 from maas_models.naming import LATEST, parse_spec, validate_name, validate_relpath
+from maas_models.preprocessing.pipeline import Preprocessing, backend_manifest
 from maas_models.settings import LayerSettings
 from maas_models.signature import Signature, TensorSpec
 
@@ -127,8 +128,23 @@ class LoadedModel:
         """The output for the input of a single-input/single-output model (any rank, batch first)."""
         return self.backend.predict(x)
 
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        """The model's own preprocessing (raw inputs -> the runtime's inputs), or None."""
+        if "_preprocessing" not in self.__dict__:
+            self.__dict__["_preprocessing"] = Preprocessing.from_manifest(self.manifest.raw)
+        pre: Preprocessing | None = self.__dict__["_preprocessing"]
+        return pre
+
     def predict_named(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """{output name: array} for {input name: array}, the manifest's names, batch dimension first."""
+        """{output name: array} for {input name: array}, the manifest's names, batch dimension first.
+
+        Every serving path (both HTTP protocols, batch files, queue messages) predicts through here,
+        so this is the one place a model's preprocessing runs: raw inputs (text, categories, encoded
+        images) are checked against the manifest's inputs and turned into the runtime's inputs."""
+        pre = self.preprocessing
+        if pre is not None:
+            inputs = pre.apply(self.manifest.signature.check_inputs(inputs))
         return self.backend.predict_named(inputs)
 
     def zero_inputs(self, rows: int = 1) -> dict[str, np.ndarray]:
@@ -370,7 +386,8 @@ class ModelLoader:
             "xnnpack": weights * (1 + SIZES_PER_SLOT) <= self.memory_budget_bytes,
         }
         try:
-            backend = open_backend(manifest.runtime, vdir, manifest.raw, **options)
+            # with preprocessing, the runtime takes the model inputs the manifest's raw inputs become
+            backend = open_backend(manifest.runtime, vdir, backend_manifest(manifest.raw), **options)
         except ModelCorrupt:
             shutil.rmtree(vdir, ignore_errors=True)
             metrics.emit("ModelCorrupt", model=name, version=str(version))

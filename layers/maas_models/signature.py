@@ -69,6 +69,8 @@ class TensorSpec:
     shape: tuple[int, ...]  # -1 = variable (the batch dimension first)
     feature_names: tuple[str, ...] = field(default=())
     class_labels: tuple[str, ...] = field(default=())
+    # image inputs [N, H, W, C]: how encoded JPEG/PNG values are decoded (maas_models.preprocessing.image)
+    image: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
 
     @property
     def np_dtype(self) -> np.dtype[Any]:
@@ -135,7 +137,10 @@ class TensorSpec:
         return arr
 
     def zeros(self, rows: int = 1) -> np.ndarray:
-        """A zero batch of `rows` instances (variable non-batch dimensions get size 1): warm-ups."""
+        """A zero batch of `rows` instances (variable non-batch dimensions get size 1): warm-ups.
+        String inputs get empty strings (text preprocessing takes them; 0 is not text)."""
+        if self.is_string:
+            return np.full((rows, *(d if d >= 0 else 1 for d in self.row_shape)), "", dtype=object)
         return np.zeros((rows, *(d if d >= 0 else 1 for d in self.row_shape)), dtype=self.np_dtype)
 
     @classmethod
@@ -146,6 +151,7 @@ class TensorSpec:
             shape=tuple(VARIABLE if d is None or int(d) < 0 else int(d) for d in entry.get("shape", [None])),
             feature_names=tuple(str(f) for f in entry.get("feature_names") or ()),
             class_labels=tuple(str(c) for c in entry.get("class_labels") or ()),
+            image=dict(entry["image"]) if isinstance(entry.get("image"), dict) else None,
         )
 
     def to_manifest(self) -> dict[str, Any]:
@@ -158,6 +164,8 @@ class TensorSpec:
             out["feature_names"] = list(self.feature_names)
         if self.class_labels:
             out["class_labels"] = list(self.class_labels)
+        if self.image is not None:
+            out["image"] = dict(self.image)
         return out
 
 

@@ -190,7 +190,10 @@ def verify_export(
     """
     if source not in ("auto", "recorded", "savedmodel"):
         raise ValueError(f"source must be auto, recorded or savedmodel, got {source!r}")
-    signature = Signature.from_manifest(metadata)
+    from maas_models.preprocessing.pipeline import backend_manifest
+
+    # probes go to the runtime's inputs (after any preprocessing, which import verified against Keras)
+    signature = Signature.from_manifest(backend_manifest(metadata))
     check = dict(metadata.get("export_check") or {})
     rtol = float(check.get("rtol") or 0.0)
     probes = probes_for_check(signature, check)

@@ -36,7 +36,8 @@ def test_digits_cnn_trains_well_and_imports_from_the_cli(
     out, err = capsys.readouterr()
     assert code == 0, err
     doc = orjson.loads(out)
-    assert doc["inputs"] == [{"name": "image", "dtype": "float32", "shape": [None, 8, 8, 1]}]
+    image = {"resize": "bilinear", "formats": ["JPEG", "PNG"], "max_pixels": 40_000_000}  # takes JPEG/PNG too
+    assert doc["inputs"] == [{"name": "image", "dtype": "float32", "shape": [None, 8, 8, 1], "image": image}]
     assert doc["outputs"][0]["name"] == "digit" and doc["outputs"][0]["class_labels"][9] == "9"
     served = ModelLoader(registry=Registry(bucket=s3_moto), cache_dir=tmp_path / "c").get(
         "digits", "production"

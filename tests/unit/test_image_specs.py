@@ -50,7 +50,8 @@ def test_requirements_are_the_extras_expanded_plus_the_base_images_stand_ins() -
     specs = discover(ROOT)
     predict = requirements(specs["predict"], ROOT / "pyproject.toml")
     assert predict[0] == "awslambdaric==4.2.2"  # what the Lambda base image runs the handler with
-    assert set(predict[1:]) == {r for r in EXTRAS["predict"] + EXTRAS["serving"] if not r.startswith("maas[")}
+    own = EXTRAS["predict"] + EXTRAS["serving"] + EXTRAS["raw-inputs"]
+    assert set(predict[1:]) == {r for r in own if not r.startswith("maas[")}
     assert not any(r.startswith(("pyarrow", "pandas", "tensorflow", "matplotlib")) for r in predict)
     train = requirements(specs["train"], ROOT / "pyproject.toml")
     assert train[0] == "tensorflow-cpu==2.21.0"  # stands in for the GPU base image's TensorFlow
@@ -59,7 +60,9 @@ def test_requirements_are_the_extras_expanded_plus_the_base_images_stand_ins() -
 
 def test_function_extras_hold_no_dev_tooling() -> None:
     dev_only = ("pytest", "moto", "psutil", "pyyaml", "aws-sam-cli", "ruff", "mypy", "pandas", "localstack")
-    for extra in ("serving", "predict", "batch", "queue", "launcher", "guard", "authorizer", "train-job"):
+    extras = ("serving", "raw-inputs", "predict", "batch", "queue", "launcher", "guard", "authorizer")
+    extras += ("train-job",)
+    for extra in extras:
         for requirement in EXTRAS[extra]:
             assert not requirement.lower().startswith(dev_only), (extra, requirement)
 

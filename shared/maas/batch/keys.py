@@ -8,11 +8,13 @@ An object dropped into the ingest bucket is scored when its key reads::
 - ``@<version>``: digits pin a version (``ref@3``); any other name is an alias (``ref@production``).
   Without ``@`` the model's ``latest`` complete version scores the file.
 - ``<path>``: one or more ``/``-separated segments (no empty, ``.`` or ``..`` segment). Its extension
-  chooses the format: ``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``/``.pq``, ``.npy``, ``.npz``.
+  chooses the format: ``.csv``, ``.jsonl``/``.ndjson``, ``.parquet``/``.pq``, ``.npy``, ``.npz``, or an
+  encoded image ``.jpg``/``.jpeg``/``.png`` for a model with an image input (one prediction per file).
 
 The results land in the results bucket under the same relative path::
 
     predictions/<model>[@<selector>]/<path>                 the scored rows, same format as the input
+    predictions/<model>[@<selector>]/<path>.json            an image file's prediction (a JSON object)
     predictions/<model>[@<selector>]/<path>.errors.jsonl    rejected rows (only when there are any)
     predictions/<model>[@<selector>]/<path>._report.json    the report, written LAST (= completion marker)
     _work/<model>[@<selector>]/<path>/<input tag>/...        fan-out parts (temporary, deleted on completion)
@@ -42,7 +44,12 @@ _EXTENSIONS = {
     ".pq": "parquet",
     ".npy": "npy",
     ".npz": "npz",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".png": "image",
 }
+# formats whose output is not the input's format: the output key gets this suffix
+_OUTPUT_SUFFIX = {"image": ".json"}
 MAX_KEY_BYTES = 1024
 
 
@@ -58,7 +65,7 @@ class BatchKey:
     model: str
     selector: str | None  # "3" (version), "production" (alias) or None (latest)
     path: str  # "a/b.csv"
-    format: str  # csv | jsonl | parquet | npy | npz
+    format: str  # csv | jsonl | parquet | npy | npz | image
 
     @property
     def version(self) -> int | None:
@@ -76,15 +83,15 @@ class BatchKey:
 
     @property
     def output_key(self) -> str:
-        return PREDICTIONS_PREFIX + self.relative
+        return PREDICTIONS_PREFIX + self.relative + _OUTPUT_SUFFIX.get(self.format, "")
 
     @property
     def errors_key(self) -> str:
-        return self.output_key + ERRORS_SUFFIX
+        return PREDICTIONS_PREFIX + self.relative + ERRORS_SUFFIX
 
     @property
     def report_key(self) -> str:
-        return self.output_key + REPORT_SUFFIX
+        return PREDICTIONS_PREFIX + self.relative + REPORT_SUFFIX
 
     def work_prefix(self, input_tag: str) -> str:
         """Temporary prefix of one input version's fan-out parts."""
@@ -129,7 +136,10 @@ def parse_key(key: str) -> BatchKey:
     name = segments[-1].lower()
     fmt = next((f for ext, f in _EXTENSIONS.items() if name.endswith(ext)), None)
     if fmt is None:
-        raise InvalidKey("unsupported file extension: use .csv, .jsonl, .ndjson, .parquet, .pq, .npy or .npz")
+        raise InvalidKey(
+            "unsupported file extension: use .csv, .jsonl, .ndjson, .parquet, .pq, .npy, .npz, "
+            "or .jpg, .jpeg, .png (one image)"
+        )
     if name.endswith((ERRORS_SUFFIX, REPORT_SUFFIX)):
         raise InvalidKey("file name uses a suffix reserved for outputs")
     return BatchKey(key=key, model=model, selector=selector if at else None, path=path, format=fmt)

@@ -2,9 +2,11 @@
 
 A tensor model is any model that is not tabular (``InputSpec.tabular``): images, sequences, several
 named inputs or outputs. Its rows come from ``.npy`` (one input, any rank), ``.npz`` (one array per
-input) or JSON Lines (nested lists, or one object per row keyed by input name). A row whose values do
-not fit an input (NaN or Infinity in a float input, a non-integer or out-of-range value in an integer
-one) is rejected alone with a reason naming the input, never its values; the rest are scored.
+input), JSON Lines (nested lists, or one object per row keyed by input name; an image input also takes
+``{"b64": "..."}``) or Parquet (nested lists; an image input also takes a binary column of JPEG/PNG).
+A row whose values do not fit an input (NaN or Infinity in a float input, a non-integer or
+out-of-range value in an integer one, an image that does not decode) is rejected alone with a reason
+naming the input, never its values; the rest are scored.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from maas.batch.common import InputSpec, RowError, UnreadableInput, all_finite
+from maas.protocols.errors import ProtocolError
+from maas.protocols.images import decode_images
 from maas.protocols.tensors import Signature, TensorSpec, expects, shape_str
 
 
@@ -51,6 +55,16 @@ def check_rows(
     target = tspec.np_dtype
     bad: np.ndarray = np.zeros(n, dtype=bool)
     reason = ""
+    if tspec.image is not None and arr.dtype == object:  # encoded JPEG/PNG bytes (a Parquet binary column)
+        return _decode_rows(arr, tspec, row_numbers)
+    if tspec.is_string:  # raw text / categories for the model's own preprocessing
+        is_text = np.fromiter((isinstance(v, str | bytes) for v in flat.reshape(-1)), bool, flat.size)
+        bad = np.asarray(~is_text.reshape(n, -1).all(axis=1)) if n else bad
+        errors = [
+            RowError(int(row_numbers[i]), f"{expects(tspec)} takes text; send a string")
+            for i in np.flatnonzero(bad)
+        ]
+        return ~bad, arr.astype(object), errors
     if arr.dtype.kind not in "biuf":
         raise UnreadableInput(f"{expects(tspec)}: the file holds {arr.dtype} values; send numbers")
     if target.kind == "f":
@@ -79,6 +93,23 @@ def check_rows(
         cast = flat.astype(np.bool_)
     errors = [RowError(int(row_numbers[i]), reason) for i in np.flatnonzero(bad)]
     return ~bad, cast.reshape(arr.shape), errors
+
+
+def _decode_rows(
+    blobs: np.ndarray, tspec: TensorSpec, row_numbers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[RowError]]:
+    """Each row's encoded image decoded alone (Pillow), so a bad image rejects its row with the reason."""
+    n = blobs.shape[0]
+    out = np.zeros((n, *tspec.row_shape), dtype=tspec.np_dtype)
+    good = np.ones(n, dtype=bool)
+    errors: list[RowError] = []
+    for i, blob in enumerate(blobs.reshape(n).tolist()):
+        try:
+            out[i] = decode_images([blob], tspec, "column")[0]
+        except ProtocolError as exc:
+            good[i] = False
+            errors.append(RowError(int(row_numbers[i]), exc.message.removeprefix("column: ")))
+    return good, out, errors
 
 
 def check_inputs(
@@ -158,6 +189,19 @@ def from_arrow(column: pa.Array | pa.ChunkedArray, tspec: TensorSpec) -> tuple[n
     """
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     n = len(col)
+    if tspec.image is not None and (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+        # encoded JPEG/PNG, one per row: decoded by check_rows (a bad image rejects only its row)
+        good = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.asarray(pc.fill_null(col, b"").to_numpy(zero_copy_only=False), dtype=object), good
+    if tspec.is_string and not tspec.row_shape:  # raw text / categories: one string (or bytes) per row
+        if not (
+            pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_binary(col.type)
+        ):
+            raise UnreadableInput(
+                f"column '{tspec.name}' is {col.type}; {expects(tspec)} takes text (a string column)"
+            )
+        good = np.asarray(col.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.asarray(pc.fill_null(col, "").to_numpy(zero_copy_only=False), dtype=object), good
     good = np.ones(n, dtype=bool)
     owner = np.arange(n)  # the row each element of the current level belongs to
     level: pa.Array = col

@@ -24,7 +24,7 @@ from typing import Any
 
 #: Areas run by ``maas bench all``, in this order. ``http`` (the bounded load test against the local
 #: stack, `maas.bench.http_load`) is run on request only because it needs `maas local up`.
-AREAS: tuple[str, ...] = ("load", "predict", "batch", "explain", "cnn")
+AREAS: tuple[str, ...] = ("load", "predict", "batch", "explain", "cnn", "raw")
 #: Areas that exist but are not part of ``all``.
 EXTRA_AREAS: dict[str, str] = {"http": "maas.bench.http_load"}
 

@@ -20,8 +20,8 @@ def register(subparsers: Any) -> None:
         "bench",
         help="run the benchmarks (figure, naive baseline, ratio, target) and write JSON",
         description=(
-            "Run the benchmarks of each area (load, predict, batch, explain, cnn) and print a table of each "
-            "figure, the naive baseline measured in the same run, their ratio and the target. "
+            "Run the benchmarks of each area (load, predict, batch, explain, cnn, raw) and print a table of "
+            "each figure, the naive baseline measured in the same run, their ratio and the target. "
             "Writes JSON (default bench-results/bench.json).\n\n" + HTTP_HELP
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -24,6 +24,11 @@ TFSERVING_PREDICT: dict[str, Any] = {
         "inputs": {
             "description": "One tensor (nested list, rows first) or an object of input name -> tensor"
         },
+        "labels": {
+            "type": "boolean",
+            "default": False,
+            "description": "Also answer `labels`: each row's top class label (models imported with labels)",
+        },
     },
     "example": {"instances": [[0.1, 0.2, 0.3]]},
 }
@@ -66,7 +71,17 @@ V2_INFER: dict[str, Any] = {
         "inputs": {"type": "array", "items": V2_TENSOR, "minItems": 1},
         "outputs": {
             "type": "array",
-            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "parameters": {
+                        "type": "object",
+                        "description": 'e.g. {"classification": 3}: the top 3 as "score:index:label" strings',
+                    },
+                },
+            },
         },
     },
 }

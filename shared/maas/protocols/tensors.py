@@ -13,6 +13,7 @@ import numpy as np
 from maas_models.signature import NUMPY_DTYPES, Signature, TensorSpec, shape_str
 
 from maas.protocols.errors import PayloadTooLarge, ProtocolError
+from maas.protocols.images import decode_images, looks_encoded
 
 __all__ = [
     "NUMPY_DTYPES",
@@ -78,8 +79,16 @@ def to_array(
     the data in messages (default: the input, its dtype and shape).
     """
     what = label or expects(spec)
+    if spec.image is not None and looks_encoded(value):  # JPEG/PNG for an image-tensor input
+        return decode_images(value, spec, where)
     if spec.is_string:
-        return np.asarray(value, dtype=object)
+        arr = np.asarray(value, dtype=object)
+        for item in arr.reshape(-1):  # text inputs (a model's own preprocessing tokenizes them)
+            if not isinstance(item, str | bytes):
+                raise ProtocolError(
+                    f"{where}: {what} takes text, got {type(item).__name__}; send strings (numbers as \"52\")"
+                )
+        return arr
     if spec.dtype == "bool":
         raw = _as_array(value, None, spec, where, what)
         if raw.dtype != np.bool_ and raw.size:

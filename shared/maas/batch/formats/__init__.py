@@ -1,9 +1,11 @@
-"""Batch file formats: CSV, JSON Lines, Parquet, .npy and .npz behind one interface (``Format``)."""
+"""Batch file formats: CSV, JSON Lines, Parquet, .npy, .npz and one image file behind one interface
+(``Format``)."""
 
 from __future__ import annotations
 
 from maas.batch.formats.base import Format, Writer
 from maas.batch.formats.csv import CsvFormat
+from maas.batch.formats.image import ImageFormat
 from maas.batch.formats.jsonl import JsonlFormat
 from maas.batch.formats.npy import NpyFormat
 from maas.batch.formats.npz import NpzFormat
@@ -15,6 +17,7 @@ _FORMATS: dict[str, type[Format]] = {
     "parquet": ParquetFormat,
     "npy": NpyFormat,
     "npz": NpzFormat,
+    "image": ImageFormat,
 }
 
 
@@ -26,6 +29,7 @@ def get_format(name: str) -> Format:
 __all__ = [
     "CsvFormat",
     "Format",
+    "ImageFormat",
     "JsonlFormat",
     "NpyFormat",
     "NpzFormat",

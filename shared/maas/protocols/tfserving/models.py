@@ -26,6 +26,7 @@ class PredictRequest:
     format: RequestFormat
     payload: Any
     signature_name: str = DEFAULT_SIGNATURE
+    labels: bool = False  # maas extension: also answer each row's top class label ("labels": true)
 
     @property
     def named(self) -> bool:

@@ -20,7 +20,7 @@ from maas.protocols.tensors import (
 )
 from maas.protocols.tfserving.models import DEFAULT_SIGNATURE, PredictRequest, RequestFormat, _is_b64
 
-_KNOWN_KEYS = frozenset({"instances", "inputs", "signature_name"})
+_KNOWN_KEYS = frozenset({"instances", "inputs", "signature_name", "labels"})
 EXAMPLE = '{"instances": [[0.1, 0.2, ...]]} or {"inputs": {"<input name>": [[0.1, 0.2, ...]]}}'
 
 
@@ -41,17 +41,20 @@ def parse_predict_request(body: Any) -> PredictRequest:
         signature = DEFAULT_SIGNATURE
     elif not isinstance(signature, str):
         raise ProtocolError("'signature_name' must be a string")
+    labels = body.get("labels", False)
+    if not isinstance(labels, bool):
+        raise ProtocolError(f"'labels' must be true or false, got {labels!r}")
     if has_instances:
         payload = body["instances"]
         if not isinstance(payload, list):
             raise ProtocolError("'instances' must be a list with one entry per row, e.g. [[0.1, 0.2, ...]]")
         if not payload:
             raise ProtocolError("'instances' is empty: send at least one row")
-        return PredictRequest(RequestFormat.ROW, payload, signature)
+        return PredictRequest(RequestFormat.ROW, payload, signature, labels)
     payload = body["inputs"]
     if payload is None or payload == [] or payload == {}:
         raise ProtocolError("'inputs' is empty: send at least one row")
-    return PredictRequest(RequestFormat.COLUMNAR, payload, signature)
+    return PredictRequest(RequestFormat.COLUMNAR, payload, signature, labels)
 
 
 def bind_inputs(
@@ -78,6 +81,9 @@ def bind_inputs(
     for name, arr in bound.items():
         check_limits(arr.shape[0] if arr.ndim else 1, arr.size, max_rows, max_elements, f"input '{name}'")
     rows = {arr.shape[0] for arr in bound.values() if arr.ndim}
+    if 0 in rows:  # e.g. {"inputs": {"review": []}}: a text input takes a flat list, so [] has the shape
+        empty = next(n for n, a in bound.items() if a.ndim and not a.shape[0])
+        raise ProtocolError(f"inputs: input '{empty}' has no rows: send at least one")
     if len(rows) > 1:
         counts = ", ".join(f"'{n}': {a.shape[0]}" for n, a in bound.items())
         raise ProtocolError(f"inputs: every input needs the same number of rows, got {counts}")

@@ -6,6 +6,7 @@
 - `response`:  build `/infer` responses (requested outputs only, flattened row-major data).
 - `metadata`:  server/model metadata, health and readiness documents.
 - `binary`:    the binary tensor data extension (Inference-Header-Content-Length framing).
+- `classification`: the classification extension (top-k "score:index:label" strings per output).
 """
 
 from maas.protocols.v2.datatypes import DATATYPES, from_numpy_dtype

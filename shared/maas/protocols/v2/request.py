@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from maas.protocols.errors import ProtocolError
+from maas.protocols.images import decode_images
 from maas.protocols.tensors import (
     DEFAULT_MAX_ELEMENTS,
     Signature,
@@ -132,6 +133,14 @@ def bind_inputs(
         where = f"inputs['{spec.name}']"
         count = math.prod(inp.shape)
         check_limits(inp.shape[0] if inp.shape else 1, count, max_rows, max_elements, where)
+        if spec.image is not None and inp.datatype == "BYTES":
+            # one encoded image per row, base64 in JSON (parameters.content_type "base64") or raw
+            # bytes from the binary extension: decoded to [N, H, W, C]
+            if len(inp.shape) != 1:
+                raise ProtocolError(f"{where}: encoded images take shape [N] (one per row), got {inp.shape}")
+            images = decode_images(inp.data, spec, where, base64_strings=True)
+            out[spec.name] = check_shape(images, spec, where)
+            continue
         arr = _wire_array(inp, spec, where, check_bools)
         if arr.size != count:
             raise ProtocolError(

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from maas.protocols import tfserving
-from maas.protocols.errors import MethodNotAllowed
+from maas.protocols.errors import MethodNotAllowed, ProtocolError
 from maas.serving.routes.common import (
     STATE,
     json_response,
@@ -30,15 +30,22 @@ def _predict(model: str, version: str | None = None, label: str | None = None) -
     request = tfserving.parse_predict_request(body)
     svc = service()
     loaded = svc.get(model, version, label)
+    signature = svc.signature(loaded)
+    labels = {s.name: s.class_labels for s in signature.outputs if s.class_labels} if request.labels else None
+    if request.labels and not labels:
+        raise ProtocolError(
+            f"model {loaded.ref.name!r} has no class labels to answer 'labels' with: import it with "
+            "--class-labels, or leave 'labels' out"
+        )
     inputs = tfserving.bind_inputs(
         request,
-        svc.signature(loaded),
+        signature,
         max_rows(),
         check_bools=may_hold_bools,
         max_elements=STATE.settings.max_elements,
     )
     outputs = predict_recorded("tfserving", svc, loaded, inputs, started)
-    return model_response(tfserving.predict_response(request.format, outputs), loaded.ref)
+    return model_response(tfserving.predict_response(request.format, outputs, labels), loaded.ref)
 
 
 @router.post(

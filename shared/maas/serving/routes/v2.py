@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from maas import __version__
 from maas.protocols import v2
 from maas.protocols.v2 import binary
+from maas.protocols.v2.classification import classify, requested_top_k
 from maas.protocols.v2.response import check_requested_outputs
 from maas.serving.routes.common import (
     STATE,
@@ -87,6 +88,7 @@ def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     loaded = svc.get(model, version)
     signature = svc.signature(loaded)
     check_requested_outputs(request, signature.output_names)
+    requested_top_k(request)  # a bad classification parameter is a 400 before the model runs
     inputs = v2.bind_inputs(
         request,
         signature,
@@ -94,7 +96,7 @@ def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
         check_bools=may_hold_bools,
         max_elements=STATE.settings.max_elements,
     )
-    outputs = predict_recorded("v2", svc, loaded, inputs, started)
+    outputs = classify(request, predict_recorded("v2", svc, loaded, inputs, started), signature)
     ref = loaded.ref
     response = v2.infer_response(request, ref.name, str(ref.version), outputs)
     as_binary = binary.binary_outputs(request, [o.name for o in response.outputs])
