@@ -80,13 +80,10 @@ def test_text_builder_trains_evaluates_and_publishes(s3_moto: str, tmp_path: Pat
     code, lines, summary = finish(start(write_spec(tmp_path, doc), tmp_path, f"job-{uuid.uuid4().hex[:8]}"))
     assert code == 0, "".join(lines[-40:])
     assert [int(m.group(1)) for line in lines if (m := EPOCH.search(line))] == [1, 2, 3]
-    # trained and evaluated, but string inputs cannot be served before the preprocessing issue (14):
-    # nothing in the registry, the trained model and its card kept beside the checkpoints
-    assert summary["status"] == "trained_not_published" and summary["version"] is None, summary
-    assert no_versions(s3_moto, "reviews")
-    kept = boto3.client("s3").list_objects_v2(Bucket=s3_moto, Prefix="checkpoints/reviews/")["Contents"]
-    names = {"/".join(o["Key"].split("/")[-2:]) for o in kept}
-    assert {"trained/model.keras", "trained/card.json"} <= names
+    # string inputs: the import splits TextVectorization off into numpy preprocessing (issue 14), checked
+    # against Keras, so the text model is published like any other
+    assert summary["status"] == "published" and summary["version"] == 1, summary
+    assert versions(s3_moto, "reviews")
     accuracy = [float(m.group(1)) for line in lines if (m := re.search(r"held-out accuracy=([0-9.]+)", line))]
     assert accuracy and accuracy[0] >= 0.6
 

@@ -196,9 +196,9 @@ def publish_model(
 
 
 def _keep_unpublished(model: Any, card_dir: Path, result: RunResult, reason: str) -> None:
-    """A trained Keras model the registry cannot serve yet (string inputs: TextVectorization needs the
-    preprocessing issue): kept as ``<checkpoint_uri>/trained/model.keras`` with its card, for a later
-    ``maas models import``; the run ends "trained_not_published" (exit 0: the training itself worked)."""
+    """A trained Keras model the import refuses (an op or a preprocessing layer it cannot reproduce):
+    kept as ``<checkpoint_uri>/trained/model.keras`` with its card, for a later ``maas models import``;
+    the run ends "trained_not_published" (exit 0: the training itself worked)."""
     from maas.training import storage
 
     target = storage.join(result.checkpoint_uri, "trained")
