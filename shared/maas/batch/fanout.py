@@ -49,17 +49,10 @@ import orjson
 from maas.batch.common import InputSpec, Timings, UnreadableInput
 from maas.batch.context import BatchContext, Job, now_iso
 from maas.batch.formats import Format, get_format
-from maas.batch.io import (
-    InputChanged,
-    S3MultipartSink,
-    S3Source,
-    delete_keys,
-    delete_prefix,
-    get_json,
-    put_json,
-)
+from maas.batch.io import InputChanged, S3MultipartSink, S3Source
 from maas.batch.log import logger
 from maas.batch.monitor import DriftCounter
+from maas.batch.objects import delete_keys, delete_prefix, get_json, put_json
 from maas.batch.publish import (
     add_drift,
     audit_file,

@@ -51,9 +51,10 @@ from maas.batch.common import UnreadableInput
 from maas.batch.context import BatchContext, Job
 from maas.batch.fanout import start_fanout
 from maas.batch.formats import get_format
-from maas.batch.io import InputChanged, S3Source, get_json, is_not_found
+from maas.batch.io import InputChanged, S3Source
 from maas.batch.keys import InvalidKey, decode_event_key, parse_key
 from maas.batch.log import logger
+from maas.batch.objects import get_json, is_not_found
 from maas.batch.publish import same_input, superseded, write_failed
 from maas.batch.scoring import PERMANENT_MODEL_ERRORS, resolve_scorer, score_whole
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from maas.batch.common import Timings
 from maas.batch.context import BatchContext, Job, now_iso
-from maas.batch.io import delete_keys, get_json, put_json
 from maas.batch.log import logger
 from maas.batch.monitor import DriftCounter, emit_drift
+from maas.batch.objects import delete_keys, get_json, put_json
 
 REPORT_SCHEMA_VERSION = 1
 

@@ -10,9 +10,10 @@ from maas_models.errors import InvalidInput, InvalidModelName, ModelNotFound
 
 from maas.batch.common import Scorer, UnreadableInput
 from maas.batch.context import BatchContext, Job
-from maas.batch.io import InputChanged, S3MultipartSink, S3Source, delete_keys, put_json
+from maas.batch.io import InputChanged, S3MultipartSink, S3Source
 from maas.batch.log import logger
 from maas.batch.monitor import DriftCounter
+from maas.batch.objects import delete_keys, put_json
 from maas.batch.publish import add_drift, audit_file, job_event, make_report, newer_input_scored, write_failed
 from maas.batch.runner import aborting, score_range
 
