@@ -18,11 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
-import shutil
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -68,29 +63,13 @@ def cached_keras(name: str, *, seed: int = 0, cache_root: Path | None = None, ti
     """The trained example's .keras file, built once (in a subprocess: the caller need not import
     TensorFlow) under .cache/examples/<name>-<hash of the example code>/."""
     example(name)  # KeyError for an unknown name
-    from maas_models.reference import project_root
+    from maas_models.reference import build_once, project_root
 
     root = cache_root or project_root() / ".cache" / "examples"
     target = root / f"{name}-{_source_hash(name, seed)}"
     if (target / f"{name}.keras").is_file():
         return target / f"{name}.keras"
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex}"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(
-        [sys.executable, "-m", "maas_examples", name, str(tmp), "--seed", str(seed)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"building example {name} failed:\n{proc.stderr[-4000:]}")
-    try:
-        tmp.rename(target)
-    except OSError:  # another process won the race; its build is the same code
-        shutil.rmtree(tmp, ignore_errors=True)
+    build_once(target, ["-m", "maas_examples", name], seed, f"example {name}", timeout)
     return target / f"{name}.keras"
 
 

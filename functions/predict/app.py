@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 from maas.rai import hooks as rai  # noqa: E402
 from maas.rollout import hooks as rollout  # noqa: E402
 from maas.serving.http import dispatch  # noqa: E402
-from maas.serving.observability import logger, metrics, tracer  # noqa: E402
+from maas.serving.observability import count_invocation, logger, tracer  # noqa: E402
 from maas.serving.routes.common import configure  # noqa: E402
 
 if TYPE_CHECKING:
@@ -33,9 +33,9 @@ elif service.preloaded:
 
 
 @logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    count_invocation(context)  # ColdStart on this environment's first request
     request = rai.begin_request()  # this request's audit notes, filled while it is served
     started = rollout.begin_request(event)  # sticky key for a canary split: X-Maas-Sticky-Key or the caller
     response: dict[str, Any] | None = None

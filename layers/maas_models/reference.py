@@ -42,11 +42,18 @@ def cached_reference_export(seed: int = 0, cache_root: Path | None = None, timeo
     target = root / f"ref-{export_hash(seed)}" if seed == 0 else root / f"ref-s{seed}-{export_hash(seed)}"
     if (target / "metadata.json").is_file():
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{uuid.uuid4().hex}"
+    build_once(target, ["-m", "maas_models.export"], seed, "the reference export", timeout)
+    return target
+
+
+def build_once(target: Path, module: list[str], seed: int, what: str, timeout: float) -> None:
+    """Build `target` by running `python <module> TMP --seed SEED` (TensorFlow stays in the subprocess),
+    then rename TMP into place: a half-built folder is never seen, and concurrent builders race safely."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(
-        [sys.executable, "-m", "maas_models.export", str(tmp), "--seed", str(seed)],
+        [sys.executable, *module, str(tmp), "--seed", str(seed)],
         env=env,
         capture_output=True,
         text=True,
@@ -54,9 +61,8 @@ def cached_reference_export(seed: int = 0, cache_root: Path | None = None, timeo
     )
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"building the reference export failed:\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"building {what} failed:\n{proc.stderr[-4000:]}")
     try:
         tmp.rename(target)
-    except OSError:  # another process won the race; its export is identical
+    except OSError:  # another process won the race; its build is the same code
         shutil.rmtree(tmp, ignore_errors=True)
-    return target

@@ -229,23 +229,7 @@ class Rollouts:
         numbers: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """All traffic back to the baseline; the candidate keeps its version, the rollout block goes."""
-        record, etag, rollout = self._require(name, alias, rollout_id)
-        who = actor or default_actor()
-        new = {k: v for k, v in record.items() if k != ROLLOUT}
-        new.update(updated_at=utc_now(), by=who, reason=reason)
-        self.write(name, alias, new, etag)
-        self._event(
-            "canary_rollback",
-            name,
-            alias,
-            rollout.candidate,
-            who,
-            reason=reason,
-            baseline=int(record["version"]),
-            weight=rollout.weight,
-            numbers=numbers,
-        )
-        return new
+        return self._finish(name, alias, "canary_rollback", False, reason, actor, rollout_id, numbers)
 
     def complete(
         self,
@@ -258,21 +242,30 @@ class Rollouts:
         numbers: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The candidate becomes the alias's only version (a full promotion; gates were checked at start)."""
+        return self._finish(name, alias, "canary_complete", True, reason, actor, rollout_id, numbers)
+
+    def _finish(
+        self,
+        name: str,
+        alias: str,
+        event: str,
+        promote: bool,
+        reason: str | None,
+        actor: str | None,
+        rollout_id: str | None,
+        numbers: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """End the rollout: the rollout block goes, and the alias moves to the candidate if `promote`."""
         record, etag, rollout = self._require(name, alias, rollout_id)
         who = actor or default_actor()
+        before = int(record["version"])
         new = {k: v for k, v in record.items() if k != ROLLOUT}
-        new.update(version=rollout.candidate, updated_at=utc_now(), by=who, reason=reason)
-        self.write(name, alias, new, etag)
-        self._event(
-            "canary_complete",
-            name,
-            alias,
-            rollout.candidate,
-            who,
-            reason=reason,
-            previous_version=int(record["version"]),
-            numbers=numbers,
+        new.update(
+            version=rollout.candidate if promote else before, updated_at=utc_now(), by=who, reason=reason
         )
+        self.write(name, alias, new, etag)
+        versions = {"previous_version": before} if promote else {"baseline": before, "weight": rollout.weight}
+        self._event(event, name, alias, rollout.candidate, who, reason=reason, numbers=numbers, **versions)
         return new
 
     def advance(

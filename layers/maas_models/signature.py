@@ -196,6 +196,15 @@ class Signature:
     def output_names(self) -> list[str]:
         return [s.name for s in self.outputs]
 
+    def single(self) -> tuple[TensorSpec, TensorSpec]:
+        """The one input and the one output, for `predict(x)`; InvalidInput for a model with several."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            raise InvalidInput(
+                f"this model takes inputs {self.input_names} and returns outputs {self.output_names}: "
+                "use predict_named({name: array, ...})"
+            )
+        return self.inputs[0], self.outputs[0]
+
     def describe_inputs(self) -> str:
         return ", ".join(f"{s.name!r} ({s.describe()})" for s in self.inputs)
 

@@ -25,6 +25,8 @@ from maas.local import LocalConfig
 from maas.local.envs import Environments, ImageEnv
 from maas_executor.sandbox import Result, Sandbox
 
+from tests.training_queue import create_training_queue
+
 ACCOUNT = "000000000000"  # the account the sample events' bucket names carry (LocalStack's)
 REGION = "us-east-1"
 
@@ -97,30 +99,7 @@ def _training_queue(endpoint: str) -> None:
         method="POST",
     )
     urllib.request.urlopen(request, timeout=10).close()
-    role = boto3.client("iam").create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")
-    batch = boto3.client("batch")
-    ce = batch.create_compute_environment(
-        computeEnvironmentName="maas-training-fidelity",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role["Role"]["Arn"],
-    )
-    batch.create_job_queue(
-        jobQueueName="maas-training",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
-    )
-    batch.register_job_definition(
-        jobDefinitionName="maas-training",
-        type="container",
-        parameters={"spec": ""},
-        containerProperties={
-            "image": "maas-train:latest",
-            "command": ["maas-train", "--spec", "Ref::spec"],
-            "resourceRequirements": [{"type": "VCPU", "value": "4"}, {"type": "MEMORY", "value": "15000"}],
-        },
-    )
+    create_training_queue(compute_environment="maas-training-fidelity")
 
 
 class EnvHandler:

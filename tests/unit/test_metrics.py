@@ -17,7 +17,10 @@ import orjson
 import pytest
 from maas_models import metrics
 
+from tests.apigw import Client, predict_app
 from tests.source import tracked
+
+__all__ = ["predict_app"]  # the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared/maas", "layers/maas_models", "functions", "jobs")
@@ -114,15 +117,24 @@ def test_drift_metrics() -> None:
     }
 
 
-def test_powertools_metrics_share_the_namespace_and_scheme() -> None:
-    from maas.serving.observability import NAMESPACE
-    from maas.serving.observability import metrics as powertools_metrics
+def test_predict_counts_its_cold_start_and_errors_through_the_one_emitter(predict_app: Any) -> None:
+    from maas.serving import observability
 
-    assert NAMESPACE == metrics.namespace() == "maas"
-    powertools_metrics.add_metric(name="ClientErrors", unit="Count", value=1)
-    doc = powertools_metrics.serialize_metric_set()
-    powertools_metrics.clear_metrics()
-    check(doc)
+    records: list[dict[str, Any]] = []
+    previous = metrics.set_sink(records.append)
+    observability._ColdStart.pending = True  # as in a fresh execution environment
+    try:
+        client = Client(predict_app.handler)
+        assert client.post("/v1/models/ref:predict", json={"instances": [[0.0]]}).status == 400
+        assert client.get("/v1/models/ref").status == 200
+    finally:
+        metrics.set_sink(previous)
+    for doc in records:
+        check(doc)
+    counted = [name for doc in records for name in doc if name[0].isupper()]
+    assert counted.count("ColdStart") == 1 and counted.count("ClientErrors") == 1, counted
+    cold = next(doc for doc in records if "ColdStart" in doc)
+    assert sorted(cold["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) == ["function_name", "service"]
 
 
 def test_every_emit_call_site_names_its_dimensions_by_the_scheme() -> None:

@@ -3,6 +3,7 @@ input never produces a 500 (table of cases + a Hypothesis fuzz of bodies)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import boto3
@@ -121,7 +122,7 @@ def test_405_carries_allow(rest: Client):
 def test_body_over_the_limit_is_413(rest: Client, monkeypatch):
     from maas.serving.routes.common import STATE
 
-    monkeypatch.setattr(STATE, "max_body_bytes", 1000)
+    monkeypatch.setattr(STATE, "settings", dataclasses.replace(STATE.settings, max_body_bytes=1000))
     r = rest.post("/v1/models/ref:predict", json={"instances": [ROW] * 5})
     check_error(r, 413, "MAAS_MAX_BODY_BYTES")
     r = rest.post("/v1/models/ref:predict", json={"instances": [ROW] * 5}, base64_body=True)
@@ -136,7 +137,7 @@ def test_default_body_limit_is_6_mb(rest: Client):
 def test_more_rows_than_the_cap_is_413(rest: Client, monkeypatch):
     from maas.serving.routes.common import STATE
 
-    monkeypatch.setattr(STATE, "max_rows", 4)
+    monkeypatch.setattr(STATE, "settings", dataclasses.replace(STATE.settings, max_rows=4))
     check_error(rest.post("/v1/models/ref:predict", json={"instances": [ROW] * 5}), 413, "MAAS_MAX_ROWS")
     v2 = {"inputs": [{**V2_INPUT, "shape": [5, 100], "data": ROW * 5}]}
     check_error(rest.post("/v2/models/ref/infer", json=v2), 413, "MAAS_MAX_ROWS")
@@ -151,12 +152,27 @@ def test_max_rows_comes_from_the_environment(predict_app, monkeypatch):
     monkeypatch.setenv("MAAS_MAX_BODY_BYTES", "123456")
     configure(service)
     try:
-        assert (STATE.max_rows, STATE.max_body_bytes) == (2, 123456)
+        assert (STATE.settings.max_rows, STATE.settings.max_body_bytes) == (2, 123456)
         r = Client(predict_app.handler).post("/v1/models/ref:predict", json={"instances": [ROW] * 3})
         check_error(r, 413, "limit is 2")
     finally:
         monkeypatch.delenv("MAAS_MAX_ROWS")
         monkeypatch.delenv("MAAS_MAX_BODY_BYTES")
+        configure(service)
+
+
+def test_settings_are_constructed_not_patched(predict_app):
+    from maas.serving.config import ServingSettings
+    from maas.serving.routes.common import STATE, configure
+
+    service = STATE.service
+    configure(service, ServingSettings(max_rows=1, explain_max_rows=1))
+    try:
+        r = Client(predict_app.handler).post("/v1/models/ref:predict", json={"instances": [ROW] * 2})
+        check_error(r, 413, "limit is 1")
+        r = Client(predict_app.handler).post("/v1/models/ref:explain", json={"instances": [ROW]})
+        assert r.status == 200, r.body
+    finally:
         configure(service)
 
 

@@ -5,6 +5,7 @@ a 400 naming the input, its shape and dtype, never a 5xx."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,7 @@ def test_dtype_errors_name_the_input_shape_and_dtype(
 def test_limits_say_what_to_do_instead(rest: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     from maas.serving.routes.common import STATE
 
-    monkeypatch.setattr(STATE, "max_elements", 100)
+    monkeypatch.setattr(STATE, "settings", dataclasses.replace(STATE.settings, max_elements=100))
     r = rest.post("/v1/models/cnn:predict", json={"instances": [IMG_ROW, IMG_ROW]})
     assert r.status == 413 and "MAAS_MAX_ELEMENTS" in r.json["error"] and "ingest bucket" in r.json["error"]
     v2 = rest.post(

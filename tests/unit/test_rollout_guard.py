@@ -132,8 +132,10 @@ def test_guard_rolls_back_a_candidate_that_fails(stack: Any) -> None:
 def test_guard_steps_and_completes_a_healthy_canary(stack: Any) -> None:
     st = stack
     st.rollouts.start(
-        "ref", 3, "production", canary=20, step=40, bake_minutes=0, thresholds={"min_requests": 5}
-    )
+        "ref", 3, "production", canary=20, step=40, bake_minutes=0,
+        # p99 of a few requests on a loaded machine is noise: this test is about stepping, not latency
+        thresholds={"min_requests": 5, "max_p99_ratio": 1000.0},
+    )  # fmt: skip
     _send(st.client, 80)
     (first,) = st.guard.evaluate()
     assert first.action == "step" and first.applied

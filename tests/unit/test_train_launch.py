@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from tests.apigw import build_event
 from tests.handlers import load_handler
+from tests.training_queue import create_training_queue
 
 SPEC = {
     "model_name": "ref",
@@ -41,36 +42,11 @@ def batch_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     }.items():
         monkeypatch.setenv(key, value)
     with mock_aws(config={"batch": {"use_docker": False}}):
-        iam = boto3.client("iam")
-        role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        batch = boto3.client("batch")
-        ce = batch.create_compute_environment(
-            computeEnvironmentName="maas-training-spot", type="UNMANAGED", state="ENABLED", serviceRole=role
-        )
-        batch.create_job_queue(
-            jobQueueName="maas-training",
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce["computeEnvironmentArn"]}],
-        )
-        batch.register_job_definition(
-            jobDefinitionName="maas-training",
-            type="container",
-            parameters={"spec": ""},
-            containerProperties={
-                "image": "maas-train:latest",
-                "command": ["maas-train", "--spec", "Ref::spec"],
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "4"},
-                    {"type": "MEMORY", "value": "15000"},
-                    {"type": "GPU", "value": "1"},
-                ],
-            },
-        )
+        create_training_queue(compute_environment="maas-training-spot", gpu=True)
         monkeypatch.setenv("MAAS_TRAINING_JOB_QUEUE", "maas-training")
         monkeypatch.setenv("MAAS_TRAINING_JOB_DEFINITION", "maas-training")
         sent: list[dict[str, Any]] = []
-        yield {"batch": batch, "sent": sent}
+        yield {"batch": boto3.client("batch"), "sent": sent}
 
 
 def capture_submits(client: Any, sent: list[dict[str, Any]]) -> Any:

@@ -159,13 +159,7 @@ class LiteRTBackend:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The one output for the one input (any rank); InvalidInput for multi-input/output models."""
-        sig = self.signature
-        if len(sig.inputs) != 1 or len(sig.outputs) != 1:
-            raise InvalidInput(
-                f"this model takes inputs {sig.input_names} and returns outputs {sig.output_names}: "
-                "use predict_named({name: array, ...})"
-            )
-        spec = sig.inputs[0]
+        spec, _ = self.signature.single()
         return self._run([spec.check(x)])[0]
 
     def predict_named(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

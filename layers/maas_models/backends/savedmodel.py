@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from maas_models.errors import InvalidInput, ModelCorrupt
+from maas_models.errors import ModelCorrupt
 from maas_models.signature import Signature, TensorSpec, dtype_name
 
 
@@ -74,13 +74,8 @@ class SavedModelBackend:
         return self.signature.inputs[0].np_dtype
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        sig = self.signature
-        if len(sig.inputs) != 1 or len(sig.outputs) != 1:
-            raise InvalidInput(
-                f"this model takes inputs {sig.input_names} and returns outputs {sig.output_names}: "
-                "use predict_named({name: array, ...})"
-            )
-        return self.predict_named({sig.inputs[0].name: x})[sig.outputs[0].name]
+        spec, out = self.signature.single()
+        return self.predict_named({spec.name: x})[out.name]
 
     def predict_named(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         checked = self.signature.check_inputs(inputs)

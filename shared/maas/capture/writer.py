@@ -20,16 +20,16 @@ it never fails or delays the request beyond the masking and one serialisation (m
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import orjson
 
-from maas import settings
+from maas.rollout.puts import BufferedPuts
 
 log = logging.getLogger("maas.capture")
 PREFIX = "capture/"
@@ -73,62 +73,36 @@ def build_record(
     }
 
 
-class CaptureWriter:
+class CaptureWriter(BufferedPuts[dict[tuple[str, int, str], list[bytes]]]):
+    """Captured records, buffered per (model, version, hour) and written as JSONL objects."""
+
+    FAILURE_METRIC = "CaptureWriteFailed"
+
     def __init__(
         self, *, bucket: str | None = None, s3: Any = None, flush_seconds: float | None = None
     ) -> None:
-        self.bucket = bucket if bucket is not None else settings.env_str(settings.AUDIT_BUCKET)
-        self.flush_seconds = (
-            flush_seconds if flush_seconds is not None else settings.env_float(FLUSH_SECONDS, 10.0)
-        )
-        self._s3 = s3
-        self._lock = threading.Lock()
-        self._buffer: dict[tuple[str, int, str], list[bytes]] = {}
-        self._oldest: float | None = None
-        self.failures = 0
+        super().__init__(bucket=bucket, s3=s3, flush_seconds=flush_seconds, flush_env=FLUSH_SECONDS)
+
+    def _empty(self) -> dict[tuple[str, int, str], list[bytes]]:
+        return {}
 
     def add(self, record: dict[str, Any]) -> None:
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
         hour = record["ts"][:13].replace("-", "/").replace("T", "/")  # yyyy/mm/dd/hh
         with self._lock:
             self._buffer.setdefault((record["model"], int(record["version"]), hour), []).append(line)
-            if self._oldest is None:
-                self._oldest = time.monotonic()
+            self._touched()
 
-    def _client(self) -> Any:
-        if self._s3 is None:
-            from maas.rollout.stats import put_client
-
-            self._s3 = put_client()
-        return self._s3
-
-    def maybe_flush(self) -> int:
-        oldest = self._oldest
-        if oldest is None or time.monotonic() - oldest < self.flush_seconds:
-            return 0
-        return self.flush()
-
-    def flush(self) -> int:
-        with self._lock:
-            batches, self._buffer = self._buffer, {}
-            self._oldest = None
-        if not batches or not self.bucket:
-            return 0
-        written = 0
-        for (model, version, hour), lines in batches.items():
+    def _objects(
+        self, drained: dict[tuple[str, int, str], list[bytes]]
+    ) -> Iterable[tuple[str, str, bytes, str, int]]:
+        for (model, version, hour), lines in drained.items():
             key = f"{PREFIX}{model}/{version}/{hour}/{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.jsonl"
-            try:
-                self._client().put_object(
-                    Bucket=self.bucket, Key=key, Body=b"".join(lines), ContentType="application/x-ndjson"
-                )
-                written += 1
-            except Exception as exc:
-                self.failures += 1
-                log.warning("capture: %d records of %s:%s dropped (%s)", len(lines), model, version, exc)
-                from maas_models import metrics
+            yield model, key, b"".join(lines), "application/x-ndjson", len(lines)
 
-                metrics.emit("CaptureWriteFailed", model=model, error=type(exc).__name__)
-        return written
+    def _lost(self, model: str, records: int, exc: Exception) -> None:
+        log.warning("capture: %d records of %s dropped (%s)", records, model, exc)
+        super()._lost(model, records, exc)
 
 
 _default: CaptureWriter | None = None

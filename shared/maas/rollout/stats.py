@@ -20,7 +20,6 @@ of counters plus one PUT per flush interval.
 from __future__ import annotations
 
 import math
-import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -29,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from maas import settings
+from maas.rollout.puts import BufferedPuts
 
 PREFIX = "rollout/stats/"
 FLUSH_SECONDS = "MAAS_ROLLOUT_STATS_FLUSH_SECONDS"
@@ -140,44 +139,27 @@ class VersionStats:
         return out
 
 
-def put_client() -> Any:
-    """The S3 client the serving functions' small writes use (stats here, capture records): the model
-    layer's lean client when the credentials are in the environment (Lambda; no boto3 import), else boto3.
-    Three attempts, as the audit trail's."""
-    from maas_models.s3lite import LiteS3, env_credentials
-
-    if env_credentials() is not None:
-        return LiteS3(max_attempts=3)
-    import boto3
-
-    return boto3.client("s3")
-
-
 Key = tuple[str, str, str, int]  # model, alias, rollout id ("shadow-<id>" for shadows), version
 
 
-class StatsRecorder:
+class StatsRecorder(BufferedPuts[dict[Key, VersionStats]]):
     """Per-process aggregates, flushed to the audit bucket now and then. Never raises into a request."""
+
+    FAILURE_METRIC = "RolloutStatsWriteFailed"
 
     def __init__(
         self, *, bucket: str | None = None, s3: Any = None, flush_seconds: float | None = None
     ) -> None:
-        self.bucket = bucket if bucket is not None else settings.env_str(settings.AUDIT_BUCKET)
-        self.flush_seconds = (
-            flush_seconds if flush_seconds is not None else settings.env_float(FLUSH_SECONDS, 10.0)
-        )
-        self._s3 = s3
-        self._lock = threading.Lock()
-        self._stats: dict[Key, VersionStats] = {}
-        self._oldest: float | None = None
-        self.failures = 0
+        super().__init__(bucket=bucket, s3=s3, flush_seconds=flush_seconds, flush_env=FLUSH_SECONDS)
+
+    def _empty(self) -> dict[Key, VersionStats]:
+        return {}
 
     def _entry(self, key: Key) -> VersionStats:
-        entry = self._stats.get(key)
+        entry = self._buffer.get(key)
         if entry is None:
-            entry = self._stats[key] = VersionStats()
-            if self._oldest is None:
-                self._oldest = time.monotonic()
+            entry = self._buffer[key] = VersionStats()
+            self._touched()
         return entry
 
     def request(self, key: Key, ms: float, error: bool) -> None:
@@ -188,43 +170,16 @@ class StatsRecorder:
         with self._lock:
             self._entry(key).add_shadow(agree, rows, max_abs_diff, ms, failed)
 
-    def _client(self) -> Any:
-        if self._s3 is None:
-            self._s3 = put_client()
-        return self._s3
-
-    def maybe_flush(self) -> int:
-        oldest = self._oldest
-        if oldest is None or time.monotonic() - oldest < self.flush_seconds:
-            return 0
-        return self.flush()
-
-    def flush(self) -> int:
-        """Write one object per (model, alias, rollout); returns how many were written."""
-        with self._lock:
-            stats, self._stats = self._stats, {}
-            self._oldest = None
-        if not stats or not self.bucket:
-            return 0
+    def _objects(self, drained: dict[Key, VersionStats]) -> Iterable[tuple[str, str, bytes, str, int]]:
+        """One object per (model, alias, rollout), every version's aggregate in it."""
         grouped: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for (model, alias, rid, version), entry in stats.items():
+        for (model, alias, rid, version), entry in drained.items():
             grouped.setdefault((model, alias, rid), {})[str(version)] = entry.to_dict()
-        written = 0
         now_ms = int(time.time() * 1000)
         for (model, alias, rid), versions in grouped.items():
             key = f"{PREFIX}{model}/{alias}/{rid}/{now_ms}-{uuid.uuid4().hex[:8]}.json"
             body = orjson.dumps({"model": model, "alias": alias, "rollout": rid, "versions": versions})
-            try:
-                self._client().put_object(
-                    Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
-                )
-                written += 1
-            except Exception as exc:  # a lost aggregate only delays a decision (the guard needs data)
-                self.failures += 1
-                from maas_models import metrics
-
-                metrics.emit("RolloutStatsWriteFailed", model=model, error=type(exc).__name__)
-        return written
+            yield model, key, body, "application/json", len(versions)
 
 
 def read_stats(

@@ -3,7 +3,7 @@
 - `body`:          read and decode request bodies (size cap, base64, orjson, NaN/Inf detection).
 - `errors`:        map any exception to an HTTP status, a JSON `{"error": ...}` body and headers.
 - `service`:       `ModelService`: model lookup (version / label / default), signatures, predict.
-- `observability`: Powertools Logger, Metrics (EMF) and Tracer singletons.
+- `observability`: Powertools Logger and Tracer; the cold-start and error metrics.
 - `http`:          Powertools resolvers for REST (1.0), HTTP API (2.0) and Function URL events,
                    sharing the routers in `maas.serving.routes`, and `dispatch(event, context)`.
 

@@ -3,7 +3,7 @@
 Written through the one emitter, ``maas_models.metrics``: a ``FixedMetrics`` per model version builds
 the EMF document around the values once, so a request pays ~2 us where Powertools ``Metrics``
 (add_dimension x2, add_metric x2, flush) costs ~20 us, a fifth of the 1-row latency budget.
-Powertools Metrics still publishes the cold-start and error metrics.
+The cold-start and error counts are `maas.serving.observability`'s, through the same emitter.
 """
 
 from __future__ import annotations

@@ -22,11 +22,10 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, BaseRouter
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.metrics import MetricUnit
 
 from maas.protocols.errors import MethodNotAllowed, RouteNotFound
 from maas.serving.errors import classify, error_body
-from maas.serving.observability import logger, metrics
+from maas.serving.observability import count_error, logger
 from maas.serving.routes import ROUTERS
 from maas.serving.routes.common import JSON, serialize
 
@@ -69,10 +68,10 @@ def _make_error_handler(resolver: ApiGatewayResolver) -> Any:
                 logger.exception("unhandled error", error_type=type(exc).__name__)
             else:
                 logger.warning("model unavailable", status=status, error=message)
-            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+            count_error(server_side=True)
         else:
             logger.info("client error", status=status, error=message)
-            metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
+            count_error(server_side=False)
         return Response(status_code=status, content_type=JSON, body=error_body(message), headers=headers)
 
     return handle

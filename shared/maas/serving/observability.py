@@ -1,6 +1,11 @@
-"""Powertools Logger, Metrics (CloudWatch EMF) and Tracer used by the predict function.
+"""Powertools Logger and Tracer used by the predict function, and its cold-start and error metrics.
 
 The logger never receives payloads: routes log model, version, rows, status and latency only.
+
+Metrics go through the one emitter, `maas_models.metrics` (CloudWatch EMF, dimensions in lower snake
+case): `ColdStart` on an execution environment's first invocation, `ClientErrors` / `ServerErrors` per
+error response, each with the `service` dimension. (Powertools' Metrics did this before; its
+`log_metrics` decorator serialised an empty metric set and raised a warning on every request.)
 
 The Tracer is created only when tracing can run: in Lambda (AWS_LAMBDA_FUNCTION_NAME set) and not
 turned off with POWERTOOLS_TRACE_DISABLED. Creating it imports the X-Ray SDK, which imports botocore
@@ -10,20 +15,33 @@ turned off with POWERTOOLS_TRACE_DISABLED. Creating it imports the X-Ray SDK, wh
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from maas_models.metrics import namespace
+from aws_lambda_powertools import Logger
+from maas_models import metrics
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "maas-predict"
-NAMESPACE = namespace()  # the one emitter's namespace (maas_models.metrics)
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-# Health and metadata requests publish no application metrics; that is expected, not worth a warning.
-warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+class _ColdStart:
+    """True until the execution environment's first invocation has been counted."""
+
+    pending = True
+
+
+def count_invocation(context: Any) -> None:
+    """`ColdStart` (1) on the first invocation of this execution environment; nothing afterwards."""
+    if _ColdStart.pending:
+        _ColdStart.pending = False
+        name = getattr(context, "function_name", None) or SERVICE
+        metrics.emit("ColdStart", service=SERVICE, function_name=name)
+
+
+def count_error(server_side: bool) -> None:
+    """One `ServerErrors` (5xx) or `ClientErrors` (4xx) response."""
+    metrics.emit("ServerErrors" if server_side else "ClientErrors", service=SERVICE)
 
 
 def tracing_enabled() -> bool:

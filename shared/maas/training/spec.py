@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
+from maas_models.naming import ALIAS_RE, NAME_RE
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -86,9 +87,7 @@ from maas.training.spec_errors import field_messages
 from maas.training.spec_errors import problem as _problem
 
 SCHEMA_VERSION = 1
-MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
-ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 FORMATS = ("auto", "csv", "parquet")
 BALANCE_MODES = ("none", "class_weight", "oversample")
 MIXED_PRECISION_MODES = ("auto", "off")
@@ -193,10 +192,8 @@ def _alias(alias: str | None) -> str | None:
 
 
 def _model_name(name: str) -> str:
-    if not MODEL_NAME_RE.fullmatch(name):
-        raise _problem(
-            f"must match {MODEL_NAME_RE.pattern} (lowercase letters, digits, '-', '_'), got {name!r}"
-        )
+    if not NAME_RE.fullmatch(name):
+        raise _problem(f"must match {NAME_RE.pattern} (lowercase letters, digits, '-', '_'), got {name!r}")
     return name
 
 

@@ -10,8 +10,8 @@ import orjson
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
-from maas import settings
 from maas.serving.body import read_framed_json, read_json
+from maas.serving.config import ServingSettings
 from maas.serving.emf import emit_prediction
 from maas.serving.observability import logger
 from maas.serving.service import ModelService
@@ -26,28 +26,23 @@ _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 DEBUG = logger.log_level <= logging.DEBUG
 
 
-class _State:
+class _Process:
+    """What `configure` installs once per process: the settings and the model service. No request
+    state lives here (a request's audit notes and rollout start are passed from begin to end)."""
+
+    settings: ServingSettings = ServingSettings()  # configure() reads them again at init
     service: ModelService | None = None
-    max_rows: int = settings.DEFAULT_MAX_ROWS
-    max_body_bytes: int = settings.DEFAULT_MAX_BODY_BYTES
-    max_elements: int = settings.DEFAULT_MAX_ELEMENTS
-    explain_max_rows: int = settings.DEFAULT_EXPLAIN_MAX_ROWS
-    explain_samples: int | None = None  # coalitions per row; None = the estimator's default
 
 
-STATE = _State()
+STATE = _Process()
 
 
-def configure(service: ModelService | None = None) -> ModelService:
-    """(Re)read limits and options from the environment, once per process (not per request), and install
-    the process-wide ModelService."""
-    STATE.max_rows = settings.env_int(settings.MAX_ROWS, settings.DEFAULT_MAX_ROWS)
-    STATE.max_body_bytes = settings.env_int(settings.MAX_BODY_BYTES, settings.DEFAULT_MAX_BODY_BYTES)
-    STATE.max_elements = settings.env_int(settings.MAX_ELEMENTS, settings.DEFAULT_MAX_ELEMENTS)
-    STATE.explain_max_rows = settings.env_int(settings.EXPLAIN_MAX_ROWS, settings.DEFAULT_EXPLAIN_MAX_ROWS)
-    samples = settings.env_str(settings.EXPLAIN_SAMPLES)
-    STATE.explain_samples = int(samples) if samples else None
-    STATE.service = service or ModelService(default_label=settings.env_str(settings.DEFAULT_LABEL))
+def configure(
+    service: ModelService | None = None, serving_settings: ServingSettings | None = None
+) -> ModelService:
+    """Install the process-wide settings (read from the environment unless given) and ModelService."""
+    STATE.settings = serving_settings or ServingSettings()
+    STATE.service = service or ModelService(default_label=STATE.settings.default_label)
     return STATE.service
 
 
@@ -71,18 +66,18 @@ def current_event() -> Any:
 
 def read_body() -> Any:
     """The decoded JSON body of the current request, with size limit and error messages applied."""
-    return read_json(current_event().raw_event, STATE.max_body_bytes)[0]
+    return read_json(current_event().raw_event, STATE.settings.max_body_bytes)[0]
 
 
 def read_tensor_body() -> tuple[Any, bool]:
     """(decoded body, whether it may hold JSON booleans): tensors are scanned for booleans only then."""
-    return read_json(current_event().raw_event, STATE.max_body_bytes)
+    return read_json(current_event().raw_event, STATE.settings.max_body_bytes)
 
 
 def read_infer_body() -> tuple[Any, bool, memoryview | None]:
     """`read_tensor_body` plus the v2 binary tensor extension: (JSON header, may hold booleans, the
     tensor bytes after it or None)."""
-    return read_framed_json(current_event().raw_event, STATE.max_body_bytes)
+    return read_framed_json(current_event().raw_event, STATE.settings.max_body_bytes)
 
 
 def record_prediction(protocol: str, name: str, version: int, rows: int, started: float) -> float:

@@ -73,14 +73,14 @@ def _explain(model: str, version: str | None = None, label: str | None = None) -
     request = tfserving.parse_predict_request({k: v for k, v in body.items() if k not in EXPLAIN_KEYS})
     svc = service()
     loaded = svc.get(model, version, label)
-    sig = svc.signature(loaded)
+    sig, limits = svc.signature(loaded), STATE.settings
     inputs = tfserving.bind_inputs(
-        request, sig, STATE.max_rows, check_bools=may_hold_bools, max_elements=STATE.max_elements
+        request, sig, limits.max_rows, check_bools=may_hold_bools, max_elements=limits.max_elements
     )
     rows = len(next(iter(inputs.values())))
-    if rows > STATE.explain_max_rows:
+    if rows > limits.explain_max_rows:
         raise PayloadTooLarge(
-            f"':explain' takes at most {STATE.explain_max_rows} rows (MAAS_EXPLAIN_MAX_ROWS); the request "
+            f"':explain' takes at most {limits.explain_max_rows} rows (MAAS_EXPLAIN_MAX_ROWS); the request "
             f"has {rows}: send the rows in several requests"
         )
     from maas.rai.explain_groups import per_feature
@@ -125,7 +125,7 @@ def _explanations(
             output=output,
             target=target,
             method=method,  # type: ignore[arg-type]
-            n_samples=STATE.explain_samples,
+            n_samples=STATE.settings.explain_samples,
         )
     except InvalidInput as exc:
         raise ProtocolError(f"cannot explain this request: {exc}") from None

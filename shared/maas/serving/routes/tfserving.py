@@ -32,9 +32,9 @@ def _predict(model: str, version: str | None = None, label: str | None = None) -
     inputs = tfserving.bind_inputs(
         request,
         svc.signature(loaded),
-        STATE.max_rows,
+        STATE.settings.max_rows,
         check_bools=may_hold_bools,
-        max_elements=STATE.max_elements,
+        max_elements=STATE.settings.max_elements,
     )
     outputs = predict_recorded("tfserving", svc, loaded, inputs, started)
     return model_response(tfserving.predict_response(request.format, outputs), loaded.ref)

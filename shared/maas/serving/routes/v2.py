@@ -87,7 +87,11 @@ def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     signature = svc.signature(loaded)
     check_requested_outputs(request, signature.output_names)
     inputs = v2.bind_inputs(
-        request, signature, STATE.max_rows, check_bools=may_hold_bools, max_elements=STATE.max_elements
+        request,
+        signature,
+        STATE.settings.max_rows,
+        check_bools=may_hold_bools,
+        max_elements=STATE.settings.max_elements,
     )
     outputs = predict_recorded("v2", svc, loaded, inputs, started)
     ref = loaded.ref
