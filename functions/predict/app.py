@@ -19,6 +19,7 @@ from maas.rollout import hooks as rollout  # noqa: E402
 from maas.serving.http import dispatch  # noqa: E402
 from maas.serving.observability import count_invocation, logger, tracer  # noqa: E402
 from maas.serving.routes.common import configure  # noqa: E402
+from maas.tenancy import metering  # noqa: E402
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -45,3 +46,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     finally:
         rai.end_request(event, response, request)  # one audit record per request; never raises
         rollout.end_request(response, started)  # per-version stats + version header; never raises
+        metering.record_http(event, response, context, request)  # tenant usage record; never raises

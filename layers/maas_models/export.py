@@ -79,7 +79,9 @@ def export_keras(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.tflite").unlink(missing_ok=True)
-    model_card = _copy_card(card_dir, out)
+    from maas_models.importer import copy_card
+
+    model_card = copy_card(card_dir, out)
     extra = {
         "fingerprint": dict(fingerprint) if fingerprint is not None else None,
         "sensitive_features": list(sensitive_features or []),
@@ -115,18 +117,6 @@ def export_keras(
     elif keras_path.exists():
         keras_path.unlink()
     return out
-
-
-def _copy_card(card_dir: str | Path | None, out: Path) -> str | None:
-    model_card = None
-    if card_dir is not None:
-        for name in CARD_FILES:
-            src = Path(card_dir) / name
-            if src.is_file():
-                shutil.copyfile(src, out / name)
-                if name == "card.json" or model_card is None:
-                    model_card = name
-    return model_card
 
 
 def _export_saved_model_only(

@@ -46,6 +46,7 @@ from maas_models.verify import (
 )
 
 METADATA_FILE = "metadata.json"
+_CARD_FILES = ("card.json", "card.md", "card.html")
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 _GATHER_RANGE = re.compile(r"not in \[0, (\d+)\)")
@@ -288,6 +289,19 @@ def _source_outputs(
     raise ExportMismatch("could not find integer probe values the source model accepts")
 
 
+def copy_card(card_dir: str | Path | None, out: Path) -> str | None:
+    """Copy the card files found in card_dir into out; the main one's name (card.json first) or None."""
+    model_card = None
+    if card_dir is not None:
+        for name in _CARD_FILES:
+            src = Path(card_dir) / name
+            if src.is_file():
+                shutil.copyfile(src, out / name)
+                if name == "card.json" or model_card is None:
+                    model_card = name
+    return model_card
+
+
 def import_model(
     source: Any,
     name: str,
@@ -301,8 +315,12 @@ def import_model(
     rtol: float = DEFAULT_RTOL,
     actor: str | None = None,
     work_dir: str | Path | None = None,
+    extra_metadata: Mapping[str, Any] | None = None,
+    card_dir: str | Path | None = None,
 ) -> ImportResult:
-    """prepare() in a private work directory, then Registry.publish (and promote when asked)."""
+    """prepare() in a private work directory, then Registry.publish (and promote when asked).
+    extra_metadata: more manifest fields (fingerprint, fairness, training); card_dir: the model
+    card files (card.json / .md / .html) to publish beside the model."""
     from maas_models.naming import validate_alias, validate_name
     from maas_models.registry import Registry
 
@@ -311,14 +329,18 @@ def import_model(
         promote = validate_alias(promote)
     reg = registry if registry is not None else Registry()
     with tempfile.TemporaryDirectory(prefix="maas-import-", dir=work_dir) as tmp:
+        export = Path(tmp) / "export"
+        export.mkdir()
+        card = copy_card(card_dir, export)
         out = prepare(
             source,
-            Path(tmp) / "export",
+            export,
             feature_names=feature_names,
             class_labels=class_labels,
             metrics=metrics,
             atol=atol,
             rtol=rtol,
+            extra_metadata={**dict(extra_metadata or {}), **({"model_card": card} if card else {})},
         )
         # the source was compared above; the re-check reads the recorded outputs only
         version = int(reg.publish(out, name, source="recorded", atol=atol, actor=actor))

@@ -39,6 +39,8 @@ CHUNK_MB = "MAAS_CHUNK_MB"
 TRAINING_JOB_QUEUE = "MAAS_TRAINING_JOB_QUEUE"
 TRAINING_JOB_DEFINITION = "MAAS_TRAINING_JOB_DEFINITION"
 TRAINING_LOG_LEVEL = "MAAS_TRAINING_LOG_LEVEL"  # maas-train log level, default INFO
+# a team's script: seconds between the forwarded SIGTERM and SIGKILL (under ECS's 30 s stop timeout)
+TRAINING_STOP_GRACE = "MAAS_TRAINING_STOP_GRACE_SECONDS"
 TRAINING_NODE_ADDRESS = "MAAS_TRAINING_NODE_ADDRESS"  # Batch multi-node: this node's IP (default: detected)
 TRAINING_NODE_PORT = "MAAS_TRAINING_NODE_PORT"  # Batch multi-node: worker port, default 12345
 # Batch multi-node: seconds to wait for every node to join, default 900
@@ -107,3 +109,14 @@ class TrainingSettings:
     job_definition: str = field(default_factory=lambda: env_str(TRAINING_JOB_DEFINITION, "") or "")
     log_level: str = field(default_factory=lambda: env_str(TRAINING_LOG_LEVEL, "INFO") or "INFO")
     models_bucket: str | None = field(default_factory=lambda: env_str(MODELS_BUCKET))
+    stop_grace_seconds: float = field(default_factory=lambda: env_float(TRAINING_STOP_GRACE, 25.0))
+
+
+# Tenants (maas.tenancy): the store's bucket; the stage's AuthType (template parameter), whose value
+# "tenant" turns the tenant checks on; usage (metering) records' bucket (default MAAS_AUDIT_BUCKET)
+# and flushing.
+TENANTS_BUCKET = "MAAS_TENANTS_BUCKET"
+AUTH_TYPE = "MAAS_AUTH_TYPE"
+METERING_BUCKET = "MAAS_METERING_BUCKET"
+METERING_FLUSH_SECONDS = "MAAS_METERING_FLUSH_SECONDS"
+METERING_FLUSH_RECORDS = "MAAS_METERING_FLUSH_RECORDS"

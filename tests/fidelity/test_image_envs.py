@@ -8,6 +8,7 @@ For each `functions/*/Dockerfile` and `jobs/train/Dockerfile` the environment is
   :explain for the published reference model;
 * batch_score, queue_score, train_launcher and rollout_guard handle their sample events from events/
   against moto (the guard judges a canary of `ref` it has no data for, and holds it);
+* the authorizer denies its sample event (a key no store issued) and allows it with a tenant's real key;
 * the training image's environment runs `maas-train --spec` on the reference spec and publishes.
 
 A package missing from a function's extra fails here (ModuleNotFoundError in the handler's logs), where
@@ -194,6 +195,33 @@ def test_rollout_guard_handles_its_scheduled_event(
         assert decisions[("ref", "fidelity")]["action"] == "hold", response
     finally:
         rollouts.abort("ref", "fidelity", reason="fidelity test done")
+
+
+def test_authorizer_handles_its_sample_event(run_in_env: Any) -> None:
+    from maas.tenancy.store import TenantStore
+
+    tenants = bucket("tenants")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=tenants)
+    store = TenantStore(s3, tenants, bucket("audit"), actor="fidelity")
+    store.create("acme")
+    _, key = store.add_key("acme")
+    handler = run_in_env("authorizer", MAAS_TENANTS_BUCKET=tenants)
+    event = _event("authorizer/request.json")
+    denied = handler.invoke(event)  # the sample's key was never issued: "Unauthorized" (API Gateway: 401)
+    assert denied.is_error and _error_message(denied.payload) == "Unauthorized", denied.payload
+    event["headers"]["Authorization"] = f"Bearer {key}"
+    allowed = handler(event)
+    assert allowed["context"]["tenant"] == "acme", allowed
+    statement = allowed["policyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Allow" and statement["Resource"].endswith("/dev/*"), allowed
+    assert "ModuleNotFoundError" not in (handler.last.logs if handler.last else "")
+    assert key not in (handler.last.logs if handler.last else ""), "a key reached the log"
+
+
+def _error_message(payload: bytes) -> str | None:
+    message = json.loads(payload or b"{}").get("errorMessage")
+    return str(message) if message is not None else None
 
 
 # -- the training image ----------------------------------------------------------------------------------

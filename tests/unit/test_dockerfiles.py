@@ -20,6 +20,8 @@ FUNCTIONS = {
     "batch_score": "batch",
     "queue_score": "queue",
     "train_launcher": "launcher",
+    "rollout_guard": "guard",
+    "authorizer": "authorizer",
 }
 BASE_IMAGE = "public.ecr.aws/lambda/python:3.12"
 

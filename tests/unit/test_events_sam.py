@@ -28,6 +28,7 @@ GENERATORS = {
     "predict/rest-infer-binary.json": ("apigateway", "aws-proxy"),
     "predict/http-api-health-live.json": ("apigateway", "http-api-proxy"),
     "rollout_guard/scheduled.json": ("cloudwatch", "scheduled-event"),
+    "authorizer/request.json": ("apigateway", "request-authorizer"),
 }
 #: Direct invocations (the caller's own payload, no AWS event source, so no SAM generator).
 DIRECT = {"train_launcher/submit.json"}

@@ -59,7 +59,7 @@ def test_requirements_are_the_extras_expanded_plus_the_base_images_stand_ins() -
 
 def test_function_extras_hold_no_dev_tooling() -> None:
     dev_only = ("pytest", "moto", "psutil", "pyyaml", "aws-sam-cli", "ruff", "mypy", "pandas", "localstack")
-    for extra in ("serving", "predict", "batch", "queue", "launcher", "train-job"):
+    for extra in ("serving", "predict", "batch", "queue", "launcher", "guard", "authorizer", "train-job"):
         for requirement in EXTRAS[extra]:
             assert not requirement.lower().startswith(dev_only), (extra, requirement)
 

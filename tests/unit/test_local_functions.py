@@ -29,6 +29,7 @@ def test_every_function_of_the_template_with_its_image_name_and_limits() -> None
         "QueueScoreFunction": "queue_score",
         "TrainLauncherFunction": "train_launcher",
         "RolloutGuardFunction": "rollout_guard",
+        "AuthorizerFunction": "authorizer",
     }
     for d in defs.values():
         assert (ROOT / "functions" / d.name / "Dockerfile").is_file()

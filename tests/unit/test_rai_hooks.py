@@ -12,6 +12,7 @@ import pytest
 from maas.rai import audit, hooks
 from maas.rai.drift import fingerprint
 from maas.rai.mask import MASK
+from maas_models.manifest import Manifest
 
 
 @pytest.fixture
@@ -27,11 +28,18 @@ def _loaded(sensitive=()):
     names = [f"f{i}" for i in range(3)]
     train = np.random.default_rng(0).normal(size=(2000, 3))
     raw = {
+        "schema_version": 2,
+        "name": "m",
+        "version": 4,
+        "runtime": "litert",
+        "files": {},
         "inputs": [{"name": "x", "dtype": "float32", "shape": [None, len(names)], "feature_names": names}],
+        "outputs": [{"name": "y", "dtype": "float32", "shape": [None, 2]}],
         "fingerprint": fingerprint(train, names),
         "sensitive_features": list(sensitive),
     }
-    return SimpleNamespace(ref=SimpleNamespace(name="m", version=4), manifest=SimpleNamespace(raw=raw))
+    manifest = Manifest.from_dict(raw)
+    return SimpleNamespace(ref=manifest.ref, manifest=manifest)
 
 
 EVENT = {

@@ -45,6 +45,7 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "ChunksQueue": {SEND, CONSUME},
         "BatchEventsDLQ": {SEND},  # its dead-letter queue for S3 events that keep failing
         "AuditBucket": {WRITE},
+        "TenantsBucket": {READ},  # tenant records: drops under a tenant's prefix (maas.tenancy.drops)
         "param:KmsKeyArn": {KMS},
         "*DynamoDB": {ITEMS},  # an idempotency table of this stack, if the batch path uses one
     },
@@ -55,6 +56,7 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "ResultsQueue": {SEND},
         "ResultsBucket": {WRITE},  # reply_to s3:// URIs are confined to the results bucket
         "AuditBucket": {WRITE},
+        "TenantsBucket": {READ},  # tenant key records: message signatures (maas.tenancy.messages)
         "param:KmsKeyArn": {KMS},
         "*DynamoDB": {ITEMS},
     },
@@ -70,6 +72,10 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     "RolloutGuardFunction": {
         "ModelsBucket": {READ, WRITE},  # write: alias pointer objects only (models/*/aliases/*)
         "AuditBucket": {READ, WRITE},  # read: rollout/ stats only; write: decision audit records
+        "param:KmsKeyArn": {KMS},
+    },
+    "AuthorizerFunction": {
+        "TenantsBucket": {READ},  # tenants/*.json and keys/*.json (key hashes) only
         "param:KmsKeyArn": {KMS},
     },
 }

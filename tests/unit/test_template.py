@@ -23,6 +23,7 @@ FUNCTIONS = {
     "QueueScoreFunction": "queue_score",
     "TrainLauncherFunction": "train_launcher",
     "RolloutGuardFunction": "rollout_guard",
+    "AuthorizerFunction": "authorizer",
 }
 
 
@@ -237,7 +238,7 @@ def test_api_proxies_everything_to_predict_with_throttling_and_auth(template: di
     # auth: on by default except on stage dev
     params, conditions = template["Parameters"], template["Conditions"]
     assert params["AuthType"]["Default"] == "auto"
-    assert set(params["AuthType"]["AllowedValues"]) == {"auto", "none", "apikey", "iam"}
+    assert set(params["AuthType"]["AllowedValues"]) == {"auto", "none", "apikey", "iam", "tenant"}
     assert "IsDev" in str(conditions["UseApiKey"])
     for logical in ("MaasApiKey", "MaasUsagePlan", "MaasUsagePlanKey"):
         assert template["Resources"][logical]["Condition"] == "UseApiKey"

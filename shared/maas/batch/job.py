@@ -57,6 +57,7 @@ from maas.batch.log import logger
 from maas.batch.objects import get_json, is_not_found
 from maas.batch.publish import same_input, superseded, write_failed
 from maas.batch.scoring import PERMANENT_MODEL_ERRORS, resolve_scorer, score_whole
+from maas.tenancy import drops as tenant_drops
 
 
 def handle_object(
@@ -79,6 +80,10 @@ def handle_object(
             extra={"input_key": key[:256], "reason": str(exc)},
         )
         return {"status": "ignored", "reason": str(exc)}
+    refused = tenant_drops.check(bk.model, event_record)  # tenants: the prefix's tenant and uploader
+    if refused:
+        logger.warning("refused drop", extra={"input_key": key[:256], "reason": refused})
+        return {"status": "refused", "reason": refused}
     try:
         source, head = S3Source.head(ctx.s3, bucket, key, version_id)
     except ClientError as exc:

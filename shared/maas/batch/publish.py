@@ -156,6 +156,10 @@ def audit_file(
         )
     except Exception:  # auditing never breaks scoring
         logger.warning("batch audit record failed", exc_info=True)
+    if status == "succeeded" or rows:
+        from maas.tenancy.metering import record_file
+
+        record_file(job.model, job.version, rows, duration_ms)  # tenant usage record; never raises
 
 
 def add_drift(report: dict[str, Any], job: Job, drift: DriftCounter | None, manifest: Any) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 # Modules under maas.cli that each expose `register(subparsers)`. Imported lazily by name so that
 # `maas --help` stays fast and one area's heavy imports (TensorFlow for training) never slow another.
-AREAS: tuple[str, ...] = ("local", "models", "train", "bench", "demo")
+AREAS: tuple[str, ...] = ("local", "models", "train", "bench", "demo", "tenants")
 
 
 def build_parser() -> argparse.ArgumentParser:

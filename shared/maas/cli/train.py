@@ -114,6 +114,7 @@ def _submit(args: argparse.Namespace) -> int:
             vcpus=args.vcpus,
             memory_mib=args.memory,
             job_name=args.job_name,
+            pack_local_code=True,
         )
     except (SpecError, LaunchError) as exc:
         print(exc, file=sys.stderr)

@@ -28,7 +28,13 @@ DEPLOY_TIMEOUT_S = 300.0
 STALE_IN_PROGRESS_S = 30.0
 # FanoutThresholdMB/ChunkMB: locally, files over 1 MB fan out into 0.25 MB chunk tasks, so the fan-out
 # path (chunks queue -> concurrent invocations -> assembly) runs with small test files.
-LOCAL_PARAMETERS = {"Stage": "dev", "AuthType": "none", "FanoutThresholdMB": "1", "ChunkMB": "0.25"}
+LOCAL_PARAMETERS = {
+    "Stage": "dev",
+    "AuthType": "none",
+    "FanoutThresholdMB": "1",
+    "ChunkMB": "0.25",
+    "MeteringFlushSeconds": "0",  # usage records written at once, so `maas tenants usage` is exact locally
+}
 
 
 def client(cfg: LocalConfig, service: str) -> Any:
@@ -201,6 +207,7 @@ def describe(cfg: LocalConfig) -> dict[str, Any] | None:
             "ingest": outs.get("IngestBucketName"),
             "results": outs.get("ResultsBucketName"),
             "audit": outs.get("AuditBucketName"),
+            "tenants": outs.get("TenantsBucketName"),
         },
         "queues": {
             "requests": outs.get("RequestsQueueUrl"),
@@ -216,6 +223,7 @@ def describe(cfg: LocalConfig) -> dict[str, Any] | None:
             "queue_score": outs.get("QueueScoreFunctionName"),
             "train_launcher": outs.get("TrainLauncherFunctionName"),
             "rollout_guard": outs.get("RolloutGuardFunctionName"),
+            "authorizer": outs.get("AuthorizerFunctionName"),
         },
         "outputs": outs,
     }

@@ -12,6 +12,7 @@ an ``s3://`` reply overwrites the same object).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -25,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from maas.batch.monitor import flush_audit
 from maas.queue.processor import MessageRejected, Outcome, QueueContext, deliver, prepare
+from maas.tenancy.metering import meter_messages
 from maas.worker_init import CLIENT_CONFIG, preloaded_loader
 
 __all__ = ["QueueContext", "default_context", "handle_event", "logger"]
@@ -74,6 +76,7 @@ def _handle(ctx: QueueContext, event: dict[str, Any], context: Any = None) -> di
     records = event.get("Records") or []
     if not records:
         return {"batchItemFailures": []}
+    started = time.perf_counter()
     outcomes = prepare(ctx, records)
     fifo = str(records[0].get("eventSourceARN", "")).endswith(".fifo")
     processor: BatchProcessor = (
@@ -116,4 +119,5 @@ def _handle(ctx: QueueContext, event: dict[str, Any], context: Any = None) -> di
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    meter_messages(outcomes.values(), started, context)  # tenant usage records; never raises
     return dict(response)

@@ -30,6 +30,7 @@ from maas.queue.schema import (
     to_inputs,
 )
 from maas.rollout.hooks import route
+from maas.tenancy import messages as tenant_messages
 
 SQS_MAX_BYTES = 256 * 1024 - 1024  # leave room for attributes
 RESULTS_S3_PREFIX = "queue-results/"
@@ -99,6 +100,11 @@ def prepare(ctx: QueueContext, records: Iterable[dict[str, Any]]) -> dict[str, O
             outcomes[mid] = Outcome(error=f"invalid message: {exc}")
             continue
         outcomes[mid] = Outcome(request=req)
+        tenant, refused = tenant_messages.check(record, req.model)  # tenants: signed sender, its models
+        if refused:
+            outcomes[mid].error = refused
+            continue
+        outcomes[mid].extra["tenant"] = tenant
         try:
             # a canary splits messages by id (sticky per message, so a redelivery scores the same way)
             routed = route(ctx.loader, req.model, req.selector, sticky=str(req.id))

@@ -28,6 +28,7 @@ from maas.serving.errors import classify, error_body
 from maas.serving.observability import count_error, logger
 from maas.serving.routes import ROUTERS
 from maas.serving.routes.common import JSON, serialize
+from maas.tenancy import gate
 
 REST = "rest"
 HTTP = "http"
@@ -124,16 +125,23 @@ def dispatch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     if _CONTROL_CHARS.search(path):
         # a route pattern's `$` would match before a trailing newline: refuse such paths outright
         return _plain_error(400, "the request path contains control characters")
-    return RESOLVERS[kind].resolve(event, context)
+    try:
+        gate.admit(event, path)  # tenants: 401 / 404 for another tenant's model / 429 (off on dev)
+    except gate.Denied as denied:
+        return _plain_error(denied.status, denied.message, denied.headers)
+    try:
+        return RESOLVERS[kind].resolve(event, context)  # the routes' row limit: routes.common.max_rows
+    finally:
+        gate.done()
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _plain_error(status: int, message: str) -> dict[str, Any]:
+def _plain_error(status: int, message: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": JSON},
+        "headers": {"Content-Type": JSON, **(headers or {})},
         "body": serialize(error_body(message)),
         "isBase64Encoded": False,
     }

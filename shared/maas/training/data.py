@@ -81,17 +81,24 @@ def read_table(uri: str, fmt: str = "auto") -> pa.Table:
         return pacsv.read_csv(path)
 
 
-def load_dataset(ds: Dataset) -> LoadedData:
+def read_tables(ds: Dataset) -> tuple[pa.Table, list[str]]:
+    """Every file of a CSV/Parquet dataset as one table, and the files read."""
     uris = expand_uris(ds.uris)
     tables = [read_table(u, ds.format) for u in uris]
     try:
         table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
     except pa.ArrowInvalid as exc:
         raise DataError(f"dataset.uris: files have incompatible schemas: {exc}") from exc
+    return table, uris
+
+
+def load_dataset(ds: Dataset) -> LoadedData:
+    table, uris = read_tables(ds)
     columns = table.column_names
-    if ds.label_column not in columns:
+    label = ds.label_column or ""
+    if label not in columns:
         raise DataError(
-            f"dataset.label_column: column {ds.label_column!r} not in the data "
+            f"dataset.label_column: column {label!r} not in the data "
             f"(columns: {', '.join(columns[:20])}{' ...' if len(columns) > 20 else ''})"
         )
     for col in ds.sensitive_columns:
@@ -103,7 +110,7 @@ def load_dataset(ds: Dataset) -> LoadedData:
             raise DataError(f"dataset.feature_columns: not in the data: {', '.join(missing[:10])}")
         features = list(ds.feature_columns)
     else:
-        excluded = {ds.label_column, *ds.sensitive_columns}
+        excluded = {label, *ds.sensitive_columns}
         features = [c for c in columns if c not in excluded]
     if not features:
         raise DataError("dataset.feature_columns: no feature columns left")
@@ -132,12 +139,27 @@ def load_dataset(ds: Dataset) -> LoadedData:
         bad = [features[j] for j in np.where(~np.isfinite(x).all(axis=0))[0][:5]]
         raise DataError(f"dataset.feature_columns: non-finite values in {', '.join(bad)}")
 
-    label_col = table.column(ds.label_column)
+    y, class_labels = label_indices(table, ds)
+    sensitive = {
+        col: np.array([_label_str(v) for v in table.column(col).to_pylist()]) for col in ds.sensitive_columns
+    }
+    return LoadedData(
+        x=x, y=y, feature_names=features, class_labels=class_labels, sensitive=sensitive, sources=uris
+    )
+
+
+def label_indices(table: pa.Table, ds: Dataset) -> tuple[np.ndarray, list[str]]:
+    """The label column as int32 indices into the class labels (given, or sorted distinct values)."""
+    label_col = table.column(ds.label_column or "")
     if label_col.null_count:
         raise DataError(f"dataset.label_column: {label_col.null_count} rows have no label")
-    raw_labels = np.array([_label_str(v) for v in label_col.to_pylist()])
-    if ds.class_labels is not None:
-        class_labels = list(ds.class_labels)
+    return encode_labels(np.array([_label_str(v) for v in label_col.to_pylist()]), ds.class_labels)
+
+
+def encode_labels(raw_labels: np.ndarray, given: tuple[str, ...] | None) -> tuple[np.ndarray, list[str]]:
+    """String labels -> (int32 indices, class labels in output order); DataError names the field."""
+    if given is not None:
+        class_labels = list(given)
     else:
         distinct = set(raw_labels.tolist())
         class_labels = sorted(distinct, key=_label_sort_key)
@@ -147,14 +169,7 @@ def load_dataset(ds: Dataset) -> LoadedData:
         raise DataError(f"dataset.class_labels: labels not listed: {', '.join(unknown[:10])}")
     if len(class_labels) < 2:
         raise DataError("dataset.label_column: needs at least 2 distinct classes")
-    y = np.array([index[v] for v in raw_labels.tolist()], dtype=np.int32)
-
-    sensitive = {
-        col: np.array([_label_str(v) for v in table.column(col).to_pylist()]) for col in ds.sensitive_columns
-    }
-    return LoadedData(
-        x=x, y=y, feature_names=features, class_labels=class_labels, sensitive=sensitive, sources=uris
-    )
+    return np.array([index[v] for v in raw_labels.tolist()], dtype=np.int32), class_labels
 
 
 def _label_str(value: object) -> str:

@@ -1,6 +1,8 @@
 """`maas-train --spec <file | s3://... | inline JSON>`: the training container's entrypoint.
 
-Exit codes: 0 done (published, or already published by an earlier attempt), 2 invalid spec or dataset,
+Exit codes: 0 done (published, or already published by an earlier attempt), 2 invalid spec, dataset or
+code (missing entry point, sha256 mismatch, no model written, failed verification...), 3 the team's
+code failed (its traceback is in the log; not retried),
 143 stopped by SIGTERM after saving a checkpoint (AWS Batch retries the job on a spot reclaim and the
 next attempt resumes), 1 anything else. The last stdout line is the run summary as JSON.
 """
@@ -19,6 +21,7 @@ from maas.settings import TrainingSettings
 from maas.training.spec import SpecError, load_spec
 
 log = logging.getLogger("maas.training")
+EXIT_USER_CODE = 3  # the team's code failed: the job definition's evaluateOnExit does not retry it
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -61,8 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pathlib import Path
 
+    from maas.training.byo import UserCodeFailed
     from maas.training.data import DataError
     from maas.training.rendezvous import RendezvousTimeout, ensure_tf_config
+    from maas.training.source import CodeError
     from maas.training.trainer import (
         EXIT_INTERRUPTED,
         CheckpointMismatch,
@@ -77,11 +82,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     try:
-        result = run(spec, work_dir=Path(args.work_dir) if args.work_dir else None)
+        work_dir = Path(args.work_dir) if args.work_dir else None
+        if spec.code is not None:  # a team's own script or builder
+            from maas.training.byo import run_with_code
+
+            result = run_with_code(spec, work_dir=work_dir)
+        else:
+            result = run(spec, work_dir=work_dir)
     except DataError as exc:
         log.error("dataset does not match the spec: %s", exc)
         print(orjson.dumps({"status": "invalid_data", "errors": [str(exc)]}).decode(), flush=True)
         return 2
+    except CodeError as exc:
+        log.error("%s", exc)
+        print(orjson.dumps({"status": "invalid_code", "errors": [str(exc)]}).decode(), flush=True)
+        return 2
+    except UserCodeFailed as exc:
+        log.error("%s (exit %d: not retried)", exc, EXIT_USER_CODE)
+        print(orjson.dumps({"status": "user_code_failed", "errors": [str(exc)]}).decode(), flush=True)
+        return EXIT_USER_CODE
     except CheckpointMismatch as exc:
         log.error("%s", exc)
         print(orjson.dumps({"status": "invalid_checkpoint", "errors": [str(exc)]}).decode(), flush=True)

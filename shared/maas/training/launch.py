@@ -118,12 +118,20 @@ def submit(
     batch: Any = None,
     spec: TrainingSpec | None = None,
     settings: TrainingSettings | None = None,
+    pack_local_code: bool = False,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Validate the spec (reading it when it is an s3:// URI) and submit the job: {"jobId", ...}.
     Queue and job definition: the arguments, else ``settings`` (default: read from the environment)."""
     spec = spec or load_spec(source)
     cfg = settings if settings is not None else TrainingSettings()
+    if spec.code is not None and not spec.code.source_dir.startswith("s3://"):
+        if not pack_local_code:
+            raise LaunchError(
+                "code.source_dir: a local folder cannot be submitted from here: upload it with "
+                "`maas train submit` (which packs it) or give an s3://...tar.gz with its sha256"
+            )
+        spec, source = with_uploaded_code(spec), ""  # the spec changed: it travels inline
     args = submit_args(
         spec,
         spec_parameter(source, spec),
@@ -140,6 +148,19 @@ def submit(
         "queue": args["jobQueue"],
         "jobDefinition": args["jobDefinition"],
     }
+
+
+def with_uploaded_code(spec: TrainingSpec) -> TrainingSpec:
+    """The spec with its local code.source_dir packed, uploaded under the checkpoint prefix and
+    replaced by the tarball's s3:// URI and sha256 (which the job verifies before running it)."""
+    from maas.training.source import CodeError, code_prefix, upload
+
+    assert spec.code is not None
+    try:
+        code = upload(spec.code, code_prefix(spec.checkpoint_uri, spec.models_bucket, spec.model_name))
+    except CodeError as exc:
+        raise LaunchError(str(exc)) from exc
+    return spec.model_copy(update={"code": code})
 
 
 def _iso(ms: int | None) -> str | None:

@@ -49,12 +49,13 @@ def write_model_card(
         manifest=manifest_like,
         intended_use=c.intended_use,
         training_data={
-            "sources": list(spec.dataset.uris),
-            "label_column": spec.dataset.label_column,
-            "held_out_rows": metrics["rows"],
+            "sources": list(spec.dataset.uris) if spec.dataset else [],
+            "label_column": spec.dataset.label_column if spec.dataset else None,
+            "held_out_rows": metrics.get("rows"),
             "validation_split": spec.training.validation_split,
             "balance": spec.training.balance,
             "training_run": run_id,
+            **({"code": spec.code.entry_point} if spec.code else {}),
         },
         metrics={k: v for k, v in metrics.items() if k not in ("history", "confusion_matrix")},
         fairness=fairness,
@@ -132,7 +133,7 @@ def export(
             }
         ],
         "fingerprint": prepared.fingerprint,
-        "sensitive_features": list(spec.dataset.sensitive_columns),
+        "sensitive_features": list(spec.sensitive_columns),
     }
     has_card = write_model_card(
         card_dir,
@@ -150,7 +151,7 @@ def export(
         class_labels=data.class_labels,
         metrics=metrics,
         fingerprint=prepared.fingerprint,
-        sensitive_features=list(spec.dataset.sensitive_columns),
+        sensitive_features=list(spec.sensitive_columns),
         fairness=evaluation.fairness,
         card_dir=card_dir if has_card else None,
     )
@@ -182,7 +183,7 @@ def publish_and_promote(spec: TrainingSpec, out_dir: Path, evaluation: Evaluatio
     """Steps 6-7: ``Registry.publish`` (manifest.json last), then the alias when the gates pass."""
     from maas_models import Registry
 
-    metrics, gate, run_id = evaluation.metrics, evaluation.gate, result.run_id
+    metrics, run_id = evaluation.metrics, result.run_id
     actor = f"maas-train:{run_id}"
     registry = Registry(bucket=spec.models_bucket)
     version = registry.publish(out_dir, spec.model_name, actor=actor)
@@ -195,6 +196,22 @@ def publish_and_promote(spec: TrainingSpec, out_dir: Path, evaluation: Evaluatio
     )
     result.version = version
     result.metrics = {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "rows": metrics["rows"]}
+    promote_if_passed(spec, registry, version, evaluation.gate, result, actor=actor, metrics=metrics)
+
+
+def promote_if_passed(
+    spec: TrainingSpec,
+    registry: Any,
+    version: int,
+    gate: Any,
+    result: RunResult,
+    *,
+    actor: str,
+    metrics: dict[str, Any],
+) -> None:
+    """Step 7: move ``promotion.alias`` to the version when the gates passed (the registry re-checks
+    production's gates from the manifest); a refusal leaves the version published, not promoted."""
+    run_id = result.run_id
     result.gates = gate.as_dict()
     result.alias = spec.promotion.alias
     if gate.passed and spec.promotion.alias:
@@ -206,7 +223,7 @@ def publish_and_promote(spec: TrainingSpec, out_dir: Path, evaluation: Evaluatio
                 version,
                 spec.promotion.alias,
                 actor=actor,
-                reason=f"training run {run_id}: gates passed ({metrics['accuracy']:.4f} accuracy)",
+                reason=f"training run {run_id}: gates passed ({_accuracy(metrics)} accuracy)",
             )
             result.promoted = True
             log.info("promoted %s version %d to %s", spec.model_name, version, spec.promotion.alias)
@@ -222,3 +239,8 @@ def publish_and_promote(spec: TrainingSpec, out_dir: Path, evaluation: Evaluatio
             spec.promotion.alias,
             "; ".join(gate.failures),
         )
+
+
+def _accuracy(metrics: dict[str, Any]) -> str:
+    value = metrics.get("accuracy")
+    return f"{float(value):.4f}" if isinstance(value, int | float) else "unmeasured"

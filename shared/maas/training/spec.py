@@ -1,5 +1,8 @@
 """The training spec: a JSON document (a file, an s3:// URI or inline JSON) that fully describes a run.
 
+Size: the annotated schema below and the models are one unit (~420 lines); the code section lives in
+maas.training.code_spec.
+
 Schema (schema_version 1). Only `model_name`, `dataset.uris` and `dataset.label_column` are required;
 every other field has the default shown. Unknown fields are errors (they are almost always typos).
 
@@ -83,12 +86,15 @@ from pydantic import (
     model_validator,
 )
 
+from maas.training.code_spec import Code, TFRecordFeature
 from maas.training.spec_errors import field_messages
 from maas.training.spec_errors import problem as _problem
 
 SCHEMA_VERSION = 1
 S3_URI_RE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
-FORMATS = ("auto", "csv", "parquet")
+ROW_FORMATS = ("auto", "csv", "parquet")
+FORMATS = (*ROW_FORMATS, "npz", "npy", "images", "tfrecord")
+COLOR_MODES = ("rgb", "grayscale")
 BALANCE_MODES = ("none", "class_weight", "oversample")
 MIXED_PRECISION_MODES = ("auto", "off")
 OPTIMIZERS = ("adam",)
@@ -243,11 +249,15 @@ class Dataset(_Model):
         AfterValidator(_non_empty_list("CSV/Parquet URIs")),
     ] = ()
     uri: StrList = Field(default=None, exclude=True)  # one URI: the same as "uris": ["..."]
-    label_column: Text
+    label_column: Text | None = None  # required for rows and TFRecord; npz/npy: the labels' key ("y")
     format: _choice(*FORMATS) = "auto"  # type: ignore[valid-type]
-    feature_columns: StrList = None
+    feature_columns: StrList = None  # npz/npy: the one features key (default "x"); tfrecord: inputs
     sensitive_columns: Columns = ()
     class_labels: StrList = None
+    text_column: Text | None = None  # csv/parquet: this string column is the model input (text models)
+    image_size: tuple[_int_between(1, 8192), _int_between(1, 8192)] = (256, 256)  # type: ignore[valid-type]
+    color_mode: _choice(*COLOR_MODES) = "rgb"  # type: ignore[valid-type]
+    tfrecord_features: dict[str, TFRecordFeature] | None = None  # tfrecord: name -> {dtype, shape}
 
     @model_validator(mode="before")
     @classmethod
@@ -266,6 +276,14 @@ class Dataset(_Model):
                 "required: one or more CSV/Parquet URIs (s3://bucket/key or a local path)", at="uris"
             )
         label, features = self.label_column, self.feature_columns
+        if label is None and self.format in (*ROW_FORMATS, "tfrecord"):
+            raise _problem("required", at="label_column")
+        if self.format == "tfrecord" and not self.tfrecord_features:
+            raise _problem("required with format tfrecord: {name: {dtype, shape}}", at="tfrecord_features")
+        if self.text_column is not None and (features or self.format not in ROW_FORMATS):
+            raise _problem(
+                "a CSV/Parquet text column is the only input: drop feature_columns", at="text_column"
+            )
         if features is not None and not features:
             raise _problem("must not be empty (omit it to use every non-label column)", at="feature_columns")
         if self.class_labels is not None and len(self.class_labels) < 2:
@@ -310,7 +328,9 @@ class Card(_Model):
 
 class TrainingSpec(_Model):
     model_name: Annotated[Text, AfterValidator(_model_name)]
-    dataset: Dataset
+    dataset: Dataset | None = None  # required unless code.entry_point is a script
+    code: Code | None = None  # a team's own training code (maas.training.code_spec); None = Dense
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)  # free-form JSON for the code
     architecture: Architecture = Field(default_factory=Architecture)
     training: Training = Field(default_factory=Training)
     promotion: Promotion = Field(default_factory=Promotion)
@@ -329,18 +349,47 @@ class TrainingSpec(_Model):
 
     @model_validator(mode="after")
     def _gates_can_be_measured(self) -> TrainingSpec:
-        if self.promotion.max_fairness_gap is not None and not self.dataset.sensitive_columns:
+        if self.dataset is None and (self.code is None or self.code.is_builder):
+            raise _problem("required (only a code.entry_point script may bring its own data)", at="dataset")
+        if self.dataset is not None and self.code is None and self.dataset.format not in ROW_FORMATS:
+            raise _problem(
+                f"{self.dataset.format!r} data needs a code.entry_point (the Dense model takes rows)",
+                at="dataset.format",
+            )
+        script_groups = self.code is not None and not self.code.is_builder  # its evaluation hook's groups
+        if self.promotion.max_fairness_gap is not None and not self.sensitive_columns and not script_groups:
             raise _problem(
                 "needs dataset.sensitive_columns to measure a fairness gap", at="promotion.max_fairness_gap"
             )
         return self
+
+    @property
+    def sensitive_columns(self) -> tuple[str, ...]:
+        return self.dataset.sensitive_columns if self.dataset is not None else ()
+
+    @property
+    def rows(self) -> Dataset:
+        """The dataset of a run that needs one (every run but a script's); validated non-null."""
+        if self.dataset is None:
+            raise ValueError("dataset: required")
+        return self.dataset
 
     def to_dict(self) -> dict[str, Any]:
         """The normalised spec (every default filled in), JSON-ready."""
         return self.model_dump()
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS)
+        """The digest's input: fields added after schema 1 shipped are left out while at their
+        defaults, so a spec written before them keeps its run id (and finds its checkpoints)."""
+        doc = self.to_dict()
+        for key, default in _LATER_TOP_LEVEL.items():
+            if doc.get(key) == default:
+                doc.pop(key, None)
+        if isinstance(doc.get("dataset"), dict):
+            for key, default in _LATER_DATASET.items():
+                if doc["dataset"].get(key) == default:
+                    doc["dataset"].pop(key, None)
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
     def digest(self) -> str:
         """sha256 of the normalised spec: the run id of a run outside Batch."""
@@ -348,6 +397,13 @@ class TrainingSpec(_Model):
 
 
 _SECTIONS = ("architecture", "training", "promotion", "card")
+_LATER_TOP_LEVEL: dict[str, Any] = {"code": None, "hyperparameters": {}}
+_LATER_DATASET: dict[str, Any] = {
+    "text_column": None,
+    "image_size": (256, 256),
+    "color_mode": "rgb",
+    "tfrecord_features": None,
+}
 
 
 def parse_spec(doc: Any) -> TrainingSpec:

@@ -101,15 +101,20 @@ def upload_dir(src: Path, prefix_uri: str) -> list[str]:
     written: list[str] = []
     for path in sorted(p for p in src.rglob("*") if p.is_file()):
         target = join(prefix_uri, path.relative_to(src).as_posix())
-        if is_s3(target):
-            bucket, key = split_s3(target)
-            s3_client().upload_file(str(path), bucket, key)
-        else:
-            dest = local_path(target)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
+        upload_file(path, target)
         written.append(target)
     return written
+
+
+def upload_file(path: Path, target: str) -> None:
+    """One local file to an s3:// URI or a local path."""
+    if is_s3(target):
+        bucket, key = split_s3(target)
+        s3_client().upload_file(str(path), bucket, key)
+    else:
+        dest = local_path(target)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
 
 
 def delete_prefix(prefix_uri: str) -> None:

@@ -142,7 +142,7 @@ def _load_data(spec: TrainingSpec) -> Prepared:
     """Step 1: load with pyarrow, split (seeded), balance, fingerprint."""
     tr = spec.training
     t0 = time.perf_counter()
-    data = data_mod.load_dataset(spec.dataset)
+    data = data_mod.load_dataset(spec.rows)
     parts = data_mod.split(len(data.y), tr.validation_split, tr.seed)
     train_rows = parts.train
     weights = np.ones(len(data.y), dtype=np.float32)
@@ -165,7 +165,7 @@ def _load_data(spec: TrainingSpec) -> Prepared:
         data.y,
         data.feature_names,
         data.class_labels,
-        label_column=spec.dataset.label_column,
+        label_column=spec.rows.label_column,
         sources=data.sources,
     )
     return Prepared(data, parts, train_rows, weights, fp)

@@ -9,13 +9,14 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from maas import __version__
 from maas.serving.routes.common import json_response, service
+from maas.tenancy import gate
 
 router = Router()
 
 
 @router.get("/v1/models", summary="List models with their versions and aliases", tags=["Catalog"])
 def list_models() -> Response[dict[str, Any]]:
-    return json_response({"models": service().list_models()})
+    return json_response({"models": gate.visible(service().list_models())})  # a tenant sees its own
 
 
 @router.get(

@@ -15,6 +15,7 @@ from maas.serving.config import ServingSettings
 from maas.serving.emf import emit_prediction
 from maas.serving.observability import logger
 from maas.serving.service import ModelService
+from maas.tenancy import gate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +49,12 @@ def configure(
 
 def service() -> ModelService:
     return STATE.service or configure()
+
+
+def max_rows() -> int:
+    """This request's row limit: the process setting, lowered to the calling tenant's quota (the
+    tenant comes from the request-scoped caller ``maas.tenancy.gate.admit`` set; none with tenancy off)."""
+    return gate.max_rows(STATE.settings.max_rows)
 
 
 def serialize(obj: Any) -> str:

@@ -32,6 +32,7 @@ from maas.rai import audit
 from maas.serving.routes.common import (
     STATE,
     current_event,
+    max_rows,
     model_headers,
     model_response,
     read_tensor_body,
@@ -75,7 +76,7 @@ def _explain(model: str, version: str | None = None, label: str | None = None) -
     loaded = svc.get(model, version, label)
     sig, limits = svc.signature(loaded), STATE.settings
     inputs = tfserving.bind_inputs(
-        request, sig, limits.max_rows, check_bools=may_hold_bools, max_elements=limits.max_elements
+        request, sig, max_rows(), check_bools=may_hold_bools, max_elements=limits.max_elements
     )
     rows = len(next(iter(inputs.values())))
     if rows > limits.explain_max_rows:

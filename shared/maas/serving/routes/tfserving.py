@@ -13,6 +13,7 @@ from maas.protocols.errors import MethodNotAllowed
 from maas.serving.routes.common import (
     STATE,
     json_response,
+    max_rows,
     model_response,
     predict_recorded,
     read_tensor_body,
@@ -32,7 +33,7 @@ def _predict(model: str, version: str | None = None, label: str | None = None) -
     inputs = tfserving.bind_inputs(
         request,
         svc.signature(loaded),
-        STATE.settings.max_rows,
+        max_rows(),
         check_bools=may_hold_bools,
         max_elements=STATE.settings.max_elements,
     )

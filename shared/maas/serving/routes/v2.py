@@ -15,6 +15,7 @@ from maas.protocols.v2.response import check_requested_outputs
 from maas.serving.routes.common import (
     STATE,
     json_response,
+    max_rows,
     model_headers,
     model_response,
     predict_recorded,
@@ -89,7 +90,7 @@ def _infer(model: str, version: str | None = None) -> Response[dict[str, Any]]:
     inputs = v2.bind_inputs(
         request,
         signature,
-        STATE.settings.max_rows,
+        max_rows(),
         check_bools=may_hold_bools,
         max_elements=STATE.settings.max_elements,
     )
