@@ -42,7 +42,8 @@ step() {  # step NAME COMMAND...; any non-zero exit fails the step, pytest's 5 (
 step "ruff" "$bin/ruff" check .
 step "mypy" "$bin/mypy"
 step "security scans" bash scripts/security.sh cfn checkov bandit
-step "unit tests" "$bin/pytest" -q tests/unit -m "not integration and not bench"
+# two workers (pytest-xdist), one test file each at a time: files share module-level fixtures
+step "unit tests" "$bin/pytest" -q -n 2 --dist loadfile tests/unit -m "not integration and not bench"
 step "image environments" "$bin/maas" local envs
 step "fidelity tests" "$bin/pytest" -q tests/fidelity -m fidelity
 step "integration tests" "$bin/pytest" -q tests/integration -m integration

@@ -13,14 +13,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from maas_models.loader import LoadedModel, ModelLoader
+    from maas_models.loaded import LoadedModel
+    from maas_models.loader import ModelLoader
     from maas_models.manifest import Manifest, ModelRef
     from maas_models.registry import Registry
 
 _EXPORTS = {
     "Registry": "maas_models.registry",
     "ModelLoader": "maas_models.loader",
-    "LoadedModel": "maas_models.loader",
+    "LoadedModel": "maas_models.loaded",
     "ModelRef": "maas_models.manifest",
     "Manifest": "maas_models.manifest",
 }

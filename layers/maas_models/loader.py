@@ -3,10 +3,8 @@
     loader = ModelLoader()                       # registry, cache dir, budgets and TTL from settings
     model = loader.get("ref", "production")      # LoadedModel; predict(np.ndarray) -> np.ndarray
 
-* Disk: artifacts go to MAAS_CACHE_DIR/<name>/<version>/ through a temp file that is sha256- and
-  size-checked while it streams, then renamed into place (atomic). Free space is checked first, each
-  artifact is capped at MAAS_MAX_ARTIFACT_MB, and the least recently used versions (any model) are
-  evicted to stay under MAAS_CACHE_MAX_MB.
+* Disk: artifacts are cached, verified, under MAAS_CACHE_DIR within MAAS_CACHE_MAX_MB
+  (``maas_models.disk_cache``).
 * Memory: loaded models stay in memory across warm invocations; the least recently used are dropped
   when their estimated footprint passes MAAS_MEMORY_BUDGET_MB (the one just asked for always stays).
 * Aliases ("production", "latest", ...) are re-resolved at most every MAAS_ALIAS_TTL_SECONDS, so a
@@ -19,137 +17,35 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
 import shutil
 import threading
 import time
-import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from maas_models import metrics
-from maas_models.backends import SIZES_PER_SLOT, Backend, open_backend
+from maas_models.backends import SIZES_PER_SLOT, open_backend
+from maas_models.disk_cache import MB, DiskCache
 from maas_models.errors import (
-    InvalidModelName,
     ModelCorrupt,
     ModelError,
     ModelNotFound,
     ModelUnavailable,
     RuntimeMissing,
 )
-from maas_models.manifest import Manifest, ModelRef
-from maas_models.naming import LATEST, parse_spec, validate_name, validate_relpath
-from maas_models.preprocessing.pipeline import Preprocessing, backend_manifest
+from maas_models.loaded import LoadedModel
+from maas_models.manifest import ModelRef
+from maas_models.naming import LATEST, parse_spec, validate_name
+from maas_models.preprocessing.pipeline import backend_manifest
 from maas_models.settings import LayerSettings
-from maas_models.signature import Signature, TensorSpec
 
 log = logging.getLogger("maas_models.loader")
 
-MB = 1024 * 1024
-FREE_SPACE_MARGIN = 8 * MB
 MAX_FAILURE_BACKOFF_S = 5.0
-
-
-@dataclass
-class LoadedModel:
-    """A model version ready to predict, with its manifest (signature metadata)."""
-
-    ref: ModelRef
-    manifest: Manifest
-    backend: Backend = field(repr=False)
-    path: Path
-    loaded_at: float = field(default_factory=time.time)
-
-    @property
-    def signature(self) -> Signature:
-        return self.manifest.signature
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        return self.manifest.inputs
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        return self.manifest.outputs
-
-    @property
-    def name(self) -> str:
-        return self.ref.name
-
-    @property
-    def version(self) -> int:
-        return self.ref.version
-
-    @property
-    def runtime(self) -> str:
-        return self.backend.runtime
-
-    @property
-    def input_spec(self) -> dict[str, Any]:
-        return self.manifest.input_spec
-
-    @property
-    def output_spec(self) -> dict[str, Any]:
-        return self.manifest.output_spec
-
-    @property
-    def feature_names(self) -> list[str]:
-        return self.manifest.feature_names
-
-    @property
-    def class_labels(self) -> list[str]:
-        return self.manifest.class_labels
-
-    @property
-    def n_features(self) -> int:
-        """F of an [N, F] model (InvalidInput for other signatures: use `inputs`)."""
-        return self.manifest.n_features
-
-    def memory_bytes(self) -> int:
-        return self.backend.memory_bytes()
-
-    def check_input(self, x: Any) -> np.ndarray:
-        """x when it is an array of the single input's shape and dtype; else InvalidInput naming the
-        input, its expected shape and dtype and what was received."""
-        return self.manifest.inputs[0].check(x)
-
-    def check_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Every input by name, checked (missing/extra names, shape, dtype, equal batch sizes)."""
-        return self.manifest.signature.check_inputs(inputs)
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The output for the input of a single-input/single-output model (any rank, batch first)."""
-        return self.backend.predict(x)
-
-    @property
-    def preprocessing(self) -> Preprocessing | None:
-        """The model's own preprocessing (raw inputs -> the runtime's inputs), or None."""
-        if "_preprocessing" not in self.__dict__:
-            self.__dict__["_preprocessing"] = Preprocessing.from_manifest(self.manifest.raw)
-        pre: Preprocessing | None = self.__dict__["_preprocessing"]
-        return pre
-
-    def predict_named(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """{output name: array} for {input name: array}, the manifest's names, batch dimension first.
-
-        Every serving path (both HTTP protocols, batch files, queue messages) predicts through here,
-        so this is the one place a model's preprocessing runs: raw inputs (text, categories, encoded
-        images) are checked against the manifest's inputs and turned into the runtime's inputs."""
-        pre = self.preprocessing
-        if pre is not None:
-            inputs = pre.apply(self.manifest.signature.check_inputs(inputs))
-        return self.backend.predict_named(inputs)
-
-    def zero_inputs(self, rows: int = 1) -> dict[str, np.ndarray]:
-        """A batch of zeros for every input (variable dimensions 1): warm-up calls."""
-        return self.manifest.signature.zeros(rows)
 
 
 @dataclass
@@ -164,7 +60,7 @@ class _AliasEntry:
     checked_at: float
 
 
-class ModelLoader:
+class ModelLoader(DiskCache):
     """Loads model versions from a Registry into memory, through a verified local disk cache."""
 
     def __init__(
@@ -413,147 +309,5 @@ class ModelLoader:
             dropped.backend.close()
             log.info("evicted %s from memory (budget %d MB)", dropped.ref, self.memory_budget_bytes // MB)
 
-    def _needed_files(self, manifest: Manifest) -> list[tuple[str, dict[str, Any]]]:
-        files = manifest.files
-        if manifest.runtime == "litert":
-            wanted = [r for r in files if r == "model.tflite"]
-        elif manifest.runtime == "savedmodel":
-            wanted = [r for r in files if r.startswith("saved_model/")]
-        else:
-            wanted = list(files)
-        if not wanted:
-            raise ModelCorrupt(f"{manifest.ref}: manifest lists no artifact for runtime {manifest.runtime!r}")
-        try:
-            return [(validate_relpath(r), files[r]) for r in sorted(wanted)]
-        except InvalidModelName as exc:
-            raise ModelCorrupt(f"{manifest.ref}: manifest lists an unsafe artifact path: {exc}") from exc
 
-    def _ensure_local(self, manifest: Manifest) -> Path:
-        """The version directory with every needed artifact present and verified."""
-        ref = manifest.ref
-        vdir = self.cache_dir / ref.name / str(ref.version)
-        needed = self._needed_files(manifest)
-        self._check_fits(ref, needed)
-        with self._lock:
-            self._busy_dirs.add(vdir)
-        try:
-            missing = []
-            for rel, info in needed:
-                path = vdir / rel
-                if path.is_file():
-                    if path.stat().st_size == int(info["size"]) and _sha256(path) == info["sha256"]:
-                        continue
-                    log.warning("%s: cached %s does not match its manifest; downloading it again", ref, rel)
-                    path.unlink()
-                missing.append((rel, info))
-            if missing:
-                self._make_room(sum(int(i["size"]) for _, i in missing), protect=vdir)
-                for rel, info in missing:
-                    self._download(ref, rel, info, vdir / rel)
-            with contextlib.suppress(OSError):
-                os.utime(vdir)  # last used, for LRU eviction across models
-            return vdir
-        finally:
-            with self._lock:
-                self._busy_dirs.discard(vdir)
-
-    def _check_fits(self, ref: ModelRef, needed: list[tuple[str, dict[str, Any]]]) -> None:
-        """ModelUnavailable, before any download, for a model this function cannot hold: an artifact
-        above /tmp (EphemeralStorage) or MAAS_MAX_ARTIFACT_MB, or weights above the memory budget."""
-        total = 0
-        for rel, info in needed:
-            size = int(info["size"])
-            total += size
-            if size > self.storage_bytes:
-                raise ModelUnavailable(
-                    f"{ref}: artifact {rel} is {size / MB:.1f} MB, larger than this function's /tmp "
-                    f"({self.storage_bytes / MB:.0f} MB): raise the EphemeralStorageMB template parameter "
-                    "(Lambda allows up to 10240 MB)"
-                )
-            if size > self.max_artifact_bytes:
-                raise ModelUnavailable(
-                    f"{ref}: artifact {rel} is {size / MB:.1f} MB, above the "
-                    f"{self.max_artifact_bytes / MB:.0f} MB limit (MAAS_MAX_ARTIFACT_MB)"
-                )
-        if total > self.memory_budget_bytes:
-            raise ModelUnavailable(
-                f"{ref}: the model's weights are {total / MB:.1f} MB, above the memory budget of "
-                f"{self.memory_budget_bytes / MB:.0f} MB (MAAS_MEMORY_BUDGET_MB; in Lambda the function's "
-                "MemorySize less 256 MB): give the function more memory"
-            )
-
-    def _download(self, ref: ModelRef, rel: str, info: dict[str, Any], dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.tmp"
-        size = int(info["size"])
-        try:
-            digest, got = self.registry.download(ref, rel, tmp, max_bytes=size)
-            if got != size:
-                raise ModelCorrupt(f"{ref}: {rel} is {got} bytes, the manifest says {size} (truncated?)")
-            if digest != info["sha256"]:
-                raise ModelCorrupt(
-                    f"{ref}: {rel} sha256 {digest[:12]}... does not match the manifest "
-                    f"{str(info['sha256'])[:12]}..."
-                )
-            os.replace(tmp, dest)
-        except ModelCorrupt:
-            tmp.unlink(missing_ok=True)
-            dest.unlink(missing_ok=True)
-            metrics.emit("ModelCorrupt", model=ref.name, version=str(ref.version))
-            log.error("%s: corrupt artifact %s deleted", ref, rel)
-            raise
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-    def _cached_versions(self) -> list[tuple[float, int, Path]]:
-        """(last used, bytes, dir) of each cached version directory, least recently used first."""
-        out: list[tuple[float, int, Path]] = []
-        if not self.cache_dir.is_dir():
-            return out
-        for model_dir in self.cache_dir.iterdir():
-            if not model_dir.is_dir():
-                continue
-            for vdir in model_dir.iterdir():
-                if vdir.is_dir():
-                    size = sum(f.stat().st_size for f in vdir.rglob("*") if f.is_file())
-                    out.append((vdir.stat().st_mtime, size, vdir))
-        out.sort(key=lambda t: t[0])
-        return out
-
-    def _make_room(self, need: int, *, protect: Path) -> None:
-        if need > self.cache_max_bytes:
-            raise ModelUnavailable(
-                f"model needs {need / MB:.1f} MB, above the cache limit {self.cache_max_bytes / MB:.0f} MB "
-                "(MAAS_CACHE_MAX_MB)"
-            )
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            cached = self._cached_versions()
-            used = sum(size for _, size, _ in cached)
-            free = shutil.disk_usage(self.cache_dir).free
-            for _, size, vdir in cached:
-                if used + need <= self.cache_max_bytes and free >= need + FREE_SPACE_MARGIN:
-                    break
-                if vdir == protect or vdir in self._busy_dirs:
-                    continue
-                shutil.rmtree(vdir, ignore_errors=True)
-                used -= size
-                free = shutil.disk_usage(self.cache_dir).free
-                log.info("evicted %s from the disk cache", vdir)
-            if free < need + FREE_SPACE_MARGIN:
-                raise ModelUnavailable(
-                    f"not enough space in {self.cache_dir}: need {need / MB:.1f} MB, "
-                    f"{free / MB:.1f} MB free after evicting the cache"
-                )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-__all__ = ["LATEST", "LoadedModel", "ModelLoader"]
+__all__ = ["LATEST", "ModelLoader"]

@@ -28,7 +28,8 @@ import orjson
 
 from maas_models.errors import ModelNotFound, PromotionRefused
 from maas_models.naming import validate_alias, validate_name, validate_version
-from maas_models.registry import ALIASES_DIR, PRODUCTION, Registry, check_gates, default_actor, utc_now
+from maas_models.registry import PRODUCTION, Registry, check_gates, default_actor, utc_now
+from maas_models.registry_reader import ALIASES_DIR
 from maas_models.rollout_record import (
     BUCKETS,
     CAPTURE,

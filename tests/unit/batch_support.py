@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-from maas.batch.job import BatchConfig, BatchContext
+from maas.batch.context import BatchConfig, BatchContext
 
 FEATURES = [f"f{i}" for i in range(100)]
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from maas.batch.entry import handle_event
-from maas.batch.job import handle_object, sequencer_order
+from maas.batch.job import handle_object
+from maas.batch.publish import sequencer_order
 
 from tests.handlers import load_handler
 from tests.unit.batch_support import (

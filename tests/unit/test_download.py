@@ -120,7 +120,7 @@ def test_a_failing_part_stops_the_download_without_hanging(tmp_path: Path) -> No
 def test_registry_download_uses_parallel_ranges_for_large_artifacts(
     big_object: tuple[str, str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from maas_models import registry as registry_mod
+    from maas_models import registry_reader as registry_mod
     from maas_models.manifest import ModelRef
 
     bucket, _, body = big_object

@@ -177,7 +177,7 @@ def test_interpreters_are_cached_by_input_shapes(converted: dict[str, Any]) -> N
 
 
 def test_loaded_model_passes_predict_named_through(converted: dict[str, Any], tmp_path: Path) -> None:
-    from maas_models.loader import LoadedModel
+    from maas_models.loaded import LoadedModel
     from maas_models.manifest import Manifest, ModelRef
 
     model, backend, signature = _backend(converted, "image_vector")

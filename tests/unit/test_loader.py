@@ -301,7 +301,7 @@ def test_free_space_checked_before_download(
         return type(usage)(usage.total, usage.total, 1024)
 
     loader = ModelLoader(registry=published_ref, cache_dir=tmp_path / "c")
-    monkeypatch.setattr("maas_models.loader.shutil.disk_usage", full)
+    monkeypatch.setattr("maas_models.disk_cache.shutil.disk_usage", full)
     with pytest.raises(ModelUnavailable, match="not enough space"):
         loader.get("ref", 1)
     assert not (tmp_path / "c" / "ref" / "1" / "model.tflite").exists()

@@ -20,8 +20,9 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from maas.batch.context import BatchConfig, BatchContext
 from maas.batch.fanout import handle_chunk, is_chunk_task
-from maas.batch.job import BatchConfig, BatchContext, handle_object
+from maas.batch.job import handle_object
 from maas.batch.log import logger
 from maas.batch.monitor import flush_audit
 from maas.worker_init import CLIENT_CONFIG, preloaded_loader

@@ -47,32 +47,22 @@ from typing import Any
 import orjson
 
 from maas.batch.common import InputSpec, Timings, UnreadableInput
+from maas.batch.context import BatchContext, Job, now_iso
 from maas.batch.formats import Format, get_format
-from maas.batch.io import (
-    InputChanged,
-    S3MultipartSink,
-    S3Source,
-    delete_keys,
-    delete_prefix,
-    get_json,
-    put_json,
-)
-from maas.batch.job import (
-    PERMANENT_MODEL_ERRORS,
-    BatchContext,
-    Job,
+from maas.batch.io import InputChanged, S3MultipartSink, S3Source
+from maas.batch.log import logger
+from maas.batch.monitor import DriftCounter
+from maas.batch.objects import delete_keys, delete_prefix, get_json, put_json
+from maas.batch.publish import (
     add_drift,
     audit_file,
     make_report,
     newer_input_scored,
-    now_iso,
-    resolve_scorer,
     same_input,
     write_failed,
 )
-from maas.batch.log import logger
-from maas.batch.monitor import DriftCounter
 from maas.batch.runner import aborting, score_range
+from maas.batch.scoring import PERMANENT_MODEL_ERRORS, resolve_scorer
 from maas.protocols.tensors import Signature
 
 CHUNK_TASK_KIND = "maas.batch.chunk"

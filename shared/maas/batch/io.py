@@ -4,6 +4,7 @@ Reads never hold a whole object: text formats stream a ranged GET in blocks cut 
 reads footer and column chunks by range, ``.npy`` reads row ranges. Writes go through a multipart
 upload that is completed only by ``commit()``; until then nothing is visible at the destination key,
 and ``abort()`` leaves nothing behind. Local-file variants run the same code paths (benchmarks, tests).
+Small JSON objects (reports, markers, plans) are read and written by ``maas.batch.objects``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-import orjson
 from botocore.exceptions import ClientError
+
+from maas.batch.objects import is_precondition_failed
 
 PART_BYTES = 8 * 1024 * 1024  # S3 multipart parts must be >= 5 MiB (except the last)
 UPLOADS_IN_FLIGHT = 2  # parts uploading in the background (memory: these parts + the buffer)
@@ -48,19 +50,6 @@ class Sink(Protocol):
     def commit(self) -> None: ...
 
     def abort(self) -> None: ...
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def is_precondition_failed(exc: ClientError) -> bool:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return _error_code(exc) in ("PreconditionFailed", "412") or status == 412
-
-
-def is_not_found(exc: ClientError) -> bool:
-    return _error_code(exc) in ("NoSuchKey", "404", "NotFound")
 
 
 class S3Source:
@@ -371,51 +360,3 @@ class LocalFileSink:
             self._fh = None
             self._tmp.unlink(missing_ok=True)
         self.closed = True
-
-
-# --- small JSON objects on S3 (reports, markers, plans) ---------------------------------------
-
-
-def get_json(s3: Any, bucket: str, key: str) -> dict | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    value = orjson.loads(body)
-    return value if isinstance(value, dict) else None
-
-
-def put_json(s3: Any, bucket: str, key: str, value: dict, *, if_none_match: bool = False) -> bool:
-    """Write a JSON object; with ``if_none_match`` only when the key is absent (False if it exists)."""
-    kwargs: dict[str, Any] = {
-        "Bucket": bucket,
-        "Key": key,
-        "Body": orjson.dumps(value),
-        "ContentType": "application/json",
-    }
-    if if_none_match:
-        kwargs["IfNoneMatch"] = "*"
-    try:
-        s3.put_object(**kwargs)
-    except ClientError as exc:
-        if if_none_match and (
-            is_precondition_failed(exc) or _error_code(exc) == "ConditionalRequestConflict"
-        ):
-            return False
-        raise
-    return True
-
-
-def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if objects:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-
-
-def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
-    if keys:
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})

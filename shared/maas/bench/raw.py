@@ -129,8 +129,10 @@ def child(mode: str, models_dir: str, out_path: str, n: int) -> None:
     result: dict[str, Any] = {"mode": mode}
     if mode in ("image-handler", "text-handler"):
         handler = load_predict_handler()
-        event = _event("img", _jpeg_body(models)) if mode == "image-handler" else _event(
-            "text", {"instances": [SENTENCE]}
+        event = (
+            _event("img", _jpeg_body(models))
+            if mode == "image-handler"
+            else _event("text", {"instances": [SENTENCE]})
         )
         first = handler(event, LambdaContext())
         result["first_at"] = time.time()

@@ -86,7 +86,7 @@ def to_array(
         for item in arr.reshape(-1):  # text inputs (a model's own preprocessing tokenizes them)
             if not isinstance(item, str | bytes):
                 raise ProtocolError(
-                    f"{where}: {what} takes text, got {type(item).__name__}; send strings (numbers as \"52\")"
+                    f'{where}: {what} takes text, got {type(item).__name__}; send strings (numbers as "52")'
                 )
         return arr
     if spec.dtype == "bool":

@@ -245,7 +245,7 @@ def meter_messages(outcomes: Iterable[Any], started: float, context: Any) -> int
 def record_file(
     model: str, version: Any, rows: int | None, duration_ms: float | None
 ) -> dict[str, Any] | None:
-    """The ``file`` record of a scored drop (``maas.batch.job.audit_file``); the tenant is the owner of
+    """The ``file`` record of a scored drop (``maas.batch.publish.audit_file``); the tenant is the owner of
     the drop's prefix. Memory from ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE`` (set by Lambda). Never raises."""
     try:
         meter = default_meter()

@@ -19,7 +19,7 @@ from maas.tenancy import gate
 
 if TYPE_CHECKING:
     import numpy as np
-    from maas_models.loader import LoadedModel
+    from maas_models.loaded import LoadedModel
     from maas_models.manifest import ModelRef
 
 JSON = "application/json"
