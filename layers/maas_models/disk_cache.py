@@ -10,7 +10,6 @@ lock, budgets and registry, which callers and tests set on the loader.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from maas_models import metrics
+from maas_models.download import sha256_file
 from maas_models.errors import InvalidModelName, ModelCorrupt, ModelUnavailable
 from maas_models.manifest import Manifest, ModelRef
 from maas_models.naming import validate_relpath
@@ -71,7 +71,7 @@ class DiskCache:
             for rel, info in needed:
                 path = vdir / rel
                 if path.is_file():
-                    if path.stat().st_size == int(info["size"]) and _sha256(path) == info["sha256"]:
+                    if path.stat().st_size == int(info["size"]) and sha256_file(path) == info["sha256"]:
                         continue
                     log.warning("%s: cached %s does not match its manifest; downloading it again", ref, rel)
                     path.unlink()
@@ -176,11 +176,3 @@ class DiskCache:
                     f"not enough space in {self.cache_dir}: need {need / MB:.1f} MB, "
                     f"{free / MB:.1f} MB free after evicting the cache"
                 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

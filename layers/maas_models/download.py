@@ -181,3 +181,12 @@ def _hash(fd: int, size: int, progress: _Progress, digest: hashlib._Hash) -> Non
                 return
             digest.update(block)
             position += len(block)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex of a local file, read in chunks (publish computes it; the disk cache re-checks it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

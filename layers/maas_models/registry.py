@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from maas_models.download import sha256_file
 from maas_models.errors import (
     ExportMismatch,
     InvalidModelName,
@@ -58,14 +58,6 @@ AuditHook = Callable[[dict[str, Any]], None]
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_actor() -> str:
@@ -356,6 +348,5 @@ __all__ = [
     "ModelError",
     "Registry",
     "check_gates",
-    "sha256_file",
     "utc_now",
 ]

@@ -121,7 +121,7 @@ def test_local_cache_corruption_redownloads(
     fresh = ModelLoader(registry=published_ref, cache_dir=loader.cache_dir)
     model = fresh.get("ref", 1)
     assert model.predict(np.zeros((1, 100), np.float32)).shape == (1, 10)
-    from maas_models.registry import sha256_file
+    from maas_models.download import sha256_file
 
     assert sha256_file(path) == model.manifest.files["model.tflite"]["sha256"]
 
