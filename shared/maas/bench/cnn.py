@@ -182,12 +182,9 @@ def _seconds(fn: Any) -> float:
 # -- parent -------------------------------------------------------------------------------------------------
 def _spawn(mode: str, model_dir: Path, env: dict[str, str], n: int) -> dict[str, Any]:
     """One child process: the handler in the predict image's environment, the baselines in this one."""
-    result, started = run_child(
+    return run_child(
         "maas.bench.cnn", [mode, str(model_dir), "{out}", str(n)], env, in_predict_image=mode == "handler"
     )
-    if "first_at" in result:
-        result["cold_ms"] = (result["first_at"] - started) * 1000.0
-    return result
 
 
 def _p50(samples: list[float]) -> float:

@@ -164,11 +164,12 @@ def publish_to_moto(
 
 def run_child(
     module: str, args: list[str], env: dict[str, str], *, in_predict_image: bool, timeout: float = 600
-) -> tuple[dict[str, Any], float]:
+) -> dict[str, Any]:
     """`python -m module --child ARGS` in a fresh process; an `"{out}"` in args becomes the path the child
     writes its JSON result to. With `in_predict_image` the child runs as the handler ships: the predict
     image's environment (its Python, its extra's packages) with app.py from its task root; otherwise in
-    this environment (baselines). Returns (the result, the wall-clock time the process was started)."""
+    this environment (baselines). Returns the result; when the child reports `first_at` (the wall-clock
+    time of its first response), `cold_ms` is added: process start to first response."""
     import json
     import subprocess
     import tempfile
@@ -201,4 +202,6 @@ def run_child(
         if proc.returncode != 0 or not out.is_file():
             raise RuntimeError(f"{module} {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(out.read_text())
-    return result, started
+    if "first_at" in result:
+        result["cold_ms"] = (result["first_at"] - started) * 1000.0
+    return result

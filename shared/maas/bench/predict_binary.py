@@ -121,7 +121,7 @@ def child(out_path: str, n1: int, n100: int, repeats: int) -> None:
 def measure(env: dict[str, str], quick: bool) -> dict[str, float]:
     n1, n100, repeats = (1000, 200, 3) if quick else (10000, 2000, 7)
     args = ["{out}", str(n1), str(n100), str(repeats)]
-    result, _ = run_child("maas.bench.predict_binary", args, env, in_predict_image=True)
+    result: dict[str, float] = run_child("maas.bench.predict_binary", args, env, in_predict_image=True)
     return result
 
 

@@ -181,12 +181,9 @@ def child(mode: str, models_dir: str, out_path: str, n: int) -> None:
 # -- parent -------------------------------------------------------------------------------------------------
 def _spawn(mode: str, models: Path, env: dict[str, str], n: int) -> dict[str, Any]:
     """One child process: the handler in the predict image's environment, the baselines in this one."""
-    result, started = run_child(
+    return run_child(
         "maas.bench.raw", [mode, str(models), "{out}", str(n)], env, in_predict_image=mode.endswith("handler")
     )
-    if "first_at" in result:
-        result["cold_ms"] = (result["first_at"] - started) * 1000.0
-    return result
 
 
 def _p50(samples: list[float]) -> float:
