@@ -1,8 +1,9 @@
 """Raw inputs on the local stack: Keras models with their own preprocessing (an image classifier that takes
-JPEG/PNG, a TextVectorization sentiment model, a tabular model with string categories; tests/raw_models)
+JPEG/PNG, a TextVectorization sentiment model, a tabular model with string categories; maas_examples)
 are imported (split, verified against Keras), published to LocalStack's S3 and served by the real
 handlers: images and sentences over HTTP on both protocols, an image file and sentences dropped in S3,
-and raw category rows in an SQS message. Every answer is compared with Keras computed in this test."""
+and raw category rows in an SQS message. Every answer is compared with
+Keras computed in this test."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from maas_examples import customer_segments, image_classifier, photos
+from maas_examples import sentiment as sentiment_example
 
-from tests import raw_models
 from tests.integration.batch_it_support import client, wait_for
 from tests.integration.helpers import api_request, delete_prefix, point_at_stack
 
@@ -39,9 +41,9 @@ def models(local_stack: dict[str, Any], module_monkeypatch: pytest.MonkeyPatch) 
     registry = Registry(bucket=local_stack["buckets"]["models"])
     tag = uuid.uuid4().hex[:6]
     built = {
-        "pets": raw_models.image_classifier(size=16),
-        "sentiment": raw_models.sentiment_model(epochs=10),
-        "segments": raw_models.tabular_model(),
+        "pets": image_classifier.model(size=16),
+        "sentiment": sentiment_example.build(epochs=10).model,
+        "segments": customer_segments.model(),
     }
     names = {kind: f"it-raw-{kind}-{tag}" for kind in built}
     import_model(built["pets"], names["pets"], registry=registry, class_labels=LABELS)
@@ -64,8 +66,8 @@ def post(stack: dict[str, Any], path: str, body: Any) -> tuple[int, Any]:
 
 def _images() -> list[bytes]:
     return [
-        raw_models.encoded(raw_models.photo(1, 16, 16), "PNG"),
-        raw_models.encoded(raw_models.photo(2, 40, 28), "JPEG"),
+        photos.encoded(photos.photo(1, 16, 16), "PNG"),
+        photos.encoded(photos.photo(2, 40, 28), "JPEG"),
     ]
 
 
@@ -154,6 +156,12 @@ def test_image_file_and_sentences_dropped_in_s3(local_stack: dict[str, Any], mod
     )
 
 
+def _keras_rows(models: dict[str, Any], rows: list[dict[str, Any]]) -> np.ndarray:
+    cols = [np.asarray([r[k] for r in rows]).reshape(-1, 1) for k in ("country", "city", "income", "age")]
+    model = models["keras"]["segments"]
+    return np.asarray(model([cols[0], cols[1], cols[2].astype("float32"), cols[3].astype("float32")]))
+
+
 def test_raw_category_rows_over_sqs(local_stack: dict[str, Any], models: dict[str, Any]) -> None:
     segments = models["names"]["segments"]
     sqs = client(local_stack, "sqs")
@@ -176,7 +184,4 @@ def test_raw_category_rows_over_sqs(local_stack: dict[str, Any], models: dict[st
         return None
 
     doc = wait_for("the queued result", result, timeout=120)
-    model = models["keras"]["segments"]
-    cols = [np.asarray([r[k] for r in ROWS]).reshape(-1, 1) for k in ("country", "city", "income", "age")]
-    want = np.asarray(model([cols[0], cols[1], cols[2].astype("float32"), cols[3].astype("float32")]))
-    np.testing.assert_allclose(np.asarray(doc["predictions"]), want, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(doc["predictions"]), _keras_rows(models, ROWS), atol=ATOL)

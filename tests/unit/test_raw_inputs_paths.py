@@ -15,10 +15,10 @@ import pytest
 from maas.batch.job import handle_object
 from maas.queue.entry import handle_event
 from maas.queue.processor import QueueContext
+from maas_examples import customer_segments, image_classifier, photos
 from maas_models import ModelLoader, Registry
 from maas_models.importer import import_model
 
-from tests import raw_models
 from tests.unit.batch_support import BatchEnv, make_env, sqs_event
 
 keras = pytest.importorskip("keras")
@@ -34,7 +34,7 @@ FIELDS = ("country", "city", "income", "age")
 
 @pytest.fixture(scope="module")
 def tabular() -> Any:
-    return raw_models.tabular_model()
+    return customer_segments.model()
 
 
 def _keras_rows(model: Any, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -121,16 +121,16 @@ LABELS = ["cat", "dog", "fish"]
 
 @pytest.fixture(scope="module")
 def pets() -> Any:
-    return raw_models.image_classifier(size=16)
+    return image_classifier.model(size=16)
 
 
 def _photos() -> list[bytes]:
     """A PNG at the model's size, a JPEG that must be resized, and a grey PNG that must become RGB."""
-    grey = raw_models.photo(7, 20, 20)[:, :, :1].repeat(1, axis=2)[:, :, 0]
+    grey = photos.photo(7, 20, 20)[:, :, :1].repeat(1, axis=2)[:, :, 0]
     return [
-        raw_models.encoded(raw_models.photo(5, 16, 16), "PNG"),
-        raw_models.encoded(raw_models.photo(6, 30, 22), "JPEG"),
-        raw_models.encoded(grey, "PNG"),
+        photos.encoded(photos.photo(5, 16, 16), "PNG"),
+        photos.encoded(photos.photo(6, 30, 22), "JPEG"),
+        photos.encoded(grey, "PNG"),
     ]
 
 
@@ -197,7 +197,7 @@ def test_images_in_jsonl_parquet_and_image_files(
 def test_image_file_for_a_model_without_an_image_input_fails_with_why(
     env: BatchEnv,
 ) -> None:
-    env.put("incoming/segments/x.png", raw_models.encoded(raw_models.photo(0, 8, 8), "PNG"))
+    env.put("incoming/segments/x.png", photos.encoded(photos.photo(0, 8, 8), "PNG"))
     failed = handle_object(env.ctx(), env.ingest, "incoming/segments/x.png")
     assert failed["status"] == "failed" and "one image input" in failed["reason"], failed
 
