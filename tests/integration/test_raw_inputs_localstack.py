@@ -1,8 +1,8 @@
 """Raw inputs on the local stack: Keras models with their own preprocessing (an image classifier that takes
 JPEG/PNG, a TextVectorization sentiment model, a tabular model with string categories; maas_examples)
 are imported (split, verified against Keras), published to LocalStack's S3 and served by the real
-handlers: images and sentences over HTTP on both protocols, an image file and sentences dropped in S3,
-and raw category rows in an SQS message. Every answer is compared with
+handlers: images and sentences over HTTP on both protocols, an image file, sentences and a CSV of
+category rows dropped in S3, and raw category rows in an SQS message. Every answer is compared with
 Keras computed in this test."""
 
 from __future__ import annotations
@@ -160,6 +160,34 @@ def _keras_rows(models: dict[str, Any], rows: list[dict[str, Any]]) -> np.ndarra
     cols = [np.asarray([r[k] for r in rows]).reshape(-1, 1) for k in ("country", "city", "income", "age")]
     model = models["keras"]["segments"]
     return np.asarray(model([cols[0], cols[1], cols[2].astype("float32"), cols[3].astype("float32")]))
+
+
+def test_raw_category_rows_in_a_dropped_csv(local_stack: dict[str, Any], models: dict[str, Any]) -> None:
+    """A CSV with string and number columns for the model's named inputs; a word in a number column
+    rejects only its row."""
+    segments = models["names"]["segments"]
+    s3 = client(local_stack, "s3")
+    lines = ["id,country,city,income,age", *(f"{i},{r['country']},{r['city']},{r['income']},{r['age']}"
+             for i, r in enumerate(ROWS)), "9,DE,Berlin,lots,41"]  # fmt: skip
+    s3.put_object(
+        Bucket=local_stack["buckets"]["ingest"],
+        Key=f"incoming/{segments}/people.csv",
+        Body=("\n".join(lines) + "\n").encode(),
+    )
+    done = _report(local_stack, f"{segments}/people.csv")
+    assert done["status"] == "succeeded" and done["rows"]["rejected"] == 1, done
+    results = local_stack["buckets"]["results"]
+    body = s3.get_object(Bucket=results, Key=f"predictions/{segments}/people.csv")["Body"].read().decode()
+    header, *out = [line.split(",") for line in body.splitlines()]
+    assert [r[header.index("id")] for r in out] == ["0", "1"]
+    want = _keras_rows(models, ROWS)
+    np.testing.assert_allclose(
+        [float(r[header.index("probability")]) for r in out], want.max(axis=1), atol=ATOL
+    )
+    errors = s3.get_object(Bucket=results, Key=f"predictions/{segments}/people.csv.errors.jsonl")[
+        "Body"
+    ].read()
+    assert orjson.loads(errors.splitlines()[0])["row"] == 3 and "'income'" in errors.decode()
 
 
 def test_raw_category_rows_over_sqs(local_stack: dict[str, Any], models: dict[str, Any]) -> None:
