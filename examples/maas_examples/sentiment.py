@@ -19,8 +19,8 @@ NAME = "sentiment"
 LABELS = ["negative", "positive"]
 IMPORT_OPTIONS: dict[str, Any] = {"class_labels": LABELS}
 EPOCHS = 3
-# the corpus 10 times an epoch: the same 30 small steps as 30 epochs, without 27 epochs' overhead
-REPEATS = 10
+# the corpus 30 times an epoch: 90 small steps in 3 epochs (an epoch costs far more than a step here)
+REPEATS = 30
 POSITIVE = [
     "a wonderful film, truly great acting",
     "I loved it! great story and great music",
@@ -57,7 +57,7 @@ def model(seed: int = 0) -> Any:
     x = keras.layers.GlobalAveragePooling1D()(x)
     out = keras.layers.Dense(2, activation="softmax", name="sentiment")(x)
     net = keras.Model(text, out, name="sentiment")
-    net.compile("adam", "sparse_categorical_crossentropy")
+    net.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     return net
 
 
