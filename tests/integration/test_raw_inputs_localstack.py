@@ -8,6 +8,8 @@ Keras computed in this test."""
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -178,15 +180,12 @@ def test_raw_category_rows_in_a_dropped_csv(local_stack: dict[str, Any], models:
     assert done["status"] == "succeeded" and done["rows"]["rejected"] == 1, done
     results = local_stack["buckets"]["results"]
     body = s3.get_object(Bucket=results, Key=f"predictions/{segments}/people.csv")["Body"].read().decode()
-    header, *out = [line.split(",") for line in body.splitlines()]
-    assert [r[header.index("id")] for r in out] == ["0", "1"]
+    out = list(csv.DictReader(io.StringIO(body)))
+    assert [r["id"] for r in out] == ["0", "1"]
     want = _keras_rows(models, ROWS)
-    np.testing.assert_allclose(
-        [float(r[header.index("probability")]) for r in out], want.max(axis=1), atol=ATOL
-    )
-    errors = s3.get_object(Bucket=results, Key=f"predictions/{segments}/people.csv.errors.jsonl")[
-        "Body"
-    ].read()
+    np.testing.assert_allclose([float(r["probability"]) for r in out], want.max(axis=1), atol=ATOL)
+    key = f"predictions/{segments}/people.csv.errors.jsonl"
+    errors = s3.get_object(Bucket=results, Key=key)["Body"].read()
     assert orjson.loads(errors.splitlines()[0])["row"] == 3 and "'income'" in errors.decode()
 
 
