@@ -81,52 +81,42 @@ def test_parquet_string_columns(env: BatchEnv, tabular: Any) -> None:
     np.testing.assert_allclose(np.asarray(out.column("probability")), want.max(axis=1), atol=1e-5)
 
 
-def _csv(rows: list[dict[str, Any]], extra: list[str] = ()) -> bytes:  # type: ignore[assignment]
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    buf = io.BytesIO()
-    pacsv.write_csv(pa.Table.from_pylist(rows), buf)
-    return buf.getvalue() + "".join(line + "\n" for line in extra).encode()
-
-
 def test_csv_string_and_number_columns_map_to_named_inputs_bad_rows_isolated(
     env: BatchEnv, tabular: Any
 ) -> None:
-    """CSV rows of a model with named raw inputs: each column feeds the input of its name (string
-    columns stay text, "52000" in a number column is a number); a word, an empty cell or a wrong column
-    count in a row rejects that row alone with the reason; read in small blocks, row numbers hold."""
-    rows = [{**r, "city": "12345" if r["id"] == 3 else r["city"]} for r in ROWS]  # digits as a city: text
-    bad = [
-        "9,DE,Berlin,lots,41",  # row 5: a word in the number column income
-        "10,FR,Paris,31000,",  # row 6: age missing
-        "11,DE,Berlin,52000",  # row 7: a column short
+    """CSV rows of a model with named raw inputs: each column feeds the input of its name (a string
+    column stays text even when it holds digits; a quoted "70000" in a number column is a number); a
+    word, an empty cell or a wrong column count rejects that row alone with the reason; read in small
+    blocks, the row numbers hold."""
+    rows = [*ROWS, {"id": 4, "country": "US", "city": "12345", "income": 70000, "age": 29}]
+    line = "{id},{country},{city},{income},{age}".format
+    lines = [
+        "id,country,city,income,age",
+        *(line(**r) for r in rows[:2]),
+        "9,DE,Berlin,lots,41",  # row 3: a word in the number column income
+        "10,FR,Paris,31000,",  # row 4: age missing
+        "11,DE,Berlin,52000",  # row 5: a column short
+        *(line(**r) for r in rows[2:4]),
+        '4,US,"12345","70000",29',
     ]
-    env.put("incoming/segments/people.csv", _csv(rows, bad) + _csv(rows)[_csv(rows).index(b"\n") + 1 :])
+    env.put("incoming/segments/people.csv", ("\n".join(lines) + "\n").encode())
     outcome = handle_object(env.ctx(block_bytes=96), env.ingest, "incoming/segments/people.csv")
     assert outcome["status"] == "succeeded", outcome
     import pyarrow.csv as pacsv
 
     out = pacsv.read_csv(io.BytesIO(env.get("predictions/segments/people.csv"))).to_pylist()
-    assert [o["id"] for o in out] == [0, 1, 2, 3] * 2
+    assert [o["id"] for o in out] == [0, 1, 2, 3, 4]
     want = _keras_rows(tabular, rows)
     for o in out:
         assert o["probability"] == pytest.approx(float(want[o["id"]].max()), abs=1e-5)
         assert o["class"] == want[o["id"]].argmax()
     errors = [orjson.loads(ln) for ln in env.get("predictions/segments/people.csv.errors.jsonl").splitlines()]
-    assert [e["row"] for e in errors] == [5, 6, 7], errors
-    assert (
-        "'lots'" in errors[0]["reason"]
-        and "'income'" in errors[0]["reason"]
-        and "not a number" in errors[0]["reason"]
-    )
+    assert [e["row"] for e in errors] == [3, 4, 5], errors
+    assert errors[0]["reason"] == "value 'lots' in column 'income' is not a number"
     assert errors[1]["reason"] == "missing value in column 'age'"
-    assert "columns" in errors[2]["reason"]
-    assert env.report("segments/people.csv")["rows"] == {
-        **env.report("segments/people.csv")["rows"],
-        "scored": 8,
-        "rejected": 3,
-    }
+    assert errors[2]["reason"] == "row has 4 columns, the header has 5"
+    rows_report = env.report("segments/people.csv")["rows"]
+    assert (rows_report["scored"], rows_report["rejected"]) == (5, 3), rows_report
 
 
 def test_csv_for_named_inputs_refuses_what_a_cell_cannot_hold(
