@@ -31,13 +31,12 @@ category ids), and models whose explained output is not one ``[N, C]`` score per
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from maas.protocols.tensors import Signature, TensorSpec
+from maas.protocols.tensors import Signature
 from maas.rai.explain import (
     DEFAULT_MAX_BATCH_ROWS,
     Explanation,
@@ -46,38 +45,43 @@ from maas.rai.explain import (
     manifest_class_labels,
 )
 from maas.rai.groups import (  # re-exported: the group machinery, shared with maas.rai.explain_raw
+    DEFAULT_GRID,
+    DEFAULT_SUPERPIXELS,
+    MAX_GRID_CELLS,
+    MAX_SUPERPIXELS,
+    SEGMENTATIONS,
     Group,
     GroupPlan,
     NamedPredict,
     NotExplainable,
     RowPlanner,
+    Segmentation,
+    _check_explainable,
+    baselines,
     explain_rows,
     explained_output,
+    image_groups,
 )
-from maas.rai.segments import grid_labels, slic
-from maas.rai.summary import is_tabular
 
 __all__ = [
+    "DEFAULT_GRID",
+    "DEFAULT_SUPERPIXELS",
     "Group",
     "GroupPlan",
     "NamedPredict",
     "NotExplainable",
     "RowPlanner",
+    "Segmentation",
+    "baselines",
     "explain_groups",
     "explain_loaded",
     "explain_rows",
+    "image_groups",
     "parse_grid",
     "parse_segments",
     "plan_groups",
 ]
 from maas.settings import RaiSettings
-
-DEFAULT_GRID = 4
-MAX_GRID_CELLS = 1024
-DEFAULT_SUPERPIXELS = 16
-MAX_SUPERPIXELS = 256
-SEGMENTATIONS = ("grid", "superpixels")
-Segmentation = Literal["grid", "superpixels"]
 
 
 def per_feature(signature: Signature) -> bool:
@@ -161,19 +165,6 @@ def parse_grid(value: Any) -> tuple[int, int]:
     return rows, cols
 
 
-def _check_explainable(spec: TensorSpec) -> None:
-    if spec.is_string:
-        raise NotExplainable(
-            f"input '{spec.name}' holds strings: attributions need numeric inputs that can be switched to "
-            "a baseline value"
-        )
-    if spec.np_dtype.kind in "iu" and not (spec.dtype == "uint8" and len(spec.shape) >= 3):
-        raise NotExplainable(
-            f"input '{spec.name}' is {spec.dtype} (ids or categories): replacing them with a baseline "
-            "value has no meaning, so this model cannot be explained by occlusion"
-        )
-
-
 def parse_segments(value: Any, count: Any) -> tuple[Segmentation, int]:
     """``segments`` ("grid" or "superpixels") and ``n_segments`` (superpixels, default 16)."""
     kind: Segmentation = "superpixels" if value == "superpixels" else "grid"
@@ -186,42 +177,6 @@ def parse_segments(value: Any, count: Any) -> tuple[Segmentation, int]:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SUPERPIXELS:
         raise NotExplainable(f"'n_segments' must be an integer from 1 to {MAX_SUPERPIXELS}, got {count!r}")
     return kind, count
-
-
-def image_groups(
-    name: str,
-    image: np.ndarray,
-    first: int,
-    grid: tuple[int, int],
-    segments: Segmentation = "grid",
-    n_segments: int = DEFAULT_SUPERPIXELS,
-) -> tuple[np.ndarray, list[Group], dict[str, Any]]:
-    """Groups of one image row ``[H, W, ...]`` (numbered from ``first``): the cell map of the row's shape,
-    the groups and the response's ``segmentation`` entry for this input."""
-    shape = image.shape
-    height, width = shape[0], shape[1]
-    groups: list[Group] = []
-    if segments == "superpixels":
-        labels = slic(image, n_segments)
-        count = int(labels.max()) + 1
-        for k in range(count):
-            rows, cols = np.nonzero(labels == k)
-            box = [int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1]
-            groups.append(
-                Group(f"{name} superpixel {k}", name, {"segment": k, "pixels": int(rows.size), "box": box})
-            )
-        info: dict[str, Any] = {"kind": "superpixels", "count": count, "labels": labels.tolist()}
-    else:
-        rows_n, cols_n = min(grid[0], height), min(grid[1], width)
-        labels = grid_labels(height, width, rows_n, cols_n)
-        for r in range(rows_n):
-            r0, r1 = _bounds(r, rows_n, height)
-            for c in range(cols_n):
-                c0, c1 = _bounds(c, cols_n, width)
-                groups.append(Group(f"{name}[{r0}:{r1}, {c0}:{c1}]", name))
-        info = {"kind": "grid", "rows": rows_n, "cols": cols_n}
-    cell = first + labels.reshape(height, width, *([1] * (len(shape) - 2)))
-    return np.ascontiguousarray(np.broadcast_to(cell, shape)), groups, info
 
 
 def plan_groups(
@@ -257,45 +212,6 @@ def plan_groups(
             cells[spec.name] = np.full(shape, len(groups), dtype=np.intp)
             groups.append(Group(spec.name, spec.name))
     return GroupPlan(tuple(groups), cells, {"segmentation": segmentation} if segmentation else {})
-
-
-def _bounds(i: int, parts: int, size: int) -> tuple[int, int]:
-    return math.ceil(i * size / parts), math.ceil((i + 1) * size / parts)
-
-
-def baselines(
-    signature: Signature, row_shapes: Mapping[str, tuple[int, ...]], fingerprint: Mapping[str, Any] | None
-) -> tuple[dict[str, np.ndarray], str, list[str]]:
-    """One baseline row per input: its training mean value (fingerprint), else zeros with a warning."""
-    features = (fingerprint or {}).get("features") or {}
-    out: dict[str, np.ndarray] = {}
-    missing: list[str] = []
-    for spec in signature.inputs:
-        shape = tuple(row_shapes[spec.name])
-        if is_tabular(spec) and all(f in features for f in spec.feature_names):
-            values = np.asarray([float(features[f]["mean"]) for f in spec.feature_names])
-        elif isinstance(features.get(f"{spec.name}.mean"), Mapping):
-            values = np.full(shape, float(features[f"{spec.name}.mean"]["mean"]))
-        elif isinstance(features.get(spec.name), Mapping) and int(np.prod(shape)) == 1:  # a raw scalar
-            values = np.full(shape, float(features[spec.name]["mean"]))
-        else:
-            values = np.zeros(shape)
-            missing.append(spec.name)
-        if spec.np_dtype.kind in "iu":
-            values = np.round(values)
-        out[spec.name] = values.reshape(shape).astype(spec.np_dtype)
-    warnings = []
-    if missing:
-        warnings.append(
-            f"no training mean in the manifest fingerprint for input(s) {', '.join(missing)}; "
-            "the baseline uses 0 for them"
-        )
-    source = (
-        "fingerprint"
-        if not missing
-        else ("zeros" if len(missing) == len(signature.inputs) else "partial-fingerprint")
-    )
-    return out, source, warnings
 
 
 def explain_groups(

@@ -46,15 +46,19 @@ from maas_models.preprocessing.text import TextVectorization
 
 from maas.protocols.tensors import Signature, TensorSpec
 from maas.rai.explain import DEFAULT_MAX_BATCH_ROWS, Explanation, Method, manifest_class_labels
-from maas.rai.explain_groups import (
+from maas.rai.groups import (
     DEFAULT_GRID,
     DEFAULT_SUPERPIXELS,
+    Group,
+    GroupPlan,
+    NotExplainable,
     Segmentation,
     _check_explainable,
     baselines,
+    explain_rows,
+    explained_output,
     image_groups,
 )
-from maas.rai.groups import Group, GroupPlan, NotExplainable, explain_rows, explained_output
 
 Absent = Literal["mask", "oov"]
 ABSENT: tuple[str, ...] = ("mask", "oov")

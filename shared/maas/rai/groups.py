@@ -5,22 +5,36 @@ The estimators of ``maas.rai.shapley`` run unchanged in "group space": there a r
 vector, the baseline the all-zeros one, and a coalition ``z`` (one 0/1 entry per group) becomes real
 model inputs by ``where(z[cell], x, baseline)`` for every input. So the attributions of a row sum
 exactly to ``f(x) - f(baseline)`` (every group on is ``x`` itself, every group off the baseline).
+
+Also here: the groups of one input that tensor planning (``maas.rai.explain_groups``) and raw-input
+planning (``maas.rai.explain_raw``) share: image cells or superpixels, and baselines from the
+fingerprint.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from maas_models.errors import InvalidInput
 
 from maas.protocols.tensors import Signature, TensorSpec
 from maas.rai.explain import Explanation, Method, _resolve_targets, default_n_samples, resolve_method
+from maas.rai.segments import grid_labels, slic
 from maas.rai.shapley import estimate
+from maas.rai.summary import is_tabular
 
 NamedPredict = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+DEFAULT_GRID = 4
+MAX_GRID_CELLS = 1024
+DEFAULT_SUPERPIXELS = 16
+MAX_SUPERPIXELS = 256
+SEGMENTATIONS = ("grid", "superpixels")
+Segmentation = Literal["grid", "superpixels"]
 
 
 class NotExplainable(InvalidInput):
@@ -180,3 +194,92 @@ def _group_means(plan: GroupPlan, row: Mapping[str, np.ndarray]) -> np.ndarray:
         np.add.at(sums, flat, np.asarray(row[name], dtype=np.float64).reshape(-1))
         np.add.at(counts, flat, 1.0)
     return sums / np.maximum(counts, 1.0)
+
+
+# -- groups of one input, shared by tensor (explain_groups) and raw (explain_raw) planning ---------------
+def _check_explainable(spec: TensorSpec) -> None:
+    if spec.is_string:
+        raise NotExplainable(
+            f"input '{spec.name}' holds strings: attributions need numeric inputs that can be switched to "
+            "a baseline value"
+        )
+    if spec.np_dtype.kind in "iu" and not (spec.dtype == "uint8" and len(spec.shape) >= 3):
+        raise NotExplainable(
+            f"input '{spec.name}' is {spec.dtype} (ids or categories): replacing them with a baseline "
+            "value has no meaning, so this model cannot be explained by occlusion"
+        )
+
+
+def image_groups(
+    name: str,
+    image: np.ndarray,
+    first: int,
+    grid: tuple[int, int],
+    segments: Segmentation = "grid",
+    n_segments: int = DEFAULT_SUPERPIXELS,
+) -> tuple[np.ndarray, list[Group], dict[str, Any]]:
+    """Groups of one image row ``[H, W, ...]`` (numbered from ``first``): the cell map of the row's shape,
+    the groups and the response's ``segmentation`` entry for this input."""
+    shape = image.shape
+    height, width = shape[0], shape[1]
+    groups: list[Group] = []
+    if segments == "superpixels":
+        labels = slic(image, n_segments)
+        count = int(labels.max()) + 1
+        for k in range(count):
+            rows, cols = np.nonzero(labels == k)
+            box = [int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1]
+            groups.append(
+                Group(f"{name} superpixel {k}", name, {"segment": k, "pixels": int(rows.size), "box": box})
+            )
+        info: dict[str, Any] = {"kind": "superpixels", "count": count, "labels": labels.tolist()}
+    else:
+        rows_n, cols_n = min(grid[0], height), min(grid[1], width)
+        labels = grid_labels(height, width, rows_n, cols_n)
+        for r in range(rows_n):
+            r0, r1 = _bounds(r, rows_n, height)
+            for c in range(cols_n):
+                c0, c1 = _bounds(c, cols_n, width)
+                groups.append(Group(f"{name}[{r0}:{r1}, {c0}:{c1}]", name))
+        info = {"kind": "grid", "rows": rows_n, "cols": cols_n}
+    cell = first + labels.reshape(height, width, *([1] * (len(shape) - 2)))
+    return np.ascontiguousarray(np.broadcast_to(cell, shape)), groups, info
+
+
+def _bounds(i: int, parts: int, size: int) -> tuple[int, int]:
+    return math.ceil(i * size / parts), math.ceil((i + 1) * size / parts)
+
+
+def baselines(
+    signature: Signature, row_shapes: Mapping[str, tuple[int, ...]], fingerprint: Mapping[str, Any] | None
+) -> tuple[dict[str, np.ndarray], str, list[str]]:
+    """One baseline row per input: its training mean value (fingerprint), else zeros with a warning."""
+    features = (fingerprint or {}).get("features") or {}
+    out: dict[str, np.ndarray] = {}
+    missing: list[str] = []
+    for spec in signature.inputs:
+        shape = tuple(row_shapes[spec.name])
+        if is_tabular(spec) and all(f in features for f in spec.feature_names):
+            values = np.asarray([float(features[f]["mean"]) for f in spec.feature_names])
+        elif isinstance(features.get(f"{spec.name}.mean"), Mapping):
+            values = np.full(shape, float(features[f"{spec.name}.mean"]["mean"]))
+        elif isinstance(features.get(spec.name), Mapping) and int(np.prod(shape)) == 1:  # a raw scalar
+            values = np.full(shape, float(features[spec.name]["mean"]))
+        else:
+            values = np.zeros(shape)
+            missing.append(spec.name)
+        if spec.np_dtype.kind in "iu":
+            values = np.round(values)
+        out[spec.name] = values.reshape(shape).astype(spec.np_dtype)
+    warnings = []
+    if missing:
+        warnings.append(
+            f"no training mean in the manifest fingerprint for input(s) {', '.join(missing)}; "
+            "the baseline uses 0 for them"
+        )
+    source = (
+        "fingerprint"
+        if not missing
+        else ("zeros" if len(missing) == len(signature.inputs) else "partial-fingerprint")
+    )
+    return out, source, warnings
