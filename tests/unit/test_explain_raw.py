@@ -197,7 +197,7 @@ def test_the_region_that_decides_the_class_wins() -> None:
 
 
 def test_superpixels_are_connected_and_about_the_requested_count() -> None:
-    for seed, (h, w), k in ((1, (32, 32), 16), (2, (40, 28), 9), (3, (17, 50), 30)):
+    for seed, (h, w), k in ((1, (32, 32), 16), (2, (40, 28), 9), (3, (17, 50), 30), (4, (130, 110), 24)):
         labels = slic(raw_models.photo(seed, h, w), k)
         count = int(labels.max()) + 1
         assert labels.shape == (h, w) and sorted(np.unique(labels)) == list(range(count))
