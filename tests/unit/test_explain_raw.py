@@ -60,7 +60,7 @@ def _keras_text(model: Any, sentences: list[str]) -> np.ndarray:
 
 def test_sentence_tokens_are_players_and_the_sentiment_word_wins(serve: Any, sentiment: Any) -> None:
     client = serve(sentiment, "sentiment", class_labels=["neg", "pos"])
-    sentences = ["a great film", "a bad film", "", "great zzzword"]
+    sentences = ["a great film", "a bad film", "", "great zzzword", "great"]  # "great": one player
     r = client.post("/v1/models/sentiment:explain", json={"instances": sentences, "top_k": None})
     assert r.status == 200, r.body
     ex = r.json["explanations"]
@@ -71,7 +71,8 @@ def test_sentence_tokens_are_players_and_the_sentiment_word_wins(serve: Any, sen
         assert e["prediction"] == pytest.approx(float(row[e["class_index"]]), abs=ATOL)
         assert e["baseline_prediction"] == pytest.approx(float(padding_only[e["class_index"]]), abs=ATOL)
         assert e["baselines"] == {"review": "token id 0 (mask/padding)"}
-    great, bad, empty, unknown = ex
+    great, bad, empty, unknown, alone = ex
+    assert [f["token"] for f in alone["top_features"]] == ["great"]
     assert great["class_label"] == "pos" and bad["class_label"] == "neg"
     assert [(t["position"], t["token"]) for t in great["tokens"]["review"]] == [
         (0, "a"),
