@@ -91,9 +91,6 @@ def test_images_and_sentences_over_http(local_stack: dict[str, Any], models: dic
     status, doc = post(local_stack, f"/v1/models/{pets}:predict", {"instances": [{"b64": s} for s in b64]})
     assert status == 200, doc
     np.testing.assert_allclose(np.asarray(doc["predictions"]), want, atol=ATOL)
-    for e, row in zip(doc["explanations"], ROWS, strict=True):  # one player per raw input
-        _complete(e)
-        assert {f["feature"]: f["value"] for f in e["top_features"]} == row
     v2 = {
         "inputs": [
             {
