@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from maas.training import storage
-from maas.training.data import expand_objects, split
+from maas.training.data import DataError, expand_objects, split
 from maas.training.datasets import COLOR_CHANNELS, IMAGE_SUFFIXES, TFRECORD_SUFFIXES, Examples, load_examples
 from maas.training.spec import Dataset
-from maas.training.streaming import BUFFER_BYTES, EpochClock, Stream, open_stream
+from maas.training.stream_rows import RowStream
+from maas.training.streaming import BUFFER_BYTES, EpochClock, ImageStream, Stream, TFRecordStream
 
 log = logging.getLogger("maas.training")
 
@@ -100,18 +101,18 @@ class StreamFeed:
         return self.stream.failure
 
     def _sample(self) -> tuple[np.ndarray, np.ndarray]:
-        """The first training examples in the objects' sorted order: up to sample_rows, BUFFER_BYTES."""
-        xs: list[Any] = []
-        ys: list[Any] = []
-        limit = self.sample_rows
-        for x, y, *_ in self.stream.examples(held=False).as_numpy_iterator():
-            if not xs:
-                limit = max(1, min(limit, BUFFER_BYTES // max(1, x.nbytes)))
-            xs.append(x.decode() if isinstance(x, bytes) else x)
-            ys.append(y)
-            if len(xs) >= limit:
-                break
-        return np.asarray(xs), np.asarray(ys, dtype=np.int32)
+        """The first training examples in the objects' sorted order: up to sample_rows and BUFFER_BYTES
+        (a string counts as 100 bytes), read as one batch."""
+        x_spec = self.stream.signature()[0]
+        per_example = (x_spec.dtype.size if x_spec.dtype.is_numeric else 100) * max(
+            1, x_spec.shape.num_elements()
+        )
+        limit = max(1, min(self.sample_rows, BUFFER_BYTES // per_example, self.train_count))
+        x, y, *_ = next(iter(self.stream.examples(held=False).take(limit).batch(limit)))
+        sample = x.numpy()
+        if sample.dtype.kind in "OS":
+            sample = np.array([v.decode() for v in sample.reshape(-1)]).reshape(sample.shape)
+        return sample, y.numpy().astype(np.int32)
 
     def _xy(self, held: bool, clock: EpochClock | None) -> Any:
         return self.stream.examples(held, clock).map(lambda x, y, *_: (x, y))
@@ -139,7 +140,7 @@ class StreamFeed:
     def held_out(self, model: Any, batch: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         ys, probas, groups = [], [], {name: [] for name in self.stream.group_names}  # type: ignore[var-annotated]
         for x, y, *g in self.stream.examples(held=True).batch(batch):
-            probas.append(np.asarray(model.predict_on_batch(x), dtype=np.float32))
+            probas.append(np.asarray(model(x, training=False), dtype=np.float32))
             ys.append(y.numpy())
             for name, values in zip(self.stream.group_names, g, strict=True):
                 groups[name].append(values.numpy().astype(str))
@@ -160,6 +161,17 @@ def open_feed(ds: Dataset, validation_split: float, seed: int, sample_rows: int)
     if stream:
         return StreamFeed(open_stream(ds, validation_split, seed), sample_rows)
     return ArrayFeed(load_examples(ds), validation_split, seed)
+
+
+def open_stream(ds: Dataset, validation_split: float, seed: int) -> Stream:
+    """The dataset as a Stream (scanned, labels checked); DataError names the field or file."""
+    if ds.format == "images":
+        return ImageStream(ds, validation_split, seed)
+    if ds.format == "tfrecord":
+        return TFRecordStream(ds, validation_split, seed)
+    if ds.format in ("npz", "npy"):
+        raise DataError(f"dataset.streaming: {ds.format} data is loaded whole; set streaming false")
+    return RowStream(ds, validation_split, seed)
 
 
 def streaming_choice(
