@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README, CI): bootstrap, ruff, mypy, security scans (cfn-lint, checkov, bandit), unit
-# tests, the fidelity tests (each handler in the environment its Dockerfile builds; they build those
-# environments, cached in .localstack/envs for the integration step), then integration tests on the
-# embedded local AWS stack. The integration fixture starts LocalStack
-# if none runs and stops it at the end; if this script is interrupted, the trap below stops a stack that
-# was not running before it started.
+# tests, the fidelity tests (each handler in the environment its Dockerfile builds; those environments
+# build in the background from the start and are cached in .localstack/envs for the integration step),
+# then integration tests on the embedded local AWS stack. The integration fixture starts LocalStack if
+# none runs and stops it at the end; if this script is interrupted, the trap below stops a stack that
+# was not running before it started (and the environment build).
 # Exit status: non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,9 @@ export MAAS_LOCAL_PORT="${MAAS_LOCAL_PORT:-4566}"
 
 running_before=0
 if "$bin/maas" local status >/dev/null 2>&1; then running_before=1; fi
+envs_pid=""
 cleanup() {
+  if [ -n "$envs_pid" ]; then kill "$envs_pid" 2>/dev/null || true; fi
   if [ "$running_before" = 0 ] && "$bin/maas" local status >/dev/null 2>&1; then
     "$bin/maas" local down >/dev/null 2>&1 || true
   fi
@@ -39,12 +41,28 @@ step() {  # step NAME COMMAND...; any non-zero exit fails the step, pytest's 5 (
   fi
 }
 
+wait_for() {  # wait_for PID LOG: the exit status of a command started in the background, its log printed
+  local rc=0
+  wait "$1" || rc=$?
+  cat "$2"
+  rm -f "$2"
+  return "$rc"
+}
+
+# The image environments (pip downloads and unpacking, mostly I/O) build in the background while the
+# checks and unit tests use the CPUs; nothing before the fidelity step uses them. Their log is printed
+# when the step is waited for.
+envs_log="$(mktemp)"
+"$bin/maas" local envs >"$envs_log" 2>&1 &
+envs_pid=$!
+
 step "ruff" "$bin/ruff" check .
 step "mypy" "$bin/mypy"
 step "security scans" bash scripts/security.sh cfn checkov bandit
 # two workers (pytest-xdist), one test file each at a time: files share module-level fixtures
 step "unit tests" "$bin/pytest" -q -n 2 --dist loadfile tests/unit -m "not integration and not bench"
-step "image environments" "$bin/maas" local envs
+step "image environments (built in the background)" wait_for "$envs_pid" "$envs_log"
+envs_pid=""
 step "fidelity tests" "$bin/pytest" -q tests/fidelity -m fidelity
 step "integration tests" "$bin/pytest" -q tests/integration -m integration
 

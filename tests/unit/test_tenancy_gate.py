@@ -130,6 +130,7 @@ def test_no_authorizer_context_is_401(app: Any) -> None:
 def test_the_tenant_row_limit_applies_for_its_requests_only(app: Any) -> None:
     r = call(app, "POST", "/v1/models/acme--ref:predict", max_rows="1")
     assert r.status == 413, r.body
+    assert "the limit is 1 (the max_rows quota of tenant 'acme')" in r.json["error"], r.json
     assert call(app, "POST", "/v1/models/acme--ref:predict", max_rows="2").status == 200
     assert call(app, "POST", "/v1/models/beta--ref:predict", tenant="beta").status == 200
 

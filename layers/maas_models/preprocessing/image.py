@@ -88,7 +88,7 @@ class ImageDecoder:
                     f"limit is {self.max_pixels}: send it resized to {self.width}x{self.height}"
                 )
             img.load()
-            img = ImageOps.exif_transpose(img) or img
+            ImageOps.exif_transpose(img, in_place=True)  # in place: without it Pillow copies every image
         except InvalidInput:
             raise
         except UnidentifiedImageError:

@@ -87,7 +87,7 @@ def handle_object(
     try:
         source, head = S3Source.head(ctx.s3, bucket, key, version_id)
     except ClientError as exc:
-        if is_not_found(exc) or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+        if is_not_found(exc):
             logger.info("object is gone; nothing to score", extra={"input_key": key})
             return {"status": "gone"}
         raise

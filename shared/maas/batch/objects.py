@@ -7,19 +7,20 @@ from typing import Any
 
 import orjson
 from botocore.exceptions import ClientError
+from maas_models.s3 import NOT_FOUND_CODES, PRECONDITION_CODES, error_code
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _status(exc: ClientError) -> object:
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def is_precondition_failed(exc: ClientError) -> bool:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return _error_code(exc) in ("PreconditionFailed", "412") or status == 412
+    """A failed ``If-Match`` / ``If-None-Match`` (412), or a concurrent conditional write (409)."""
+    return error_code(exc) in PRECONDITION_CODES or _status(exc) == 412
 
 
 def is_not_found(exc: ClientError) -> bool:
-    return _error_code(exc) in ("NoSuchKey", "404", "NotFound")
+    return error_code(exc) in NOT_FOUND_CODES or _status(exc) == 404
 
 
 def get_json(s3: Any, bucket: str, key: str) -> dict | None:
@@ -46,9 +47,7 @@ def put_json(s3: Any, bucket: str, key: str, value: dict, *, if_none_match: bool
     try:
         s3.put_object(**kwargs)
     except ClientError as exc:
-        if if_none_match and (
-            is_precondition_failed(exc) or _error_code(exc) == "ConditionalRequestConflict"
-        ):
+        if if_none_match and is_precondition_failed(exc):
             return False
         raise
     return True

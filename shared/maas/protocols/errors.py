@@ -21,6 +21,18 @@ class PayloadTooLarge(ProtocolError):
     status_code = 413
 
 
+class RowLimit(int):
+    """A row limit that says where it comes from, for the 413's message (``MAAS_MAX_ROWS`` for a plain
+    int). An int, so every parser and comparison takes it as is."""
+
+    source: str
+
+    def __new__(cls, value: int, source: str) -> RowLimit:
+        limit = super().__new__(cls, value)
+        limit.source = source
+        return limit
+
+
 class MethodNotAllowed(ProtocolError):
     status_code = 405
 

@@ -12,7 +12,7 @@ import numpy as np
 # The one spec type lives in the model layer (it reads the manifest); the protocols re-use it.
 from maas_models.signature import NUMPY_DTYPES, Signature, TensorSpec, shape_str
 
-from maas.protocols.errors import PayloadTooLarge, ProtocolError
+from maas.protocols.errors import PayloadTooLarge, ProtocolError, RowLimit
 from maas.protocols.images import decode_images, looks_encoded
 
 __all__ = [
@@ -38,10 +38,12 @@ BATCH_SCORING_HINT = "or drop the data as a file into the ingest bucket (batch s
 
 
 def check_limits(rows: int, elements: int, max_rows: int, max_elements: int, where: str) -> None:
-    """413 when one input has more rows than MAAS_MAX_ROWS or more values than MAAS_MAX_ELEMENTS."""
+    """413 when one input has more rows than the row limit (MAAS_MAX_ROWS, or a tenant's quota: see
+    ``RowLimit``) or more values than MAAS_MAX_ELEMENTS."""
     if rows > max_rows:
+        source = max_rows.source if isinstance(max_rows, RowLimit) else "MAAS_MAX_ROWS"
         raise PayloadTooLarge(
-            f"{where}: the request has {rows} rows; the limit is {max_rows} (MAAS_MAX_ROWS): split it into "
+            f"{where}: the request has {rows} rows; the limit is {max_rows} ({source}): split it into "
             f"smaller requests {BATCH_SCORING_HINT}"
         )
     if elements > max_elements:

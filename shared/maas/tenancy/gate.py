@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maas import settings
+from maas.protocols.errors import RowLimit
 from maas.tenancy.names import may_read
 
 TENANCY_ENV = settings.AUTH_TYPE
@@ -163,7 +164,9 @@ def visible(models: Iterable[Any]) -> list[Any]:
 
 
 def max_rows(default: int) -> int:
+    """The request's row limit: ``default``, or the caller's quota when that is lower (a ``RowLimit``
+    naming the tenant's quota, so the 413 does not send the client to ``MAAS_MAX_ROWS``)."""
     caller = _CALLER.get()
-    if caller is None or caller.max_rows is None:
+    if caller is None or caller.max_rows is None or caller.max_rows >= default:
         return default
-    return min(default, caller.max_rows)
+    return RowLimit(caller.max_rows, f"the max_rows quota of tenant {caller.tenant!r}")
