@@ -2,8 +2,9 @@
 JPEG/PNG, a TextVectorization sentiment model, a tabular model with string categories; maas_examples)
 are imported (split, verified against Keras), published to LocalStack's S3 and served by the real
 handlers: images and sentences over HTTP on both protocols, an image file, sentences and a CSV of
-category rows dropped in S3, and raw category rows in an SQS message. Every answer is compared with
-Keras computed in this test."""
+category rows dropped in S3, and raw category rows in an SQS message; `:explain` of each raw kind over
+HTTP (tokens, superpixels, raw categories) and in the SQS message. Every answer is compared with Keras
+computed in this test."""
 
 from __future__ import annotations
 
@@ -120,6 +121,45 @@ def test_images_and_sentences_over_http(local_stack: dict[str, Any], models: dic
     assert status == 400 and "review" in doc["error"], doc
 
 
+def _complete(e: dict[str, Any]) -> None:
+    assert e["completeness_error"] < 1e-6, e
+    assert abs(e["sum_attributions"] - (e["prediction"] - e["baseline_prediction"])) < 1e-6, e
+
+
+def test_explain_raw_inputs_over_http(local_stack: dict[str, Any], models: dict[str, Any]) -> None:
+    names = models["names"]
+    status, doc = post(local_stack, f"/v1/models/{names['sentiment']}:explain", {"instances": SENTENCES[:2]})
+    assert status == 200, doc
+    want = _keras_text(models, SENTENCES[:2])
+    for e, row, sentence in zip(doc["explanations"], want, SENTENCES[:2], strict=True):
+        _complete(e)
+        assert e["prediction"] == pytest.approx(float(row[e["class_index"]]), abs=ATOL)
+        tokens = [t["token"] for t in e["tokens"]["review"]]
+        assert tokens == sentence.lower().replace(",", "").replace("!", "").replace(".", "").split()
+    image = _images()[1]
+    body = {
+        "instances": [{"b64": base64.b64encode(image).decode()}],
+        "segments": "superpixels",
+        "top_k": None,
+    }
+    status, doc = post(local_stack, f"/v1/models/{names['pets']}:explain", body)
+    assert status == 200, doc
+    (e,) = doc["explanations"]
+    _complete(e)
+    assert e["prediction"] == pytest.approx(float(_keras_images(models, [image])[0].max()), abs=ATOL)
+    assert e["segmentation"]["img"]["kind"] == "superpixels"
+    assert len(e["top_features"]) == e["segmentation"]["img"]["count"]
+    status, doc = post(local_stack, f"/v1/models/{names['segments']}:explain", {"instances": ROWS})
+    assert status == 200, doc
+    for e, row in zip(doc["explanations"], ROWS, strict=True):
+        _complete(e)
+        assert {f["feature"]: f["value"] for f in e["top_features"]} == row
+    status, doc = post(
+        local_stack, f"/v1/models/{names['segments']}:explain", {"instances": [{**ROWS[0], "country": 3}]}
+    )
+    assert status == 400 and "country" in doc["error"], doc
+
+
 def _report(stack: dict[str, Any], rel: str) -> dict[str, Any]:
     s3 = client(stack, "s3")
 
@@ -195,7 +235,7 @@ def test_raw_category_rows_over_sqs(local_stack: dict[str, Any], models: dict[st
     mid = f"raw-{uuid.uuid4().hex[:8]}"
     sqs.send_message(
         QueueUrl=local_stack["queues"]["requests"],
-        MessageBody=orjson.dumps({"id": mid, "model": segments, "instances": ROWS}).decode(),
+        MessageBody=orjson.dumps({"id": mid, "model": segments, "instances": ROWS, "explain": True}).decode(),
     )
     results = local_stack["queues"]["results"]
 
@@ -212,3 +252,6 @@ def test_raw_category_rows_over_sqs(local_stack: dict[str, Any], models: dict[st
 
     doc = wait_for("the queued result", result, timeout=120)
     np.testing.assert_allclose(np.asarray(doc["predictions"]), _keras_rows(models, ROWS), atol=ATOL)
+    for e, row in zip(doc["explanations"], ROWS, strict=True):  # one player per raw input
+        _complete(e)
+        assert {f["feature"]: f["value"] for f in e["top_features"]} == row

@@ -133,3 +133,33 @@ def test_fuzz_v2_bytes_images(
 def test_fuzz_text_and_categories_tfserving(app: Any, body: Any, kind: str) -> None:
     model = body.pop("_model", "sentiment")
     assert_no_5xx(call(app, "POST", f"/v1/models/{model}:predict", dumps(body), kind), body)
+
+
+explain_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "segments": st.one_of(st.sampled_from(["grid", "superpixels"]), json_values),
+        "n_segments": st.one_of(st.integers(-2, 300), json_values),
+        "grid": st.one_of(st.integers(-1, 40), json_values),
+        "token_baseline": st.one_of(st.sampled_from(["mask", "oov"]), json_values),
+        "top_k": st.one_of(st.integers(-1, 5), st.none()),
+    },
+)
+
+
+@FUZZ
+@given(
+    case=st.one_of(
+        st.tuples(
+            st.just("pets"), st.lists(st.builds(lambda s: {"b64": s}, encoded), min_size=1, max_size=1)
+        ),
+        st.tuples(st.just("sentiment"), st.lists(text_values, min_size=1, max_size=2)),
+        st.tuples(st.just("segments"), tabular_rows()),
+    ),
+    options=explain_options,
+)
+def test_fuzz_explain_raw_inputs(app: Any, case: Any, options: dict[str, Any]) -> None:
+    """`:explain` of raw images, sentences and category rows with any explain options: never a 5xx."""
+    model, instances = case
+    body = {"instances": instances, **options}
+    assert_no_5xx(call(app, "POST", f"/v1/models/{model}:explain", dumps(body), "rest"), body)

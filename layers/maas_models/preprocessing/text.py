@@ -110,6 +110,10 @@ class TextVectorization:
         """The tokens (n-grams included) Keras looks up for one string."""
         return ngrams(split(standardize(text, self.standardize), self.split), self.ngrams)
 
+    def token_rows(self, values: np.ndarray) -> list[list[str]]:
+        """The tokens of each row of a batch, in the order their ids take (before padding/truncation)."""
+        return self._rows(values)
+
     def _rows(self, values: np.ndarray) -> list[list[str]]:
         where = self.name or "TextVectorization"
         if self.split is None:  # no split: each row's strings are its tokens

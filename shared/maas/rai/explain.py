@@ -83,15 +83,19 @@ class FeatureAttribution:
     value: float
     baseline: float
     attribution: float
+    details: Mapping[str, Any] | None = None  # more keys of a group (a token, a segment), or raw values
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "feature": self.feature,
             "index": self.index,
             "value": self.value,
             "baseline": self.baseline,
             "attribution": self.attribution,
         }
+        if self.details:
+            out.update(self.details)
+        return out
 
 
 @dataclass
@@ -110,6 +114,9 @@ class Explanation:
     n_evaluations: int  # model rows evaluated for the whole request
     baseline_source: str = "fingerprint"
     warnings: list[str] = field(default_factory=list)
+    # per feature: keys added to (or replacing "value"/"baseline" in) its entry, e.g. a token's text
+    details: Sequence[Mapping[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # keys added to the explanation's response
 
     @property
     def completeness_error(self) -> float:
@@ -127,6 +134,7 @@ class Explanation:
                 value=float(self.x[i]),
                 baseline=float(self.baseline[i]),
                 attribution=float(self.attributions[i]),
+                details=self.details[i] if self.details is not None else None,
             )
             for i in order
         ]
@@ -138,11 +146,13 @@ class Explanation:
             "prediction": self.prediction,
             "baseline_prediction": self.baseline_prediction,
             "sum_attributions": float(self.attributions.sum()),
+            "completeness_error": self.completeness_error,  # |sum - (prediction - baseline)|
             "method": self.method,
             "n_evaluations": self.n_evaluations,
             "baseline_source": self.baseline_source,
             "top_features": [a.to_dict() for a in self.top(top_k)],
         }
+        out.update(self.extra)
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out

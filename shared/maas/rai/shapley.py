@@ -254,14 +254,14 @@ def estimate(
     if select is None:
         fb = np.broadcast_to(fb_all, (n, fb_all.shape[0]))
         fx = fx_all
-        fz = out[1 + n :].reshape(n, s, -1)
+        fz = out[1 + n :].reshape(n, s, out.shape[1])
     else:
         # Only the explained class of each row: [n, s, 1]. Keeps the solve a matrix-vector product.
         chosen = select(fx_all)
         idx = np.asarray(chosen, dtype=np.intp)
         fb = fb_all[idx][:, None]
         fx = fx_all[np.arange(n), idx][:, None]
-        fz = out[1 + n :].reshape(n, s, -1)[np.arange(n), :, idx][:, :, None]
+        fz = out[1 + n :].reshape(n, s, out.shape[1])[np.arange(n), :, idx][:, :, None]
     c = fx.shape[1]
     delta = fx - fb  # (n, c)
     phi = np.zeros((n, d, c))

@@ -1,5 +1,6 @@
 """The builder contract: ``module:function(hp, input_spec) -> compiled keras.Model``, trained in the
-platform's loop: the dataset (maas.training.datasets) and its seeded split, the distribution
+platform's loop: the dataset and its seeded split (maas.training.feeds: in memory, or streamed from S3
+by maas.training.streaming when ``dataset.streaming`` says so or it would not fit), the distribution
 strategy and mixed precision on GPU only (maas.training.strategy), ``keras.callbacks.BackupAndRestore``
 in $MAAS_CHECKPOINT_DIR (synced to S3 by maas.training.dirsync) for resume, then evaluation on the
 held-out rows (metrics, fairness per sensitive column, fingerprint) for the card and the gates.
@@ -76,8 +77,7 @@ def train_builder(
 ) -> tuple[Any, Any, list[dict[str, Any]], Any] | None:
     """Train; (export model, Measured, history, StrategyInfo), or None when a SIGTERM stopped it."""
     from maas.training.byo_publish import measure, sample_fingerprint
-    from maas.training.data import split
-    from maas.training.datasets import load_examples
+    from maas.training.feeds import open_feed
     from maas.training.model import progress_callback
     from maas.training.strategy import select_strategy
 
@@ -86,22 +86,13 @@ def train_builder(
     import keras
     import tensorflow as tf
 
-    ex = load_examples(spec.rows)
-    parts = split(len(ex.y), tr.validation_split, tr.seed)
+    feed = open_feed(spec.rows, tr.validation_split, tr.seed, SAMPLE_ROWS)
     keras.utils.set_random_seed(tr.seed)
-    spec_in = input_spec_for(ex.x[parts.train], ex.input_name, ex.class_labels)
+    spec_in = input_spec_for(feed.sample_x, feed.input_name, feed.class_labels)
     with info.strategy.scope():
         model = build_checked(builder, spec.hyperparameters, spec_in)
     global_batch = tr.batch_size * info.replicas
-    train_ds = (
-        tf.data.Dataset.from_tensor_slices((ex.x[parts.train], ex.y[parts.train]))
-        .shuffle(len(parts.train), seed=tr.seed, reshuffle_each_iteration=True)
-        .batch(global_batch)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    val_ds = tf.data.Dataset.from_tensor_slices((ex.x[parts.held_out], ex.y[parts.held_out])).batch(
-        global_batch
-    )
+    train_ds, val_ds = feed.train(global_batch), feed.validation(global_batch)
     backup = keras.callbacks.BackupAndRestore(
         str(checkpoint_dir / "backup"),
         save_freq=spec.code.save_freq if spec.code else "epoch",
@@ -120,27 +111,34 @@ def train_builder(
             history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
             result.epochs_run.append(epoch + 1)
 
-    steps = -(-len(parts.train) // global_batch)
+    steps = -(-feed.train_count // global_batch)
     result.epochs_total = tr.epochs
     try:
         model.fit(
             train_ds,
             validation_data=val_ds,
             epochs=tr.epochs,
-            callbacks=[backup, Record(), progress_callback(tr.epochs, steps), _stop_callback(stop, backup)],
+            callbacks=[
+                backup,
+                Record(),
+                progress_callback(tr.epochs, steps),
+                _stop_callback(stop, backup),
+                *feed.callbacks(),
+            ],
             verbose=1 if sys.stdout.isatty() else 0,
         )
     except TrainingInterrupted:
         return None
+    except tf.errors.OpError as exc:  # a bad value met while streaming: the DataError, not tf.data's wrap
+        if feed.failure is not None:
+            raise feed.failure from exc
+        raise
     export_model = _float32(builder, spec, spec_in, model) if info.mixed_precision else model
-    x_val, y_val = ex.x[parts.held_out], ex.y[parts.held_out]
-    x_in = tf.constant(x_val.tolist()) if x_val.dtype.kind in "US" else x_val  # Keras takes no numpy str
-    proba = np.asarray(export_model.predict(x_in, verbose=0), dtype=np.float32)
-    groups = {c: v[parts.held_out] for c, v in ex.sensitive.items()}
-    measured = measure(spec, y_val, proba, ex.class_labels, groups)
-    if ex.x.dtype.kind not in "US":
+    y_val, proba, groups = feed.held_out(export_model, global_batch)
+    measured = measure(spec, y_val, proba, feed.class_labels, groups)
+    if feed.sample_x.dtype.kind not in "US":
         measured.fingerprint = sample_fingerprint(
-            ex.x[parts.train][:SAMPLE_ROWS], ex.y[parts.train][:SAMPLE_ROWS], ex.class_labels
+            feed.sample_x[:SAMPLE_ROWS], feed.sample_y[:SAMPLE_ROWS], feed.class_labels
         )
     log.info("held-out accuracy=%.4f loss=%.4f", measured.metrics["accuracy"], measured.metrics["loss"])
     return export_model, measured, history, info

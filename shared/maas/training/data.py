@@ -35,7 +35,7 @@ class Split:
     held_out: np.ndarray
 
 
-def _format_of(uri: str, fmt: str) -> str:
+def format_of(uri: str, fmt: str) -> str:
     if fmt != "auto":
         return fmt
     name = uri.lower().removesuffix(".gz")
@@ -48,24 +48,29 @@ def _format_of(uri: str, fmt: str) -> str:
 
 def expand_uris(uris: tuple[str, ...] | list[str]) -> list[str]:
     """A URI ending in '/' stands for every file under it (a Parquet dataset written by Spark, say)."""
-    out: list[str] = []
+    return [uri for uri, _ in expand_objects(uris)]
+
+
+def expand_objects(uris: tuple[str, ...] | list[str]) -> list[tuple[str, int | None]]:
+    """expand_uris with each object's size in bytes where the listing gave it (None for a named file)."""
+    out: list[tuple[str, int | None]] = []
     for uri in uris:
         if uri.endswith("/"):
             found = [
-                u
-                for u in storage.list_files(uri)
+                (u, n)
+                for u, n in storage.list_objects(uri)
                 if not Path(u).name.startswith(("_", ".")) and not u.endswith("/")
             ]
             if not found:
                 raise DataError(f"dataset.uris: nothing under {uri!r}")
             out.extend(found)
         else:
-            out.append(uri)
+            out.append((uri, None))
     return out
 
 
 def read_table(uri: str, fmt: str = "auto") -> pa.Table:
-    kind = _format_of(uri, fmt)
+    kind = format_of(uri, fmt)
     with tempfile.TemporaryDirectory(prefix="maas-data-") as tmp:
         if storage.is_s3(uri):
             try:
@@ -94,7 +99,19 @@ def read_tables(ds: Dataset) -> tuple[pa.Table, list[str]]:
 
 def load_dataset(ds: Dataset) -> LoadedData:
     table, uris = read_tables(ds)
-    columns = table.column_names
+    features = feature_names_for(table.column_names, ds)
+    if table.num_rows == 0:
+        raise DataError("dataset.uris: the dataset has no rows")
+    x = feature_matrix(table, features, ds)
+    y, class_labels = label_indices(table, ds)
+    sensitive = {col: label_strings(table.column(col)) for col in ds.sensitive_columns}
+    return LoadedData(
+        x=x, y=y, feature_names=features, class_labels=class_labels, sensitive=sensitive, sources=uris
+    )
+
+
+def feature_names_for(columns: list[str], ds: Dataset) -> list[str]:
+    """The model's input columns (checked against the data's columns, with the label and sensitive ones)."""
     label = ds.label_column or ""
     if label not in columns:
         raise DataError(
@@ -114,9 +131,11 @@ def load_dataset(ds: Dataset) -> LoadedData:
         features = [c for c in columns if c not in excluded]
     if not features:
         raise DataError("dataset.feature_columns: no feature columns left")
-    if table.num_rows == 0:
-        raise DataError("dataset.uris: the dataset has no rows")
+    return features
 
+
+def feature_matrix(table: pa.Table, features: list[str], ds: Dataset) -> np.ndarray:
+    """The feature columns as float32 [rows, features]; DataError for nulls, non-numeric or non-finite."""
     x = np.empty((table.num_rows, len(features)), dtype=np.float32)
     for j, col in enumerate(features):
         arr = table.column(col)
@@ -138,14 +157,12 @@ def load_dataset(ds: Dataset) -> LoadedData:
     if not np.isfinite(x).all():
         bad = [features[j] for j in np.where(~np.isfinite(x).all(axis=0))[0][:5]]
         raise DataError(f"dataset.feature_columns: non-finite values in {', '.join(bad)}")
+    return x
 
-    y, class_labels = label_indices(table, ds)
-    sensitive = {
-        col: np.array([_label_str(v) for v in table.column(col).to_pylist()]) for col in ds.sensitive_columns
-    }
-    return LoadedData(
-        x=x, y=y, feature_names=features, class_labels=class_labels, sensitive=sensitive, sources=uris
-    )
+
+def label_strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A label (or sensitive) column as strings, the form encode_labels takes ("1" for 1.0)."""
+    return np.array([_label_str(v) for v in column.to_pylist()])
 
 
 def label_indices(table: pa.Table, ds: Dataset) -> tuple[np.ndarray, list[str]]:
@@ -153,7 +170,7 @@ def label_indices(table: pa.Table, ds: Dataset) -> tuple[np.ndarray, list[str]]:
     label_col = table.column(ds.label_column or "")
     if label_col.null_count:
         raise DataError(f"dataset.label_column: {label_col.null_count} rows have no label")
-    return encode_labels(np.array([_label_str(v) for v in label_col.to_pylist()]), ds.class_labels)
+    return encode_labels(label_strings(label_col), ds.class_labels)
 
 
 def encode_labels(raw_labels: np.ndarray, given: tuple[str, ...] | None) -> tuple[np.ndarray, list[str]]:

@@ -9,9 +9,10 @@
 - tfrecord: ``tf.train.Example`` records parsed with ``tfrecord_features`` (FixedLenFeature each);
   the label is ``label_column``, the input the one other feature (or ``feature_columns[0]``).
 
-Files are copied from S3 to the job's disk first and then fed to tf.data from memory; training data
-larger than the job's disk or memory is not handled yet (tf.data cannot open s3:// without
-tensorflow-io, which has no TF 2.21 build).
+This is the in-memory path, for data that fits: files are copied from S3 to the job's disk and the
+arrays fed to tf.data from memory. Data larger than the disk or memory streams from S3 instead
+(``dataset.streaming``; maas.training.streaming, which shares this module's file listing, label,
+TFRecord-spec and input helpers).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +29,8 @@ from maas.training.data import DataError, encode_labels, expand_uris, label_indi
 from maas.training.spec import Dataset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec")
+COLOR_CHANNELS = {"rgb": 3, "grayscale": 1}  # image_dataset_from_directory's color_mode -> channels
 
 
 @dataclass
@@ -40,33 +44,58 @@ class Examples:
     feature_names: list[str] | None = None
 
 
-def _local_files(ds: Dataset, tmp: Path, suffixes: tuple[str, ...]) -> tuple[list[Path], list[str]]:
-    """Every file of the dataset with one of the suffixes, copied to tmp (prefix layout kept)."""
+def dataset_files(ds: Dataset, suffixes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(URI, key) of every file of the dataset with one of the suffixes, sorted; the key is the path under
+    the dataset URI it came from (``cat/1.png``; the file name for a named file)."""
     uris = [u for u in expand_uris(ds.uris) if u.lower().endswith(suffixes)]
     if not uris:
         raise DataError(f"dataset.uris: no {'/'.join(suffixes)} files under {', '.join(ds.uris)}")
-    out: list[Path] = []
-    for uri in uris:
-        base = next((b for b in ds.uris if uri.startswith(b)), "")
-        rel = uri[len(base) :].lstrip("/") if base.endswith("/") else Path(uri).name
-        out.append(
-            storage.download(uri, tmp / rel) if storage.is_s3(uri) else Path(uri.removeprefix("file://"))
-        )
-    return out, uris
+    return [(uri, object_key(ds, uri)) for uri in uris]
 
 
-def _labels_from(raw: np.ndarray, ds: Dataset, where: str) -> tuple[np.ndarray, list[str]]:
+def object_key(ds: Dataset, uri: str) -> str:
+    """A dataset object's path under the dataset URI it came from (the file name for a named file)."""
+    base = next((b for b in ds.uris if uri.startswith(b)), "")
+    return uri[len(base) :].lstrip("/") if base.endswith("/") else Path(uri).name
+
+
+def _local_files(ds: Dataset, tmp: Path, suffixes: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    """Every file of the dataset with one of the suffixes, copied to tmp (prefix layout kept)."""
+    files = dataset_files(ds, suffixes)
+    out = [
+        storage.download(uri, tmp / rel) if storage.is_s3(uri) else Path(uri.removeprefix("file://"))
+        for uri, rel in files
+    ]
+    return out, [uri for uri, _ in files]
+
+
+def raw_label_strings(raw: np.ndarray, where: str) -> np.ndarray:
+    """Labels read from arrays or records as the strings encode_labels takes (2.0 -> "2", b"cat" -> "cat")."""
     if raw.ndim != 1:
         raise DataError(
             f"dataset.label_column: {where} labels must be one value per row, got {list(raw.shape)}"
         )
-    strings = np.array(
+    return np.array(
         [
-            str(int(v)) if isinstance(v, float | np.floating) and float(v).is_integer() else str(v)
+            str(int(v))
+            if isinstance(v, float | np.floating) and float(v).is_integer()
+            else v.decode()
+            if isinstance(v, bytes)
+            else str(v)
             for v in raw.tolist()
         ]
     )
-    return encode_labels(strings, ds.class_labels)
+
+
+def _labels_from(raw: np.ndarray, ds: Dataset, where: str) -> tuple[np.ndarray, list[str]]:
+    return encode_labels(raw_label_strings(raw, where), ds.class_labels)
+
+
+def as_inputs(x: np.ndarray) -> np.ndarray:
+    """Model inputs as the loop feeds them: float32 for numbers, str for strings (bytes decoded)."""
+    if x.dtype.kind == "O":
+        x = np.array([v.decode() if isinstance(v, bytes) else v for v in x.reshape(-1)]).reshape(x.shape)
+    return x.astype(np.float32) if x.dtype.kind in "fiub" else x
 
 
 def _npz(ds: Dataset, tmp: Path) -> Examples:
@@ -93,7 +122,7 @@ def _npz(ds: Dataset, tmp: Path) -> Examples:
     if len(x) != len(raw):
         raise DataError(f"dataset.uris: {len(x)} rows of {x_key!r} but {len(raw)} labels in {y_key!r}")
     y, labels = _labels_from(raw, ds, ds.format)
-    return Examples(x.astype(np.float32) if x.dtype.kind in "fiub" else x, y, labels, x_key, uris)
+    return Examples(as_inputs(x), y, labels, x_key, uris)
 
 
 def _images(ds: Dataset, tmp: Path) -> Examples:
@@ -102,9 +131,7 @@ def _images(ds: Dataset, tmp: Path) -> Examples:
     files, uris = _local_files(ds, tmp, IMAGE_SUFFIXES)
     root = tmp if ds.uris[0].startswith("s3://") else Path(ds.uris[0].removeprefix("file://"))
     if any(f.parent == root for f in files):
-        raise DataError(
-            f"dataset.uris: images must sit in one folder per class: <prefix>/<class>/x.png ({root})"
-        )
+        raise not_in_class_folders(str(root))
     data = keras.utils.image_dataset_from_directory(
         str(root),
         labels="inferred",
@@ -122,15 +149,25 @@ def _images(ds: Dataset, tmp: Path) -> Examples:
         xs.append(image)
         ys.append(label)
     if len(names) < 2:
-        raise DataError(f"dataset.uris: needs at least 2 class folders under {ds.uris[0]}, found {names}")
+        raise too_few_classes(ds, names)
     return Examples(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int32), names, "image", uris)
 
 
-def _tfrecord(ds: Dataset, tmp: Path) -> Examples:
+def not_in_class_folders(root: str) -> DataError:
+    return DataError(
+        f"dataset.uris: images must sit in one folder per class: <prefix>/<class>/x.png ({root})"
+    )
+
+
+def too_few_classes(ds: Dataset, names: list[str]) -> DataError:
+    return DataError(f"dataset.uris: needs at least 2 class folders under {ds.uris[0]}, found {names}")
+
+
+def tfrecord_spec(ds: Dataset) -> tuple[dict[str, Any], str]:
+    """(tf.io.parse_example's feature spec, the input feature's name) from ``tfrecord_features``."""
     import tensorflow as tf
 
     assert ds.tfrecord_features is not None and ds.label_column is not None
-    files, uris = _local_files(ds, tmp, (".tfrecord", ".tfrecords", ".tfrec"))
     spec = {
         name: tf.io.FixedLenFeature(
             list(f.shape), {"float32": tf.float32, "int64": tf.int64, "string": tf.string}[f.dtype]
@@ -144,27 +181,32 @@ def _tfrecord(ds: Dataset, tmp: Path) -> Examples:
         raise DataError(
             f"dataset.feature_columns: name the one input feature of tfrecord_features, got {inputs}"
         )
+    return spec, inputs[0]
+
+
+def unparsable(exc: Any) -> DataError:
+    return DataError(f"dataset.tfrecord_features: the records do not parse with this spec: {exc.message}")
+
+
+def _tfrecord(ds: Dataset, tmp: Path) -> Examples:
+    import tensorflow as tf
+
+    assert ds.label_column is not None
+    spec, input_name = tfrecord_spec(ds)
+    files, uris = _local_files(ds, tmp, TFRECORD_SUFFIXES)
     xs, raw = [], []
     try:
         for record in tf.data.TFRecordDataset([str(f) for f in files]).map(
             lambda r: tf.io.parse_single_example(r, spec)
         ):
-            xs.append(record[inputs[0]].numpy())
+            xs.append(record[input_name].numpy())
             raw.append(record[ds.label_column].numpy())
     except tf.errors.OpError as exc:
-        raise DataError(
-            f"dataset.tfrecord_features: the records do not parse with this spec: {exc.message}"
-        ) from exc
+        raise unparsable(exc) from exc
     if not xs:
         raise DataError(f"dataset.uris: the TFRecord files under {ds.uris[0]} hold no records")
-    x = np.stack(xs)
-    labels = np.array(
-        [v.decode() if isinstance(v, bytes) else v for v in np.asarray(raw).reshape(-1).tolist()]
-    )
-    y, names = _labels_from(labels, ds, "tfrecord")
-    if x.dtype.kind == "O":
-        x = np.array([v.decode() for v in x.reshape(-1)]).reshape(x.shape)
-    return Examples(x.astype(np.float32) if x.dtype.kind in "fiub" else x, y, names, inputs[0], uris)
+    y, names = _labels_from(np.asarray(raw).reshape(-1), ds, "tfrecord")
+    return Examples(as_inputs(np.stack(xs)), y, names, input_name, uris)
 
 
 def _text(ds: Dataset) -> Examples:

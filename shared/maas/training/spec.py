@@ -18,8 +18,12 @@ every other field has the default shown. Unknown fields are errors (they are alm
     "feature_columns": null,                    // list, or null = every column except label/sensitive
     "sensitive_columns": [],                    // e.g. ["group"]: per-group metrics, fairness gate,
                                                 // never used as model inputs
-    "class_labels": null                        // list of labels in output order, or null = sorted
+    "class_labels": null,                       // list of labels in output order, or null = sorted
                                                 // distinct label values
+    "streaming": "auto"                         // builder contract: true = stream from S3 with tf.data
+                                                // (maas.training.streaming), false = copy to disk and
+                                                // load into memory, auto = stream when that would not
+                                                // fit (maas.training.feeds); npz/npy never stream
   },
   "architecture": {                             // default: the reference model
     "hidden_layers": [
@@ -242,6 +246,12 @@ class Architecture(_Model):
     output_activation: _choice(*OUTPUT_ACTIVATIONS) = "softmax"  # type: ignore[valid-type]
 
 
+def _streaming(value: Any) -> bool | str:
+    if value is True or value is False or value == "auto":
+        return value
+    raise _problem(f'must be true, false or "auto", got {value!r}')
+
+
 class Dataset(_Model):
     uris: Annotated[
         tuple[Annotated[str, AfterValidator(_dataset_uri)], ...],
@@ -258,6 +268,7 @@ class Dataset(_Model):
     image_size: tuple[_int_between(1, 8192), _int_between(1, 8192)] = (256, 256)  # type: ignore[valid-type]
     color_mode: _choice(*COLOR_MODES) = "rgb"  # type: ignore[valid-type]
     tfrecord_features: dict[str, TFRecordFeature] | None = None  # tfrecord: name -> {dtype, shape}
+    streaming: Annotated[Any, AfterValidator(_streaming)] = "auto"  # true | false | "auto" (builder only)
 
     @model_validator(mode="before")
     @classmethod
@@ -278,6 +289,12 @@ class Dataset(_Model):
         label, features = self.label_column, self.feature_columns
         if label is None and self.format in (*ROW_FORMATS, "tfrecord"):
             raise _problem("required", at="label_column")
+        if self.streaming is True and self.format in ("npz", "npy"):
+            raise _problem(
+                f"{self.format} data is loaded whole (an .npz's index sits at its end): use false, or "
+                "images, tfrecord, csv or parquet data",
+                at="streaming",
+            )
         if self.format == "tfrecord" and not self.tfrecord_features:
             raise _problem("required with format tfrecord: {name: {dtype, shape}}", at="tfrecord_features")
         if self.text_column is not None and (features or self.format not in ROW_FORMATS):
@@ -356,6 +373,13 @@ class TrainingSpec(_Model):
                 f"{self.dataset.format!r} data needs a code.entry_point (the Dense model takes rows)",
                 at="dataset.format",
             )
+        builder = self.code is not None and self.code.is_builder
+        if self.dataset is not None and self.dataset.streaming is True and not builder:
+            raise _problem(
+                "only the builder contract streams (the Dense model reads rows into memory; a script gets "
+                "its channels downloaded)",
+                at="dataset.streaming",
+            )
         script_groups = self.code is not None and not self.code.is_builder  # its evaluation hook's groups
         if self.promotion.max_fairness_gap is not None and not self.sensitive_columns and not script_groups:
             raise _problem(
@@ -403,6 +427,7 @@ _LATER_DATASET: dict[str, Any] = {
     "image_size": (256, 256),
     "color_mode": "rgb",
     "tfrecord_features": None,
+    "streaming": "auto",
 }
 
 

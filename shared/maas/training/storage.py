@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from maas_models.s3 import s3_client
 
@@ -70,12 +71,17 @@ def exists(uri: str) -> bool:
 
 def list_files(prefix_uri: str) -> list[str]:
     """Every object (file) under a prefix (directory), as URIs, sorted."""
+    return [uri for uri, _ in list_objects(prefix_uri)]
+
+
+def list_objects(prefix_uri: str) -> list[tuple[str, int]]:
+    """Every object (file) under a prefix (directory) with its size in bytes, sorted by URI."""
     if is_s3(prefix_uri):
         bucket, prefix = split_s3(prefix_uri)
-        out: list[str] = []
+        out: list[tuple[str, int]] = []
         for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             out.extend(
-                f"s3://{bucket}/{obj['Key']}"
+                (f"s3://{bucket}/{obj['Key']}", int(obj["Size"]))
                 for obj in page.get("Contents", [])
                 if not obj["Key"].endswith("/")
             )
@@ -83,7 +89,41 @@ def list_files(prefix_uri: str) -> list[str]:
     root = local_path(prefix_uri)
     if not root.exists():
         return []
-    return sorted(str(p) for p in root.rglob("*") if p.is_file())
+    return sorted((str(p), p.stat().st_size) for p in root.rglob("*") if p.is_file())
+
+
+def size(uri: str) -> int:
+    """One object's size in bytes (a HEAD on S3)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return local_path(uri).stat().st_size
+
+
+def arrow_filesystem(uri: str) -> tuple[Any, str]:
+    """(pyarrow filesystem, path in it) for an s3:// URI or a local path: pyarrow's own S3 client for
+    ranged Parquet reads and streamed CSV, at the endpoint and region boto3 uses (LocalStack, moto);
+    credentials come from the AWS SDK's default chain, which refreshes a Batch job role's."""
+    import pyarrow.fs as pafs
+    from maas_models.s3lite import endpoint_from_env, region_from_env
+
+    if not is_s3(uri):
+        return pafs.LocalFileSystem(), str(local_path(uri))
+    endpoint = endpoint_from_env()
+    key = (endpoint, region_from_env())
+    fs = _arrow_filesystems.get(key)
+    if fs is None:
+        scheme = "http" if endpoint and endpoint.startswith("http://") else "https"
+        fs = pafs.S3FileSystem(
+            endpoint_override=endpoint.split("://", 1)[-1] if endpoint else None,
+            scheme=scheme,
+            region=key[1],
+        )
+        _arrow_filesystems[key] = fs
+    return fs, uri.removeprefix("s3://")
+
+
+_arrow_filesystems: dict[tuple[str | None, str | None], Any] = {}
 
 
 def download(uri: str, dest: Path) -> Path:

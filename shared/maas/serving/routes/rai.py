@@ -3,14 +3,18 @@
 `:explain` takes a TF Serving `:predict` body plus optional keys:
 
     {"instances": [[...]], "target": 3 | "label" | [per row], "top_k": 10, "method": "auto",
-     "grid": 4 | [rows, cols], "output": "<output name>"}
+     "grid": 4 | [rows, cols], "segments": "grid" | "superpixels", "n_segments": 16,
+     "token_baseline": "mask" | "oov", "output": "<output name>"}
 
 and answers one explanation per row: the explained class (the predicted one unless `target` says
 otherwise), f(x), f(baseline), the top-k features by |attribution| and how many model evaluations
 were made. Attributions are exactly complete: they sum to f(x) - f(baseline) (`sum_attributions`).
 A model with one `[N, F]` input is explained per feature; any other (images, several inputs) per
-group of values (`maas.rai.explain_groups`): image grid cells (`grid`, default 4 x 4) and one group
-per other input; `output` picks which output to explain when there are several.
+group of values (`maas.rai.explain_groups`): image grid cells (`grid`, default 4 x 4) or SLIC
+superpixels (`segments: "superpixels"`, about `n_segments`) and one group per other input; `output`
+picks which output to explain when there are several. Raw inputs (JPEG/PNG, sentences, categories)
+are preprocessed as for `:predict` and explained per token / per raw input (`maas.rai.explain_raw`;
+`token_baseline` picks what an absent token becomes).
 
 `/card` serves the version's model card with content negotiation on `Accept`: application/json,
 text/markdown or text/html (406 for anything else). A version published without card files gets a
@@ -42,7 +46,7 @@ from maas.serving.routes.common import (
 
 router = Router()
 TAGS = ["Responsible AI"]
-EXPLAIN_KEYS = ("target", "top_k", "method", "grid", "output")
+EXPLAIN_KEYS = ("target", "top_k", "method", "grid", "segments", "n_segments", "token_baseline", "output")
 MAX_TOP_K = 1000
 _cards: dict[tuple[str, str, int, str], tuple[bytes, bool]] = {}
 
@@ -107,10 +111,10 @@ def _explanations(
     """`maas.rai.explain_groups.explain_loaded`; a 400 naming why when an explanation cannot apply."""
     from maas_models.errors import InvalidInput
 
-    from maas.rai.explain_groups import explain_loaded, parse_grid
+    from maas.rai.explain_groups import explain_loaded, parse_grid, parse_segments
 
     if tabular:
-        for key in ("grid", "output"):
+        for key in ("grid", "segments", "n_segments", "output"):
             if key in body:
                 raise ProtocolError(
                     f"'{key}' applies to image and multi-input models; this one has one [N, F] input"
@@ -118,11 +122,18 @@ def _explanations(
     output = body.get("output")
     if output is not None and not isinstance(output, str):
         raise ProtocolError("'output' must be the name of one of the model's outputs")
+    token_baseline = body.get("token_baseline")
+    if token_baseline is not None and token_baseline not in ("mask", "oov"):
+        raise ProtocolError('\'token_baseline\' must be "mask" (padding id 0) or "oov" (the OOV id)')
     try:
+        segments, n_segments = parse_segments(body.get("segments"), body.get("n_segments"))
         return explain_loaded(
             loaded,
             inputs,
             grid=parse_grid(body.get("grid")),
+            segments=segments,
+            n_segments=n_segments,
+            token_baseline=token_baseline,
             output=output,
             target=target,
             method=method,  # type: ignore[arg-type]
