@@ -7,6 +7,9 @@
 * digits-cnn     a CNN image classifier on scikit-learn's bundled digits ("image" [N, 8, 8, 1])
 * image-tabular  two named inputs: the picture and a row of 3 named table columns ("stats" [N, 3])
 * multi-output   three named outputs: "digit" [N, 10], "is_even" [N, 1], "ink" [N, 1]
+* image-classifier   takes JPEG/PNG: "img" [N, 32, 32, 3] uint8 with Rescaling inside, 3 colours
+* sentiment      takes sentences: TextVectorization + Embedding trained on a small corpus
+* customer-segments  takes rows with string categories: StringLookup, Hashing, Normalization
 
 Each module has NAME, IMPORT_OPTIONS (the class labels / feature names to import it with),
 model(seed), build(epochs=, seed=) -> Built(model, metrics), inputs(images) and sample_inputs(rows).
@@ -28,6 +31,9 @@ EXAMPLES: dict[str, str] = {
     "digits-cnn": "maas_examples.digits_cnn",
     "image-tabular": "maas_examples.image_tabular",
     "multi-output": "maas_examples.multi_output",
+    "image-classifier": "maas_examples.image_classifier",
+    "sentiment": "maas_examples.sentiment",
+    "customer-segments": "maas_examples.customer_segments",
 }
 PACKAGE = Path(__file__).resolve().parent
 

@@ -2,7 +2,8 @@
 
 Every step goes through the same doors a user would: the training entrypoint as a local process, the
 registry, the REST API URL of the deployed template, a file dropped into the ingest bucket and a message
-on the requests queue. Nothing here calls a handler directly.
+on the requests queue. Nothing here calls a handler directly. Raw inputs close it: one JPEG and one
+sentence to models that carry their own preprocessing (examples/maas_examples), answered with labels.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,9 @@ import orjson
 
 MODEL = "demo-ref"
 CNN_MODEL = "demo-digits"
+IMAGE_MODEL = "demo-colours"  # examples/maas_examples/image_classifier.py: takes JPEG
+TEXT_MODEL = "demo-sentiment"  # examples/maas_examples/sentiment.py: takes sentences
+SENTENCE = "great music and a lovely story"
 POLL_SECONDS = 0.5
 
 
@@ -143,6 +149,72 @@ def predict_over_http(status: dict[str, Any], rows: list[list[float]], say: Call
         say(f"POST {api}/v1/models/{MODEL}:explain -> {code}, top features {_top_features(body)}")
 
 
+def _import_example(status: dict[str, Any], example_name: str, model: str) -> str:
+    """Build the example (cached after the first run) and `maas models import --local` it; returns the
+    import's own summary. Output is captured: this runs beside the other steps (see `run`)."""
+    from maas_examples import cached_keras, example
+
+    path = cached_keras(example_name)
+    labels = ",".join(example(example_name).IMPORT_OPTIONS["class_labels"])
+    done = subprocess.run(
+        [sys.executable, "-m", "maas", "models", "import", str(path), "--name", model,
+         "--promote", "production", "--local", "--class-labels", labels],
+        env=_local_env(status), capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise DemoError(f"maas models import {path.name} failed:\n{done.stderr[-2000:]}")
+    return (
+        f"maas models import {path.name} --name {model} --promote production --local -> {done.stdout.strip()}"
+    )
+
+
+def start_raw_imports(status: dict[str, Any]) -> tuple[ThreadPoolExecutor, list[Future[str]]]:
+    """The image and text examples built and imported in the background (each a TensorFlow process, two
+    at once): they overlap the training, drop and queue steps instead of adding to them."""
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="maas-demo-import")
+    jobs = [
+        pool.submit(_import_example, status, "image-classifier", IMAGE_MODEL),
+        pool.submit(_import_example, status, "sentiment", TEXT_MODEL),
+    ]
+    return pool, jobs
+
+
+def predict_photo_and_sentence(
+    status: dict[str, Any], imports: list[Future[str]], say: Callable[[str], None]
+) -> None:
+    """One JPEG (TF Serving `{"b64": ...}`) to the image model and one sentence to the text model, over
+    HTTP, answered with their labels: the models' own preprocessing (resize and rescale, TextVectorization)
+    runs in the serving function without TensorFlow."""
+    import base64
+
+    from maas_examples import example
+
+    for job in imports:
+        for line in job.result().splitlines():
+            say(line)
+    api = status["api_url"]
+    jpegs, colours = example("image-classifier").sample_jpegs(1)
+    body = {"instances": [{"b64": base64.b64encode(jpegs[0]).decode()}], "labels": True}
+    code, doc = _http("POST", f"{api}/v1/models/{IMAGE_MODEL}:predict", body)
+    if code != 200:
+        raise DemoError(f"TF Serving predict of a JPEG answered {code}: {doc}")
+    top = max(doc["predictions"][0])
+    say(
+        f"POST {api}/v1/models/{IMAGE_MODEL}:predict (one {len(jpegs[0])}-byte 48x48 JPEG of a {colours[0]} "
+        f'photo as {{"b64": ...}}) -> {code}, label {doc["labels"][0]!r} (p={top:.3f})'
+    )
+    code, doc = _http(
+        "POST", f"{api}/v1/models/{TEXT_MODEL}:predict", {"instances": [SENTENCE], "labels": True}
+    )
+    if code != 200:
+        raise DemoError(f"TF Serving predict of a sentence answered {code}: {doc}")
+    top = max(doc["predictions"][0])
+    say(
+        f"POST {api}/v1/models/{TEXT_MODEL}:predict ({SENTENCE!r}) -> {code}, "
+        f"label {doc['labels'][0]!r} (p={top:.3f})"
+    )
+
+
 def import_and_predict_cnn(status: dict[str, Any], say: Callable[[str], None]) -> None:
     """A team's own Keras CNN (examples/maas_examples/digits_cnn.py, trained on scikit-learn's digits):
     `maas models import --local`, then both protocols with nested 8 x 8 x 1 images."""
@@ -209,7 +281,13 @@ def score_dropped_file(status: dict[str, Any], work: Path, say: Callable[[str], 
 
 def score_queued_message(status: dict[str, Any], rows: list[list[float]], say: Callable[[str], None]) -> None:
     sqs = _client("sqs", status["endpoint"])
-    message = {"id": "demo-msg-1", "model": MODEL, "label": "production", "instances": rows}
+    # a fresh id each run: the results queue is FIFO and drops a reply equal to one of the last 5 minutes
+    message = {
+        "id": f"demo-msg-{uuid.uuid4().hex[:8]}",
+        "model": MODEL,
+        "label": "production",
+        "instances": rows,
+    }
     sqs.send_message(QueueUrl=status["queues"]["requests"], MessageBody=orjson.dumps(message).decode())
     say(f"sent message {message['id']} to {status['queues']['requests']}")
 
@@ -235,7 +313,8 @@ def run(say: Callable[[str], None] = print) -> int:
     status = local.up(say=say)
     for name in ("api_url", "endpoint"):
         say(f"{name}: {status[name]}")
-    with tempfile.TemporaryDirectory(prefix="maas-demo-") as tmp:
+    pool, raw_imports = start_raw_imports(status)
+    with pool, tempfile.TemporaryDirectory(prefix="maas-demo-") as tmp:
         work = Path(tmp)
         train_and_publish(status, work, say)
         from maas.training import synthetic
@@ -246,5 +325,6 @@ def run(say: Callable[[str], None] = print) -> int:
         score_dropped_file(status, work, say)
         score_queued_message(status, rows, say)
         import_and_predict_cnn(status, say)
+        predict_photo_and_sentence(status, raw_imports, say)
     say("demo complete. `maas local down` stops the local stack.")
     return 0

@@ -1,13 +1,16 @@
 """Raw inputs on the local stack: Keras models with their own preprocessing (an image classifier that takes
-JPEG/PNG, a TextVectorization sentiment model, a tabular model with string categories; tests/raw_models)
+JPEG/PNG, a TextVectorization sentiment model, a tabular model with string categories; maas_examples)
 are imported (split, verified against Keras), published to LocalStack's S3 and served by the real
-handlers: images and sentences over HTTP on both protocols, an image file and sentences dropped in S3,
-and raw category rows in an SQS message; `:explain` of each raw kind over HTTP (tokens, superpixels,
-raw categories) and in the SQS message. Every answer is compared with Keras computed in this test."""
+handlers: images and sentences over HTTP on both protocols, an image file, sentences and a CSV of
+category rows dropped in S3, and raw category rows in an SQS message; `:explain` of each raw kind over
+HTTP (tokens, superpixels, raw categories) and in the SQS message. Every answer is compared with Keras
+computed in this test."""
 
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +18,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from maas_examples import customer_segments, image_classifier, photos
+from maas_examples import sentiment as sentiment_example
 
-from tests import raw_models
 from tests.integration.batch_it_support import client, wait_for
 from tests.integration.helpers import api_request, delete_prefix, point_at_stack
 
@@ -40,9 +44,9 @@ def models(local_stack: dict[str, Any], module_monkeypatch: pytest.MonkeyPatch) 
     registry = Registry(bucket=local_stack["buckets"]["models"])
     tag = uuid.uuid4().hex[:6]
     built = {
-        "pets": raw_models.image_classifier(size=16),
-        "sentiment": raw_models.sentiment_model(epochs=10),
-        "segments": raw_models.tabular_model(),
+        "pets": image_classifier.model(size=16),
+        "sentiment": sentiment_example.build(epochs=10).model,
+        "segments": customer_segments.model(),
     }
     names = {kind: f"it-raw-{kind}-{tag}" for kind in built}
     import_model(built["pets"], names["pets"], registry=registry, class_labels=LABELS)
@@ -65,8 +69,8 @@ def post(stack: dict[str, Any], path: str, body: Any) -> tuple[int, Any]:
 
 def _images() -> list[bytes]:
     return [
-        raw_models.encoded(raw_models.photo(1, 16, 16), "PNG"),
-        raw_models.encoded(raw_models.photo(2, 40, 28), "JPEG"),
+        photos.encoded(photos.photo(1, 16, 16), "PNG"),
+        photos.encoded(photos.photo(2, 40, 28), "JPEG"),
     ]
 
 
@@ -194,6 +198,37 @@ def test_image_file_and_sentences_dropped_in_s3(local_stack: dict[str, Any], mod
     )
 
 
+def _keras_rows(models: dict[str, Any], rows: list[dict[str, Any]]) -> np.ndarray:
+    cols = [np.asarray([r[k] for r in rows]).reshape(-1, 1) for k in ("country", "city", "income", "age")]
+    model = models["keras"]["segments"]
+    return np.asarray(model([cols[0], cols[1], cols[2].astype("float32"), cols[3].astype("float32")]))
+
+
+def test_raw_category_rows_in_a_dropped_csv(local_stack: dict[str, Any], models: dict[str, Any]) -> None:
+    """A CSV with string and number columns for the model's named inputs; a word in a number column
+    rejects only its row."""
+    segments = models["names"]["segments"]
+    s3 = client(local_stack, "s3")
+    lines = ["id,country,city,income,age", *(f"{i},{r['country']},{r['city']},{r['income']},{r['age']}"
+             for i, r in enumerate(ROWS)), "9,DE,Berlin,lots,41"]  # fmt: skip
+    s3.put_object(
+        Bucket=local_stack["buckets"]["ingest"],
+        Key=f"incoming/{segments}/people.csv",
+        Body=("\n".join(lines) + "\n").encode(),
+    )
+    done = _report(local_stack, f"{segments}/people.csv")
+    assert done["status"] == "succeeded" and done["rows"]["rejected"] == 1, done
+    results = local_stack["buckets"]["results"]
+    body = s3.get_object(Bucket=results, Key=f"predictions/{segments}/people.csv")["Body"].read().decode()
+    out = list(csv.DictReader(io.StringIO(body)))
+    assert [r["id"] for r in out] == ["0", "1"]
+    want = _keras_rows(models, ROWS)
+    np.testing.assert_allclose([float(r["probability"]) for r in out], want.max(axis=1), atol=ATOL)
+    key = f"predictions/{segments}/people.csv.errors.jsonl"
+    errors = s3.get_object(Bucket=results, Key=key)["Body"].read()
+    assert orjson.loads(errors.splitlines()[0])["row"] == 3 and "'income'" in errors.decode()
+
+
 def test_raw_category_rows_over_sqs(local_stack: dict[str, Any], models: dict[str, Any]) -> None:
     segments = models["names"]["segments"]
     sqs = client(local_stack, "sqs")
@@ -216,10 +251,7 @@ def test_raw_category_rows_over_sqs(local_stack: dict[str, Any], models: dict[st
         return None
 
     doc = wait_for("the queued result", result, timeout=120)
-    model = models["keras"]["segments"]
-    cols = [np.asarray([r[k] for r in ROWS]).reshape(-1, 1) for k in ("country", "city", "income", "age")]
-    want = np.asarray(model([cols[0], cols[1], cols[2].astype("float32"), cols[3].astype("float32")]))
-    np.testing.assert_allclose(np.asarray(doc["predictions"]), want, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(doc["predictions"]), _keras_rows(models, ROWS), atol=ATOL)
     for e, row in zip(doc["explanations"], ROWS, strict=True):  # one player per raw input
         _complete(e)
         assert {f["feature"]: f["value"] for f in e["top_features"]} == row

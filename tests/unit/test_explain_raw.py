@@ -14,10 +14,11 @@ import pytest
 from maas.protocols.tensors import Signature, TensorSpec
 from maas.rai.explain_groups import explain_groups
 from maas.rai.segments import components, slic
+from maas_examples import customer_segments, image_classifier, photos
+from maas_examples import sentiment as sentiment_example
 from maas_models import ModelLoader, Registry
 from maas_models.importer import import_model
 
-from tests import raw_models
 from tests.apigw import Client
 
 keras = pytest.importorskip("keras")
@@ -26,7 +27,7 @@ ATOL = 1e-5
 
 @pytest.fixture(scope="module")
 def sentiment() -> Any:
-    return raw_models.sentiment_model()
+    return sentiment_example.build().model
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_sentence_tokens_are_players_and_the_sentiment_word_wins(serve: Any, sen
 
 
 def test_raw_categories_and_numbers_are_one_player_each(serve: Any) -> None:
-    tabular = raw_models.tabular_model()
+    tabular = customer_segments.model()
     client = serve(tabular, "segments")
     row = {"country": "DE", "city": "Berlin", "income": 52000.0, "age": 41.0}
     r = client.post("/v1/models/segments:explain", json={"instances": [row], "top_k": None})
@@ -133,9 +134,9 @@ def test_raw_categories_and_numbers_are_one_player_each(serve: Any) -> None:
 def test_jpeg_grid_cells_and_superpixels(serve: Any) -> None:
     from maas.protocols.images import decode_images
 
-    pets = raw_models.image_classifier(size=16)
+    pets = image_classifier.model(size=16)
     client = serve(pets, "pets", class_labels=["cat", "dog", "fish"])
-    jpeg = raw_models.encoded(raw_models.photo(2, 40, 28), "JPEG")  # resized to 16 x 16 by the handler
+    jpeg = photos.encoded(photos.photo(2, 40, 28), "JPEG")  # resized to 16 x 16 by the handler
     body: dict[str, Any] = {"instances": [{"b64": base64.b64encode(jpeg).decode()}], "top_k": None}
     r = client.post("/v1/models/pets:explain", json={**body, "grid": 2})
     assert r.status == 200, r.body
@@ -199,7 +200,7 @@ def test_the_region_that_decides_the_class_wins() -> None:
 
 def test_superpixels_are_connected_and_about_the_requested_count() -> None:
     for seed, (h, w), k in ((1, (32, 32), 16), (2, (40, 28), 9), (3, (17, 50), 30), (4, (130, 110), 24)):
-        labels = slic(raw_models.photo(seed, h, w), k)
+        labels = slic(photos.photo(seed, h, w), k)
         count = int(labels.max()) + 1
         assert labels.shape == (h, w) and sorted(np.unique(labels)) == list(range(count))
         assert len(np.unique(components(labels))) == count  # every superpixel is one connected region

@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from maas_examples import customer_segments, image_classifier, photos
+from maas_examples import sentiment as sentiment_example
 
-from tests import raw_models
 from tests.apigw import KINDS
 from tests.unit.test_fuzz_predict import FUZZ, assert_no_5xx, call, dumps, json_values
 
 pytest.importorskip("tensorflow")
 
-PNG = raw_models.encoded(raw_models.photo(0, 12, 12), "PNG")
+PNG = photos.encoded(photos.photo(0, 12, 12), "PNG")
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,9 @@ def raw_exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from maas_models.importer import prepare
 
     root = tmp_path_factory.mktemp("raw-exports")
-    prepare(raw_models.image_classifier(size=12), root / "pets", class_labels=["cat", "dog", "fish"])
-    prepare(raw_models.sentiment_model(epochs=2), root / "sentiment")
-    prepare(raw_models.tabular_model(), root / "segments")
+    prepare(image_classifier.model(size=12), root / "pets", class_labels=["cat", "dog", "fish"])
+    prepare(sentiment_example.build(epochs=2).model, root / "sentiment")
+    prepare(customer_segments.model(), root / "segments")
     return root
 
 
@@ -113,7 +114,7 @@ def test_fuzz_v2_bytes_images(
         tensor["parameters"] = {"content_type": content_type}
     body: dict[str, Any] = {"inputs": [tensor]}
     if classification is not None:
-        body["outputs"] = [{"name": "probabilities", "parameters": {"classification": classification}}]
+        body["outputs"] = [{"name": "colour", "parameters": {"classification": classification}}]
     assert_no_5xx(call(app, "POST", "/v2/models/pets/infer", dumps(body)), body)
 
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from maas_examples import customer_segments, image_classifier, photos
+from maas_examples import sentiment as sentiment_example
 from maas_models import ModelLoader, Registry
 from maas_models.errors import UnsupportedModel
 from maas_models.importer import import_model
 
-from tests import raw_models
 from tests.apigw import Client
 
 keras = pytest.importorskip("keras")
@@ -23,12 +24,12 @@ SENTENCES = ["A wonderful, GREAT film!", "boring and awful...", "", "ÄÖÜ unkn
 
 @pytest.fixture(scope="module")
 def sentiment() -> Any:
-    return raw_models.sentiment_model()
+    return sentiment_example.build().model
 
 
 @pytest.fixture(scope="module")
 def tabular() -> Any:
-    return raw_models.tabular_model()
+    return customer_segments.model()
 
 
 def _serve(registry: Registry, tmp_path: Path) -> Client:
@@ -140,14 +141,14 @@ def test_image_model_takes_jpeg_and_png_on_both_protocols(
 
     from maas_models.preprocessing.image import decoder_for, image_options
 
-    model = raw_models.image_classifier()
+    model = image_classifier.model()
     reg = Registry(bucket=s3_moto)
     import_model(model, "pets", registry=reg, class_labels=["cat", "dog", "fish"])
     spec = reg.manifest("pets", 1).raw["inputs"][0]
     assert spec["image"]["resize"] == "bilinear" and spec["shape"] == [None, 32, 32, 3]
     images = [
-        raw_models.encoded(raw_models.photo(0, 32, 32), "PNG"),
-        raw_models.encoded(raw_models.photo(1, 48, 40), "JPEG"),
+        photos.encoded(photos.photo(0, 32, 32), "PNG"),
+        photos.encoded(photos.photo(1, 48, 40), "JPEG"),
     ]
     decoder = decoder_for("img", "uint8", (-1, 32, 32, 3), image_options("uint8", (-1, 32, 32, 3)) or {})
     pixels = decoder(np.asarray(images, dtype=object))
@@ -200,10 +201,10 @@ def test_bad_images_are_400s_naming_the_input(
     import orjson
 
     reg = Registry(bucket=s3_moto)
-    import_model(raw_models.image_classifier(size=16), "pets", registry=reg)
+    import_model(image_classifier.model(size=16), "pets", registry=reg)
     blobs = {
-        "gif": raw_models.encoded(raw_models.photo(0, 16, 16), "GIF"),
-        "truncated": raw_models.encoded(raw_models.photo(0, 16, 16), "PNG")[:50],
+        "gif": photos.encoded(photos.photo(0, 16, 16), "GIF"),
+        "truncated": photos.encoded(photos.photo(0, 16, 16), "PNG")[:50],
     }
     if isinstance(value, str):
         value = {"b64": base64.b64encode(blobs[value]).decode()}
@@ -219,7 +220,7 @@ def test_pixel_bomb_is_a_400_before_decoding() -> None:
     from maas_models.signature import TensorSpec
 
     spec = TensorSpec("img", "uint8", (-1, 16, 16, 3), image={"resize": "bilinear", "max_pixels": 100})
-    big = raw_models.encoded(raw_models.photo(0, 64, 64), "PNG")
+    big = photos.encoded(photos.photo(0, 64, 64), "PNG")
     with pytest.raises(ProtocolError, match=r"input 'img'.*4096 pixels; the limit is 100"):
         decode_images([big], spec, "instances")
 
@@ -236,12 +237,12 @@ def test_image_as_raw_bytes_through_the_v2_binary_extension(
     from tests import apigw
     from tests.handlers import load_handler
 
-    model = raw_models.image_classifier(size=24)
+    model = image_classifier.model(size=24)
     reg = Registry(bucket=s3_moto)
     import_model(model, "pets", registry=reg)
     images = [
-        raw_models.encoded(raw_models.photo(3, 24, 24), "PNG"),
-        raw_models.encoded(raw_models.photo(4, 30, 20), "JPEG"),
+        photos.encoded(photos.photo(3, 24, 24), "PNG"),
+        photos.encoded(photos.photo(4, 30, 20), "JPEG"),
     ]
     blob = b"".join(struct.pack("<I", len(i)) + i for i in images)  # BYTES: 4-byte length, then the bytes
     header = orjson.dumps(
@@ -277,12 +278,12 @@ def test_labels_out_on_both_protocols(s3_moto: str, tmp_path: Path, reset_servic
     """TF Serving answers top labels on request; v2 has Triton's classification extension."""
     import base64
 
-    model = raw_models.image_classifier(size=16)
+    model = image_classifier.model(size=16)
     reg = Registry(bucket=s3_moto)
     labels = ["cat", "dog", "fish"]
     import_model(model, "pets", registry=reg, class_labels=labels)
-    import_model(raw_models.image_classifier(size=16, seed=1), "plain", registry=reg)
-    images = [raw_models.encoded(raw_models.photo(i, 16, 16), "PNG") for i in range(3)]
+    import_model(image_classifier.model(size=16, seed=1), "plain", registry=reg)
+    images = [photos.encoded(photos.photo(i, 16, 16), "PNG") for i in range(3)]
     b64 = [base64.b64encode(i).decode() for i in images]
     want = np.asarray(model(_pixels(reg, images)))
     client = _serve(reg, tmp_path)
@@ -308,7 +309,7 @@ def test_labels_out_on_both_protocols(s3_moto: str, tmp_path: Path, reset_servic
                 "parameters": {"content_type": "base64"},
             }
         ],
-        "outputs": [{"name": "probabilities", "parameters": {"classification": 2}}],
+        "outputs": [{"name": "colour", "parameters": {"classification": 2}}],
     }
     r = client.post("/v2/models/pets/infer", json=infer)
     assert r.status == 200, r.body
@@ -318,10 +319,10 @@ def test_labels_out_on_both_protocols(s3_moto: str, tmp_path: Path, reset_servic
     expected = [f"{want[r_, c]:.6f}:{c}:{labels[c]}" for r_, row in enumerate(order) for c in row]
     assert out["data"] == expected
     for k in (0, "2", True):
-        infer["outputs"] = [{"name": "probabilities", "parameters": {"classification": k}}]
+        infer["outputs"] = [{"name": "colour", "parameters": {"classification": k}}]
         r = client.post("/v2/models/pets/infer", json=infer)
         assert r.status == 400 and "classification" in r.json["error"], (k, r.body)
-    infer["outputs"] = [{"name": "probabilities", "parameters": {"classification": 9}}]
+    infer["outputs"] = [{"name": "colour", "parameters": {"classification": 9}}]
     r = client.post("/v2/models/plain/infer", json=infer)  # no labels: "score:index"; k over the classes: all
     assert r.status == 200 and r.json["outputs"][0]["shape"] == [3, 3], r.body
     assert all(v.count(":") == 1 for v in r.json["outputs"][0]["data"])

@@ -15,10 +15,10 @@ import pytest
 from maas.batch.job import handle_object
 from maas.queue.entry import handle_event
 from maas.queue.processor import QueueContext
+from maas_examples import customer_segments, image_classifier, photos
 from maas_models import ModelLoader, Registry
 from maas_models.importer import import_model
 
-from tests import raw_models
 from tests.unit.batch_support import BatchEnv, make_env, sqs_event
 
 keras = pytest.importorskip("keras")
@@ -34,7 +34,7 @@ FIELDS = ("country", "city", "income", "age")
 
 @pytest.fixture(scope="module")
 def tabular() -> Any:
-    return raw_models.tabular_model()
+    return customer_segments.model()
 
 
 def _keras_rows(model: Any, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -81,6 +81,60 @@ def test_parquet_string_columns(env: BatchEnv, tabular: Any) -> None:
     np.testing.assert_allclose(np.asarray(out.column("probability")), want.max(axis=1), atol=1e-5)
 
 
+def test_csv_string_and_number_columns_map_to_named_inputs_bad_rows_isolated(
+    env: BatchEnv, tabular: Any
+) -> None:
+    """CSV rows of a model with named raw inputs: each column feeds the input of its name (a string
+    column stays text even when it holds digits; a quoted "70000" in a number column is a number); a
+    word, an empty cell or a wrong column count rejects that row alone with the reason; read in small
+    blocks, the row numbers hold."""
+    rows = [*ROWS, {"id": 4, "country": "US", "city": "12345", "income": 70000, "age": 29}]
+    line = "{id},{country},{city},{income},{age}".format
+    lines = [
+        "id,country,city,income,age",
+        *(line(**r) for r in rows[:2]),
+        "9,DE,Berlin,lots,41",  # row 3: a word in the number column income
+        "10,FR,Paris,31000,",  # row 4: age missing
+        "11,DE,Berlin,52000",  # row 5: a column short
+        *(line(**r) for r in rows[2:4]),
+        '4,US,"12345","70000",29',
+    ]
+    env.put("incoming/segments/people.csv", ("\n".join(lines) + "\n").encode())
+    outcome = handle_object(env.ctx(block_bytes=96), env.ingest, "incoming/segments/people.csv")
+    assert outcome["status"] == "succeeded", outcome
+    import pyarrow.csv as pacsv
+
+    out = pacsv.read_csv(io.BytesIO(env.get("predictions/segments/people.csv"))).to_pylist()
+    assert [o["id"] for o in out] == [0, 1, 2, 3, 4]
+    want = _keras_rows(tabular, rows)
+    for o in out:
+        assert o["probability"] == pytest.approx(float(want[o["id"]].max()), abs=1e-5)
+        assert o["class"] == want[o["id"]].argmax()
+    errors = [orjson.loads(ln) for ln in env.get("predictions/segments/people.csv.errors.jsonl").splitlines()]
+    assert [e["row"] for e in errors] == [3, 4, 5], errors
+    assert errors[0]["reason"] == "value 'lots' in column 'income' is not a number"
+    assert errors[1]["reason"] == "missing value in column 'age'"
+    assert errors[2]["reason"] == "row has 4 columns, the header has 5"
+    rows_report = env.report("segments/people.csv")["rows"]
+    assert (rows_report["scored"], rows_report["rejected"]) == (5, 3), rows_report
+
+
+def test_csv_for_named_inputs_refuses_what_a_cell_cannot_hold(
+    env: BatchEnv, pets: Any, published_ref: Any
+) -> None:
+    env.put("incoming/segments/short.csv", b"id,country,income,age\n1,DE,5,41\n")
+    failed = handle_object(env.ctx(), env.ingest, "incoming/segments/short.csv")
+    assert failed["status"] == "failed" and "'city'" in failed["reason"], failed
+    import_model(pets, "pets", registry=published_ref, class_labels=LABELS)
+    env.put("incoming/pets/photos.csv", b"id,img\n1,abc\n")
+    failed = handle_object(env.ctx(), env.ingest, "incoming/pets/photos.csv")
+    assert (
+        failed["status"] == "failed"
+        and "input 'img'" in failed["reason"]
+        and "JSON Lines" in failed["reason"]
+    )
+
+
 def test_queue_messages_with_raw_rows(s3_moto: str, tabular: Any, tmp_path: Path) -> None:
     reg = Registry(bucket=s3_moto)
     import_model(tabular, "segments", registry=reg)
@@ -121,16 +175,16 @@ LABELS = ["cat", "dog", "fish"]
 
 @pytest.fixture(scope="module")
 def pets() -> Any:
-    return raw_models.image_classifier(size=16)
+    return image_classifier.model(size=16)
 
 
 def _photos() -> list[bytes]:
     """A PNG at the model's size, a JPEG that must be resized, and a grey PNG that must become RGB."""
-    grey = raw_models.photo(7, 20, 20)[:, :, :1].repeat(1, axis=2)[:, :, 0]
+    grey = photos.photo(7, 20, 20)[:, :, :1].repeat(1, axis=2)[:, :, 0]
     return [
-        raw_models.encoded(raw_models.photo(5, 16, 16), "PNG"),
-        raw_models.encoded(raw_models.photo(6, 30, 22), "JPEG"),
-        raw_models.encoded(grey, "PNG"),
+        photos.encoded(photos.photo(5, 16, 16), "PNG"),
+        photos.encoded(photos.photo(6, 30, 22), "JPEG"),
+        photos.encoded(grey, "PNG"),
     ]
 
 
@@ -197,7 +251,7 @@ def test_images_in_jsonl_parquet_and_image_files(
 def test_image_file_for_a_model_without_an_image_input_fails_with_why(
     env: BatchEnv,
 ) -> None:
-    env.put("incoming/segments/x.png", raw_models.encoded(raw_models.photo(0, 8, 8), "PNG"))
+    env.put("incoming/segments/x.png", photos.encoded(photos.photo(0, 8, 8), "PNG"))
     failed = handle_object(env.ctx(), env.ingest, "incoming/segments/x.png")
     assert failed["status"] == "failed" and "one image input" in failed["reason"], failed
 

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from maas.batch.common import InputSpec, RowError, UnreadableInput, all_finite
+from maas.batch.common import Batch, InputSpec, RowError, UnreadableInput, all_finite
 from maas.protocols.errors import ProtocolError
 from maas.protocols.images import decode_images
 from maas.protocols.tensors import Signature, TensorSpec, expects, shape_str
@@ -113,11 +113,13 @@ def _decode_rows(
 
 
 def check_inputs(
-    arrays: Mapping[str, np.ndarray], signature: Signature, row_base: int
+    arrays: Mapping[str, np.ndarray], signature: Signature, row_base: int, numbers: np.ndarray | None = None
 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[RowError]]:
-    """Every input checked row by row: (valid rows of each input, good-row mask, errors by row)."""
+    """Every input checked row by row: (valid rows of each input, good-row mask, errors by row).
+    ``numbers``: each row's number when they do not simply follow ``row_base`` (CSV rows skipped)."""
     n = len(next(iter(arrays.values())))
-    numbers = np.arange(row_base + 1, row_base + n + 1)
+    if numbers is None:
+        numbers = np.arange(row_base + 1, row_base + n + 1)
     good = np.ones(n, dtype=bool)
     typed: dict[str, np.ndarray] = {}
     errors: dict[int, RowError] = {}
@@ -130,6 +132,36 @@ def check_inputs(
     if not good.all():
         typed = {k: np.ascontiguousarray(v[good]) for k, v in typed.items()}
     return typed, good, [errors[r] for r in sorted(errors)]
+
+
+def from_columns(
+    data: pa.RecordBatch | pa.Table, passthrough: list[str], spec: InputSpec, numbers: np.ndarray
+) -> Batch:
+    """Rows of named columns (Parquet, CSV) mapped to the model's inputs by column name: each input's
+    column converted by ``from_arrow`` and checked by ``check_inputs``; a null or misshapen value or a
+    value that does not fit rejects its row alone. ``numbers``: each row's 1-based number."""
+    sig = signature_of(spec)
+    n = data.num_rows
+    arrays: dict[str, np.ndarray] = {}
+    fits = np.ones(n, dtype=bool)
+    shape_errors: dict[int, RowError] = {}
+    for tspec in sig.inputs:
+        values, ok = from_arrow(data.column(tspec.name), tspec)
+        for i in np.flatnonzero(~ok & fits):
+            reason = f"null or misshapen value in column '{tspec.name}': {expects(tspec)}"
+            shape_errors[int(numbers[i])] = RowError(int(numbers[i]), reason)
+        fits &= ok
+        arrays[tspec.name] = values
+    inputs, checked, value_errors = check_inputs(arrays, sig, 0, numbers)
+    good = checked & fits
+    if not fits.all():  # check_inputs kept the rows whose values fit: drop the misshapen ones too
+        inputs = {k: np.ascontiguousarray(v[fits[checked]]) for k, v in inputs.items()}
+    errors = {**{e.row: e for e in value_errors}, **shape_errors}  # a misshapen row: that is its reason
+    table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+    pt = table.select(passthrough) if passthrough else pa.table({"_": pa.nulls(n)}).drop(["_"])
+    if not good.all():
+        pt = pt.filter(pa.array(good))
+    return Batch(inputs=inputs, rows_seen=n, errors=[errors[r] for r in sorted(errors)], passthrough=pt)
 
 
 def output_fields(spec: InputSpec) -> list[tuple[Any, ...]]:

@@ -38,7 +38,6 @@ from maas.batch.common import (
 )
 from maas.batch.formats.base import Format, Writer
 from maas.batch.io import Sink, Source
-from maas.protocols.tensors import expects
 
 READ_BATCH_ROWS = 65_536
 MAX_BUFFERED_GROUP_BYTES = 48 * 1024 * 1024  # larger row groups are streamed, not held
@@ -195,7 +194,9 @@ class ParquetFormat(Format):
     @staticmethod
     def _convert(rb: pa.RecordBatch, passthrough: list[str], spec: InputSpec, row_base: int) -> Batch:
         if not spec.tabular:
-            return _convert_tensors(rb, passthrough, spec, row_base)
+            return tensors.from_columns(
+                rb, passthrough, spec, np.arange(row_base + 1, row_base + rb.num_rows + 1)
+            )
         n = rb.num_rows
         numbers = np.arange(row_base + 1, row_base + n + 1)
         not_number = np.zeros(n, dtype=bool)
@@ -240,34 +241,6 @@ class ParquetFormat(Format):
 
     def end_assembly(self, sink: Sink) -> None:
         self._assembly.close()
-
-
-def _convert_tensors(rb: pa.RecordBatch, passthrough: list[str], spec: InputSpec, row_base: int) -> Batch:
-    sig = tensors.signature_of(spec)
-    n = rb.num_rows
-    arrays: dict[str, np.ndarray] = {}
-    fits = np.ones(n, dtype=bool)
-    shape_errors: dict[int, RowError] = {}
-    for tspec in sig.inputs:
-        values, ok = tensors.from_arrow(rb.column(tspec.name), tspec)
-        for i in np.flatnonzero(~ok & fits):
-            reason = f"null or misshapen value in column '{tspec.name}': {expects(tspec)}"
-            shape_errors[row_base + int(i) + 1] = RowError(row_base + int(i) + 1, reason)
-        fits &= ok
-        arrays[tspec.name] = values
-    inputs, checked, value_errors = tensors.check_inputs(arrays, sig, row_base)
-    good = checked & fits
-    if not fits.all():  # check_inputs kept the rows whose values fit: drop the misshapen ones too
-        inputs = {k: np.ascontiguousarray(v[fits[checked]]) for k, v in inputs.items()}
-    errors = {**{e.row: e for e in value_errors}, **shape_errors}  # a misshapen row: that is its reason
-    pt = (
-        pa.Table.from_batches([rb.select(passthrough)])
-        if passthrough
-        else pa.table({"_": pa.nulls(n)}).drop(["_"])
-    )
-    if not good.all():
-        pt = pt.filter(pa.array(good))
-    return Batch(inputs=inputs, rows_seen=n, errors=[errors[r] for r in sorted(errors)], passthrough=pt)
 
 
 def output_schema(layout: dict[str, Any], spec: InputSpec) -> pa.Schema:
