@@ -11,7 +11,7 @@ input space by ``maas.rai.groups.explain_rows``. So no TensorFlow, and the attri
   ``token_baseline``) or the OOV id (``"oov"``). Why the mask id: the model saw padding after every
   short training sentence, so 0 is the id that means "no token here", while the OOV id is often never
   seen in training (a vocabulary adapted on the training corpus covers all of it, as in
-  ``tests/raw_models``), so its embedding is untrained.
+  the ``sentiment`` example in ``maas_examples``), so its embedding is untrained.
   Tokens keep their positions; f(baseline) is the model on a sentence of padding only. Each token's
   entry names its ``position``, its vocabulary ``token`` (``[UNK]`` for an unknown word, whose text
   is then in ``text``) and its ``id``; ``tokens`` lists them all in sentence order.
