@@ -38,6 +38,24 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0, e
         time.sleep(every)
 
 
+def queued_result(sqs: Any, queue_url: str, message_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """The reply with ``"id": message_id`` on the results queue (deleted once read), waited for."""
+    import orjson
+
+    def result() -> dict[str, Any] | None:
+        for m in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
+            body = orjson.loads(m["Body"])
+            if body.get("id") == message_id:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+                found: dict[str, Any] = body
+                return found
+        return None
+
+    return wait_for("the queued result", result, timeout=timeout)
+
+
 def published_model(
     stack: dict[str, Any], export: Path, monkeypatch: pytest.MonkeyPatch, prefix: str
 ) -> Iterator[tuple[str, Any]]:

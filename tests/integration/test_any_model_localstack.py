@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.integration.batch_it_support import client, wait_for
+from tests.integration.batch_it_support import client, queued_result, wait_for
 from tests.integration.helpers import api_request, delete_prefix, point_at_stack
 
 pytestmark = pytest.mark.integration
@@ -185,19 +185,6 @@ def test_sqs_message(local_stack: dict[str, Any], imported: dict[str, Imported])
         QueueUrl=local_stack["queues"]["requests"],
         MessageBody=orjson.dumps({"id": mid, "model": two.name, "instances": rows}).decode(),
     )
-    results = local_stack["queues"]["results"]
-
-    def result() -> dict[str, Any] | None:
-        for m in sqs.receive_message(QueueUrl=results, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-            "Messages", []
-        ):
-            body = orjson.loads(m["Body"])
-            if body.get("id") == mid:
-                sqs.delete_message(QueueUrl=results, ReceiptHandle=m["ReceiptHandle"])
-                found: dict[str, Any] = body
-                return found
-        return None
-
-    doc = wait_for("the queued result", result, timeout=240)
+    doc = queued_result(sqs, local_stack["queues"]["results"], mid, timeout=240)
     close(doc["predictions"], two.want["digit"])
     assert len(doc["classes"]) == ROWS

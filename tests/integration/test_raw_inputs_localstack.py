@@ -21,7 +21,7 @@ import pytest
 from maas_examples import customer_segments, image_classifier, photos
 from maas_examples import sentiment as sentiment_example
 
-from tests.integration.batch_it_support import client, wait_for
+from tests.integration.batch_it_support import client, queued_result, wait_for
 from tests.integration.helpers import api_request, delete_prefix, point_at_stack
 
 pytestmark = pytest.mark.integration
@@ -237,20 +237,7 @@ def test_raw_category_rows_over_sqs(local_stack: dict[str, Any], models: dict[st
         QueueUrl=local_stack["queues"]["requests"],
         MessageBody=orjson.dumps({"id": mid, "model": segments, "instances": ROWS, "explain": True}).decode(),
     )
-    results = local_stack["queues"]["results"]
-
-    def result() -> dict[str, Any] | None:
-        for m in sqs.receive_message(QueueUrl=results, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-            "Messages", []
-        ):
-            body = orjson.loads(m["Body"])
-            if body.get("id") == mid:
-                sqs.delete_message(QueueUrl=results, ReceiptHandle=m["ReceiptHandle"])
-                found: dict[str, Any] = body
-                return found
-        return None
-
-    doc = wait_for("the queued result", result, timeout=120)
+    doc = queued_result(sqs, local_stack["queues"]["results"], mid, timeout=120)
     np.testing.assert_allclose(np.asarray(doc["predictions"]), _keras_rows(models, ROWS), atol=ATOL)
     for e, row in zip(doc["explanations"], ROWS, strict=True):  # one player per raw input
         _complete(e)

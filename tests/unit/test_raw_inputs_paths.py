@@ -135,15 +135,26 @@ def test_csv_for_named_inputs_refuses_what_a_cell_cannot_hold(
     )
 
 
-def test_queue_messages_with_raw_rows(s3_moto: str, tabular: Any, tmp_path: Path) -> None:
-    reg = Registry(bucket=s3_moto)
-    import_model(tabular, "segments", registry=reg)
+def _queue_context(reg: Registry, tmp_path: Path) -> QueueContext:
+    """The queue function's context on moto: a fresh results queue and bucket, a loader on ``reg``."""
     sqs, s3 = boto3.client("sqs"), boto3.client("s3")
     results = sqs.create_queue(QueueName=f"results-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     bucket = f"results-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     loader = ModelLoader(registry=reg, cache_dir=str(tmp_path / "c"))
-    ctx = QueueContext(sqs=sqs, s3=s3, loader=loader, results_queue_url=results, results_bucket=bucket)
+    return QueueContext(sqs=sqs, s3=s3, loader=loader, results_queue_url=results, results_bucket=bucket)
+
+
+def _replies(ctx: QueueContext) -> dict[str, Any]:
+    """The results queue's replies, by message id."""
+    got = ctx.sqs.receive_message(QueueUrl=ctx.results_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    return {orjson.loads(m["Body"])["id"]: orjson.loads(m["Body"]) for m in got.get("Messages", [])}
+
+
+def test_queue_messages_with_raw_rows(s3_moto: str, tabular: Any, tmp_path: Path) -> None:
+    reg = Registry(bucket=s3_moto)
+    import_model(tabular, "segments", registry=reg)
+    ctx = _queue_context(reg, tmp_path)
     rows = [{k: r[k] for k in FIELDS} for r in ROWS]
     msgs = [
         {
@@ -162,8 +173,7 @@ def test_queue_messages_with_raw_rows(s3_moto: str, tabular: Any, tmp_path: Path
         },
     ]
     out = handle_event(ctx, sqs_event(msgs))
-    got = sqs.receive_message(QueueUrl=results, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-    by_id = {orjson.loads(m["Body"])["id"]: orjson.loads(m["Body"]) for m in got}
+    by_id = _replies(ctx)
     want = _keras_rows(tabular, ROWS)
     np.testing.assert_allclose(np.asarray(by_id["a"]["predictions"]), want[:2], atol=1e-5)
     np.testing.assert_allclose(np.asarray(by_id["b"]["predictions"]), want[2:], atol=1e-5)
@@ -261,12 +271,7 @@ def test_queue_messages_with_images(s3_moto: str, pets: Any, tmp_path: Path) -> 
 
     reg = Registry(bucket=s3_moto)
     import_model(pets, "pets", registry=reg, class_labels=LABELS)
-    sqs, s3 = boto3.client("sqs"), boto3.client("s3")
-    results = sqs.create_queue(QueueName=f"results-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    bucket = f"results-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
-    loader = ModelLoader(registry=reg, cache_dir=str(tmp_path / "c"))
-    ctx = QueueContext(sqs=sqs, s3=s3, loader=loader, results_queue_url=results, results_bucket=bucket)
+    ctx = _queue_context(reg, tmp_path)
     images = _photos()
     b64 = [{"b64": base64.b64encode(b).decode()} for b in images]
     msgs = [
@@ -277,7 +282,6 @@ def test_queue_messages_with_images(s3_moto: str, pets: Any, tmp_path: Path) -> 
         },
     ]
     out = handle_event(ctx, sqs_event(msgs))
-    got = sqs.receive_message(QueueUrl=results, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-    by_id = {orjson.loads(m["Body"])["id"]: orjson.loads(m["Body"]) for m in got}
+    by_id = _replies(ctx)
     np.testing.assert_allclose(np.asarray(by_id["a"]["predictions"]), _keras_images(pets, images), atol=1e-5)
     assert set(by_id) == {"a"} and out["batchItemFailures"] == [{"itemIdentifier": "2"}]  # isolated

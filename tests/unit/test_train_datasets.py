@@ -5,30 +5,14 @@ column; a prefix with no files and a missing array named in the error."""
 from __future__ import annotations
 
 import io
-import uuid
 from pathlib import Path
-from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 from maas.training.data import DataError
 from maas.training.datasets import load_examples
-from maas.training.spec import Dataset
 
-
-def bucket() -> str:
-    name = f"data-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return name
-
-
-def put(b: str, key: str, body: bytes) -> None:
-    boto3.client("s3").put_object(Bucket=b, Key=key, Body=body)
-
-
-def ds(**fields: Any) -> Dataset:
-    return Dataset.model_validate(fields)
+from tests.unit.train_data_support import bucket, ds, put
 
 
 def npz_bytes(**arrays: np.ndarray) -> bytes:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import io
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,19 +24,7 @@ from maas.training.results import RunResult
 from maas.training.spec import Dataset, SpecError, parse_spec
 from maas.training.streaming import Stream, draws
 
-
-def bucket() -> str:
-    name = f"stream-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return name
-
-
-def put(b: str, key: str, body: bytes) -> None:
-    boto3.client("s3").put_object(Bucket=b, Key=key, Body=body)
-
-
-def ds(**fields: Any) -> Dataset:
-    return Dataset.model_validate(fields)
+from tests.unit.train_data_support import bucket, ds, put
 
 
 @dataclass
