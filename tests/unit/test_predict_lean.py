@@ -72,3 +72,46 @@ def test_logs_never_carry_payloads_and_metrics_are_emf(published_ref, tmp_path):
     assert metric["model"] == "ref" and metric["version"] == "1" and metric["Rows"] in (1, [1.0])
     assert any("ColdStart" in r for r in emf)
     assert any(r.get("message") == "client error" and r.get("status") == 400 for r in records)
+
+
+LAZY_RESOLVERS = r"""
+import contextlib, io, json
+from tests.apigw import Client
+from tests.handlers import load_handler
+
+with contextlib.redirect_stdout(io.StringIO()):
+    app = load_handler("predict")
+    from maas.serving import http
+    steps = {"import": http.resolver.cache_info()._asdict()}
+    body = {"instances": [[0.25] * 100]}
+    rest = Client(app.handler, "rest").post("/v1/models/ref:predict", json=body)
+    steps["rest"] = http.resolver.cache_info()._asdict()
+    http.resolver(http.REST)  # the one already built: a cache hit, not a build
+    steps["rest_again"] = http.resolver.cache_info()._asdict()
+    api = Client(app.handler, "http").post("/v1/models/ref:predict", json=body)
+    steps["http"] = http.resolver.cache_info()._asdict()
+print(json.dumps({"steps": steps, "answers": [[r.status, r.json] for r in (rest, api)]}))
+"""
+
+
+def test_resolvers_are_built_on_first_use_one_per_event_shape(published_ref, tmp_path):
+    """Importing the handler builds no resolver; a REST event builds the REST one only, an HTTP API
+    event then its own; both answer the same. Fails if the resolvers are built eagerly again."""
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY_RESOLVERS],
+        cwd=ROOT,
+        env={**os.environ, "MAAS_CACHE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    steps = result["steps"]
+    assert steps["import"]["currsize"] == 0
+    assert (steps["rest"]["currsize"], steps["rest"]["misses"]) == (1, 1)
+    assert (steps["rest_again"]["misses"], steps["rest_again"]["hits"]) == (1, steps["rest"]["hits"] + 1)
+    assert (steps["http"]["currsize"], steps["http"]["misses"]) == (2, 2)
+    (rest_status, rest_body), (http_status, http_body) = result["answers"]
+    assert rest_status == http_status == 200
+    assert rest_body == http_body and len(rest_body["predictions"][0]) == 10

@@ -1,12 +1,14 @@
 """One set of routes, three event shapes: API Gateway REST (payload 1.0), HTTP API (2.0), Function URL.
 
-`dispatch(event, context)` detects the event shape and hands it to the matching Powertools resolver;
-every resolver includes the same routers (`maas.serving.routes.ROUTERS`), serializes with orjson and
-answers every error as JSON `{"error": "..."}` with the status chosen by `maas.serving.errors`.
+`dispatch(event, context)` detects the event shape and hands it to the matching Powertools resolver
+(`resolver(kind)`, built on first use); every resolver includes the same routers
+(`maas.serving.routes.ROUTERS`), serializes with orjson and answers every error as JSON
+`{"error": "..."}` with the status chosen by `maas.serving.errors`.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Mapping
@@ -78,26 +80,30 @@ def _make_error_handler(resolver: ApiGatewayResolver) -> Any:
     return handle
 
 
-def build_resolvers() -> dict[str, ApiGatewayResolver]:
-    """A resolver per event shape, each with every router of `maas.serving.routes` included."""
-    routers = [importlib.import_module(f"maas.serving.routes.{name}").router for name in ROUTERS]
-    resolvers: dict[str, ApiGatewayResolver] = {
-        REST: APIGatewayRestResolver(serializer=serialize, json_body_deserializer=orjson.loads),
-        HTTP: APIGatewayHttpResolver(serializer=serialize, json_body_deserializer=orjson.loads),
-        URL: LambdaFunctionUrlResolver(serializer=serialize, json_body_deserializer=orjson.loads),
-    }
-    for resolver in resolvers.values():
-        for router in routers:
-            resolver.include_router(router)
-        resolver.exception_handler(Exception)(_make_error_handler(resolver))
-    for router in routers:
+# imported with this module, so a broken route fails the function's init, not its first request
+_ROUTERS = [importlib.import_module(f"maas.serving.routes.{name}").router for name in ROUTERS]
+_RESOLVER_CLASSES: dict[str, type[ApiGatewayResolver]] = {
+    REST: APIGatewayRestResolver,
+    HTTP: APIGatewayHttpResolver,
+    URL: LambdaFunctionUrlResolver,
+}
+
+
+@functools.cache
+def resolver(kind: str) -> ApiGatewayResolver:
+    """The resolver of one event shape (rest | http | url), with every router of `maas.serving.routes`
+    included; built on its first use, not at import. A process sees one event shape in practice, and
+    building a resolver (its routes' regexes compiled) was ~5 ms of every cold start per shape; the
+    shapes a process never sees are never built."""
+    built = _RESOLVER_CLASSES[kind](serializer=serialize, json_body_deserializer=orjson.loads)
+    for router in _ROUTERS:
+        built.include_router(router)
+    built.exception_handler(Exception)(_make_error_handler(built))
+    for router in _ROUTERS:
         # Routers read the current event from BaseRouter (set by whichever resolver runs), not from
         # the last resolver they were included in.
         router.api_resolver = None
-    return resolvers
-
-
-RESOLVERS = build_resolvers()
+    return built
 
 
 def event_kind(event: Mapping[str, Any]) -> str | None:
@@ -130,7 +136,7 @@ def dispatch(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     except gate.Denied as denied:
         return _plain_error(denied.status, denied.message, denied.headers)
     try:
-        return RESOLVERS[kind].resolve(event, context)  # the routes' row limit: routes.common.max_rows
+        return resolver(kind).resolve(event, context)  # the routes' row limit: routes.common.max_rows
     finally:
         gate.done()
 
@@ -173,7 +179,7 @@ def openapi_document(version: str) -> str:
         return doc
     from maas.protocols import schemas
 
-    schema = RESOLVERS[REST].get_openapi_schema(
+    schema = resolver(REST).get_openapi_schema(
         title="maas prediction API",
         version=version,
         summary="TF Serving REST and Open Inference Protocol v2 over AWS Lambda",
