@@ -21,7 +21,6 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from maas_models.errors import ModelCorrupt
@@ -82,6 +81,10 @@ def ranged_download(
     workers: int = DEFAULT_WORKERS,
 ) -> tuple[str, int]:
     """Download bytes [0, size) of bucket/key into dest; returns (sha256 hex, bytes written)."""
+    # imported here: only large artifacts take this path, and the pool's module (with queue) is a few
+    # ms of every cold start that serves a small model
+    from concurrent.futures import ThreadPoolExecutor
+
     parts = split(size, max(1, part_bytes))
     progress = _Progress(parts)
     fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -25,7 +25,7 @@ from typing import Any
 from maas_models import metrics
 from maas_models.errors import ModelError
 from maas_models.naming import LATEST
-from maas_models.rollout import CAPTURE, ROLLOUT, pick
+from maas_models.rollout_record import CAPTURE, ROLLOUT, pick  # not maas_models.rollout: it imports Registry
 from maas_models.settings import LayerSettings
 
 log = logging.getLogger("maas.rollout")
