@@ -25,7 +25,6 @@ import base64
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -189,10 +188,14 @@ def _spawn(mode: str, models: Path, env: dict[str, str], n: int) -> dict[str, An
 
 
 def _p50(samples: list[float]) -> float:
+    import statistics  # here, not at the top: a handler child would pay for it in its cold start
+
     return float(statistics.median(samples))
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
+    import statistics  # here, not at the top: a handler child would pay for it in its cold start
+
     models = _models_dir()
     n = 300 if quick else 3000
     server, env = publish_to_moto(models / "image", "img", verify=False)  # verified at import already
