@@ -20,7 +20,6 @@ import numpy as np
 
 from maas_models.errors import InvalidInput
 from maas_models.preprocessing.encoding import encode
-from maas_models.preprocessing.hashing import hash_buckets
 from maas_models.preprocessing.strings import as_text
 
 
@@ -108,6 +107,10 @@ class Lookup:
                 if self.integer_keys and self.oov_method != "farmhash":
                     buckets = np.mod(unknown.astype(np.int64), self.num_oov_indices)
                 else:
+                    # imported here: only several OOV buckets hash, and the hashing module (farmhash,
+                    # siphash) is ~2 ms of the cold start of every model with a vocabulary
+                    from maas_models.preprocessing.hashing import hash_buckets
+
                     buckets = hash_buckets(np.asarray(unknown), self.num_oov_indices, self.salt)
                 ids[oov] = buckets + self.oov_start
         ids = ids.reshape(keys.shape)
