@@ -119,6 +119,33 @@ def time_calls(fn: Callable[[], Any], n: int, *, warmup: int | None = None) -> l
     return samples
 
 
+def framework_floor_calls(event: dict[str, Any], n: int) -> list[float]:
+    """Microseconds of each of `n` calls of the bare framework every predict handler runs in: a
+    Powertools REST resolver with one route that returns a constant, behind the Powertools logger's
+    `inject_lambda_context`, on `event` (orjson as the serializer, as the real handler). What no
+    handler built on Powertools can go below: the floor a per-request figure is read against."""
+    import orjson
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+    app = APIGatewayRestResolver(serializer=lambda doc: orjson.dumps(doc).decode())
+    logger = Logger(service="maas-bench-floor")
+
+    @app.post("/v1/models/<model>:predict")
+    def predict(model: str) -> Response[dict[str, Any]]:
+        return Response(200, "application/json", {"predictions": [[0.0, 1.0]]})
+
+    @logger.inject_lambda_context(log_event=False)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response: dict[str, Any] = app.resolve(event, context)
+        return response
+
+    context = LambdaContext()
+    if handler(event, context)["statusCode"] != 200:
+        raise RuntimeError("the framework floor's route did not answer 200")
+    return time_calls(lambda: handler(event, context), n)
+
+
 def percentile(samples: list[float], q: float) -> float:
     """The q-th percentile (nearest rank) of samples."""
     ordered = sorted(samples)
