@@ -260,3 +260,12 @@ def test_cli_runs_areas_and_updates_readme(
     assert cli_main(["bench", "--from-json", "r.json", "--update-readme"]) == 0
     text = (tmp_path / "README.md").read_text()
     assert "| _testarea | 1-row p50 latency | 42.0 us |" in text and "| _testarea | rss |" in text
+
+
+def test_framework_floor_answers_the_event_and_times_each_call() -> None:
+    from maas.bench.handler import framework_floor_calls, rest_event
+
+    samples = framework_floor_calls(rest_event("/v1/models/m:predict", '{"instances": [[1.0]]}'), 5)
+    assert len(samples) == 5 and all(s > 0 for s in samples)
+    with pytest.raises(RuntimeError, match="did not answer 200"):  # another path gets Powertools' 404
+        framework_floor_calls(rest_event("/v2/models/m/infer", "{}"), 1)
