@@ -260,3 +260,16 @@ def test_cli_runs_areas_and_updates_readme(
     assert cli_main(["bench", "--from-json", "r.json", "--update-readme"]) == 0
     text = (tmp_path / "README.md").read_text()
     assert "| _testarea | 1-row p50 latency | 42.0 us |" in text and "| _testarea | rss |" in text
+
+
+def test_framework_floor_answers_the_event_and_calls_are_timed_in_rounds() -> None:
+    from maas.bench.handler import framework_floor, rest_event, time_interleaved
+
+    floor = framework_floor(rest_event("/v1/models/m:predict", '{"instances": [[1.0]]}'))
+    order: list[str] = []
+    samples = time_interleaved({"a": lambda: order.append("a"), "floor": floor}, 6, rounds=3)
+    assert {k: len(v) for k, v in samples.items()} == {"a": 6, "floor": 6}
+    assert all(s > 0 for s in samples["floor"])
+    assert order[-2:] == ["a", "a"] and order.count("a") == 3 + 6  # warm-up once, then 2 a round
+    with pytest.raises(RuntimeError, match="did not answer 200"):  # another path gets Powertools' 404
+        framework_floor(rest_event("/v2/models/m/infer", "{}"))

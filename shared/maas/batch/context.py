@@ -4,18 +4,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from maas import settings
 from maas.batch.io import S3Source
 from maas.batch.keys import BatchKey, parse_key
+from maas.timestamps import utc_now_ms
 
 MB = 1024 * 1024
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+now_iso = utc_now_ms  # manifests' times: the records' one format
 
 
 @dataclass
@@ -76,7 +75,7 @@ class Job:
     selector: str | None
     version: int | None = None
     all_probabilities: bool = False
-    started_at: str = field(default_factory=now_iso)
+    started_at: str = field(default_factory=utc_now_ms)
     sha256: str | None = None  # hex, when S3 holds a full-object SHA-256 checksum of the input
     sequencer: str | None = None  # the S3 event's order for this key (None: invoked without an event)
     event: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # S3 record (not stored)

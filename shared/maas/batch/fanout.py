@@ -47,7 +47,7 @@ from typing import Any
 import orjson
 
 from maas.batch.common import InputSpec, Timings, UnreadableInput
-from maas.batch.context import BatchContext, Job, now_iso
+from maas.batch.context import BatchContext, Job
 from maas.batch.formats import Format, get_format
 from maas.batch.io import InputChanged, S3MultipartSink, S3Source
 from maas.batch.log import logger
@@ -64,6 +64,7 @@ from maas.batch.publish import (
 from maas.batch.runner import aborting, score_range
 from maas.batch.scoring import PERMANENT_MODEL_ERRORS, resolve_scorer
 from maas.protocols.tensors import Signature
+from maas.timestamps import utc_now_ms
 
 CHUNK_TASK_KIND = "maas.batch.chunk"
 SQS_BATCH = 10
@@ -142,7 +143,7 @@ def start_fanout(
         "ranges": ranges,
         "spec": _spec_dict(spec),
         "results_bucket": ctx.config.results_bucket,
-        "created_at": now_iso(),
+        "created_at": utc_now_ms(),
     }
     if not put_json(ctx.s3, ctx.config.results_bucket, keys.plan, plan, if_none_match=True):
         plan = get_json(ctx.s3, ctx.config.results_bucket, keys.plan) or plan

@@ -9,10 +9,11 @@ import time
 from typing import Any
 
 from maas.batch.common import Timings
-from maas.batch.context import BatchContext, Job, now_iso
+from maas.batch.context import BatchContext, Job
 from maas.batch.log import logger
 from maas.batch.monitor import DriftCounter, emit_drift
 from maas.batch.objects import delete_keys, get_json, put_json
+from maas.timestamps import utc_now_ms
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -78,7 +79,7 @@ def make_report(
     chunks: int | None = None,
     t0: float | None = None,
 ) -> dict:
-    finished = now_iso()
+    finished = utc_now_ms()
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "status": status,

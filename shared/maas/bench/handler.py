@@ -12,7 +12,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,46 @@ def time_calls(fn: Callable[[], Any], n: int, *, warmup: int | None = None) -> l
         t0 = time.perf_counter_ns()
         fn()
         samples.append((time.perf_counter_ns() - t0) / 1000.0)
+    return samples
+
+
+def framework_floor(event: dict[str, Any]) -> Callable[[], Any]:
+    """One call of the bare framework every predict handler runs in, on `event`: a Powertools REST
+    resolver with one route that returns a constant, behind the Powertools logger's
+    `inject_lambda_context` (orjson as the serializer, as the real handler). What no handler built on
+    Powertools can go below: the floor a per-request figure is read against."""
+    import orjson
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+    app = APIGatewayRestResolver(serializer=lambda doc: orjson.dumps(doc).decode())
+    logger = Logger(service="maas-bench-floor")
+
+    @app.post("/v1/models/<model>:predict")
+    def predict(model: str) -> Response[dict[str, Any]]:
+        return Response(200, "application/json", {"predictions": [[0.0, 1.0]]})
+
+    @logger.inject_lambda_context(log_event=False)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response: dict[str, Any] = app.resolve(event, context)
+        return response
+
+    context = LambdaContext()
+    if handler(event, context)["statusCode"] != 200:
+        raise RuntimeError("the framework floor's route did not answer 200")
+    return lambda: handler(event, context)
+
+
+def time_interleaved(
+    calls: Mapping[str, Callable[[], Any]], n: int, rounds: int = 10
+) -> dict[str, list[float]]:
+    """`time_calls` of each call, `n` in all, in `rounds` alternating rounds: figures read as ratios of
+    one another see the same machine load (a shared 2-vCPU machine drifts by 2x within minutes)."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    per_round = max(1, n // rounds)
+    for index in range(rounds):
+        for name, call in calls.items():
+            samples[name] += time_calls(call, per_round, warmup=None if index == 0 else 0)
     return samples
 
 

@@ -69,6 +69,11 @@ def has_bool(value: Any) -> bool:
     return False
 
 
+def _what(spec: TensorSpec, label: str | None) -> str:
+    """How an error names the data: ``label``, else the input (built only when an error is raised)."""
+    return label or expects(spec)
+
+
 def to_array(
     value: Any, spec: TensorSpec, where: str, *, check_bools: bool = True, label: str | None = None
 ) -> np.ndarray:
@@ -80,29 +85,32 @@ def to_array(
     uint8, not wrapped); floating inputs refuse NaN, Infinity and values out of range. ``label`` names
     the data in messages (default: the input, its dtype and shape).
     """
-    what = label or expects(spec)
     if spec.image is not None and looks_encoded(value):  # JPEG/PNG for an image-tensor input
         return decode_images(value, spec, where)
     if spec.is_string:
         arr = np.asarray(value, dtype=object)
         for item in arr.reshape(-1):  # text inputs (a model's own preprocessing tokenizes them)
             if not isinstance(item, str | bytes):
+                what = _what(spec, label)
                 raise ProtocolError(
                     f'{where}: {what} takes text, got {type(item).__name__}; send strings (numbers as "52")'
                 )
         return arr
     if spec.dtype == "bool":
-        raw = _as_array(value, None, spec, where, what)
+        raw = _as_array(value, None, spec, where, label)
         if raw.dtype != np.bool_ and raw.size:
+            what = _what(spec, label)
             raise ProtocolError(f"{where}: {what} is boolean: send true/false values")
         return raw.astype(np.bool_, copy=False)
     if check_bools and not isinstance(value, np.ndarray) and has_bool(value):
+        what = _what(spec, label)
         raise ProtocolError(f"{where}: {what} takes numbers, got JSON booleans; send numbers")
     if spec.np_dtype.kind in "iu":
-        return _to_integers(_as_array(value, None, spec, where, what), spec, where, what)
+        return _to_integers(_as_array(value, None, spec, where, label), spec, where, label)
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused below
-        arr = _as_array(value, spec.np_dtype, spec, where, what)
+        arr = _as_array(value, spec.np_dtype, spec, where, label)
     if arr.size and not np.isfinite(arr).all():
+        what = _what(spec, label)
         raise ProtocolError(
             f"{where}: {what}: NaN, Infinity or values out of {spec.dtype} range are not allowed; "
             "send finite numbers"
@@ -110,40 +118,45 @@ def to_array(
     return arr
 
 
-def _as_array(value: Any, dtype: np.dtype[Any] | None, spec: TensorSpec, where: str, what: str) -> np.ndarray:
+def _as_array(
+    value: Any, dtype: np.dtype[Any] | None, spec: TensorSpec, where: str, label: str | None
+) -> np.ndarray:
     try:
         if isinstance(value, np.ndarray) and dtype is not None:
             return value.astype(dtype, copy=False)
         return np.asarray(value, dtype=dtype)
     except (ValueError, TypeError) as exc:
-        raise ProtocolError(_conversion_hint(value, spec, where, exc, what)) from None
+        raise ProtocolError(_conversion_hint(value, spec, where, exc, label)) from None
     except OverflowError:
+        what = _what(spec, label)
         raise ProtocolError(f"{where}: {what}: a value is out of range for {spec.dtype}") from None
 
 
-def _to_integers(arr: np.ndarray, spec: TensorSpec, where: str, what: str) -> np.ndarray:
+def _to_integers(arr: np.ndarray, spec: TensorSpec, where: str, label: str | None) -> np.ndarray:
     """Integers of the spec's dtype: floats must be whole numbers, every value within the dtype's range."""
     target = spec.np_dtype
     if arr.dtype == target:
         return arr
     if arr.dtype.kind == "f":
         if arr.size and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+            what = _what(spec, label)
             raise ProtocolError(
                 f"{where}: {what} takes integers, got a non-integer number; send whole numbers"
             )
     elif arr.dtype.kind not in "iub":
-        raise ProtocolError(_conversion_hint(arr.tolist(), spec, where, TypeError(str(arr.dtype)), what))
+        raise ProtocolError(_conversion_hint(arr.tolist(), spec, where, TypeError(str(arr.dtype)), label))
     if arr.size:
         info = np.iinfo(target)
         if arr.min() < info.min or arr.max() > info.max:  # the value is not echoed: errors reach logs
+            what = _what(spec, label)
             raise ProtocolError(
                 f"{where}: {what}: a value is out of range; {spec.dtype} takes {info.min} to {info.max}"
             )
     return arr.astype(target)
 
 
-def _conversion_hint(value: Any, spec: TensorSpec, where: str, exc: Exception, what: str) -> str:
-    text = str(exc)
+def _conversion_hint(value: Any, spec: TensorSpec, where: str, exc: Exception, label: str | None) -> str:
+    text, what = str(exc), _what(spec, label)  # an error path: the message is built only here
     if "inhomogeneous" in text or "sequence" in text:
         return (
             f"{where}: ragged data: rows have different lengths or nesting; every row of {what} "

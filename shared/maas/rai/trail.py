@@ -19,6 +19,7 @@ import orjson
 from maas.rai.identity import caller_identity
 from maas.rai.mask import mask_fields
 from maas.settings import RaiSettings
+from maas.timestamps import utc_now_ms
 
 logger = logging.getLogger(__name__)
 
@@ -26,20 +27,6 @@ LOG_PREFIX = "MAAS_AUDIT "
 SCHEMA_VERSION = 1
 
 KINDS = ("predict", "explain", "batch_file", "batch_chunk", "queue_message", "promotion", "card", "rollout")
-
-
-_TS_CACHE: list[Any] = [-1, ""]
-_MS_SUFFIX = tuple(f".{ms:03d}Z" for ms in range(1000))
-
-
-def _utc_now_ms() -> str:
-    """``2026-11-28T17:25:00.156Z``: the seconds part is formatted once per second and the
-    milliseconds come from a table, so a request pays one concatenation (isoformat: ~4 us)."""
-    now = time.time()
-    sec = int(now)
-    if sec != _TS_CACHE[0]:
-        _TS_CACHE[0], _TS_CACHE[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    return _TS_CACHE[1] + _MS_SUFFIX[int((now - sec) * 1000.0)]
 
 
 def _s3_key(prefix: str, now: float | None = None) -> str:
@@ -149,7 +136,7 @@ class AuditTrail:
             duration_ms = math.floor(float(duration_ms) * 1000.0 + 0.5) / 1000.0
         rec: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
-            "ts": _utc_now_ms(),
+            "ts": utc_now_ms(),
             "kind": kind,
             "request_id": request_id,
             "caller": caller,

@@ -16,6 +16,19 @@ from maas.protocols.v2 import binary
 _NON_FINITE = re.compile(rb"(?<![\w\"])-?(?:NaN|Infinity|inf|nan)(?![\w\"])")
 
 
+def may_hold_booleans(text: bytes | str) -> bool:
+    """False when the JSON text has no `true`/`false` token, so tensor conversion can skip its scan
+    for booleans in numeric data.
+
+    Why not just `"true" in text`: a multi-character search runs at ~1 GB/s here (80 us for a 100-row
+    body, twice), while a one-character one is a memchr (~1 us). Neither 'r' nor 'f' occurs in a number
+    or in the protocols' keys (instances, inputs, data, shape...), so the full search runs only when the
+    body has one of them (a string value, `signature_name`, `parameters`)."""
+    if isinstance(text, str):
+        return ("r" in text and "true" in text) or ("f" in text and "false" in text)
+    return (b"r" in text and b"true" in text) or (b"f" in text and b"false" in text)
+
+
 def body_bytes(event: Mapping[str, Any], max_bytes: int) -> bytes | str:
     """The raw body (str as delivered, or bytes when base64-encoded), after the size check."""
     body = event.get("body")
@@ -96,7 +109,7 @@ def read_json(event: Mapping[str, Any], max_bytes: int) -> tuple[Any, bool]:
         recovered = _from_reencoded_form(event, body)
         if recovered is not None:
             body, doc = recovered
-            return doc, ("true" in body or "false" in body)
+            return doc, may_hold_booleans(body)
         raw = body.encode("utf-8", "replace") if isinstance(body, str) else body
         if _NON_FINITE.search(raw):
             raise ProtocolError(
@@ -104,9 +117,7 @@ def read_json(event: Mapping[str, Any], max_bytes: int) -> tuple[Any, bool]:
                 "(impute missing values before sending)"
             ) from None
         raise ProtocolError(f"the request body is not valid JSON: {exc}") from None
-    if isinstance(body, str):
-        return doc, "true" in body or "false" in body
-    return doc, b"true" in body or b"false" in body
+    return doc, may_hold_booleans(body)
 
 
 def read_framed_json(event: Mapping[str, Any], max_bytes: int) -> tuple[Any, bool, memoryview | None]:
@@ -127,4 +138,4 @@ def read_framed_json(event: Mapping[str, Any], max_bytes: int) -> tuple[Any, boo
         raise ProtocolError(
             f"the first {len(framed.header)} bytes of the body ({binary.HEADER}) are not valid JSON: {exc}"
         ) from None
-    return doc, b"true" in framed.header or b"false" in framed.header, framed.tensors
+    return doc, may_hold_booleans(framed.header), framed.tensors

@@ -33,6 +33,7 @@ import orjson
 from maas import settings
 from maas.rollout.puts import BufferedPuts
 from maas.tenancy.names import owner_of
+from maas.timestamps import utc_now_ms
 
 logger = logging.getLogger("maas.tenancy.metering")
 PREFIX = "metering/"
@@ -98,9 +99,8 @@ class Meter(BufferedPuts[list[dict[str, Any]]]):
         request_id: str | None = None,
     ) -> dict[str, Any]:
         ms, gb_s = billed(duration_ms, memory_mb)
-        now = time.time()
         rec = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "time": utc_now_ms(),
             "source": source,
             "tenant": tenant or owner_of(model) or UNTENANTED,
             "model": model,
