@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -87,22 +88,24 @@ _RESOLVER_CLASSES: dict[str, type[ApiGatewayResolver]] = {
     HTTP: APIGatewayHttpResolver,
     URL: LambdaFunctionUrlResolver,
 }
+_BUILDING = threading.Lock()  # one build at a time: each one points the shared routers at itself
 
 
 @functools.cache
 def resolver(kind: str) -> ApiGatewayResolver:
     """The resolver of one event shape (rest | http | url), with every router of `maas.serving.routes`
-    included; built on its first use, not at import. A process sees one event shape in practice, and
-    building a resolver (its routes' regexes compiled) was ~5 ms of every cold start per shape; the
-    shapes a process never sees are never built."""
+    included; built on its first use, not at import. Building one (its routes' regexes compiled)
+    costs ~5 ms, which every cold start paid three times; a process sees one event shape in practice,
+    and the shapes it never sees are never built."""
     built = _RESOLVER_CLASSES[kind](serializer=serialize, json_body_deserializer=orjson.loads)
-    for router in _ROUTERS:
-        built.include_router(router)
+    with _BUILDING:
+        for router in _ROUTERS:
+            built.include_router(router)
+        for router in _ROUTERS:
+            # Routers read the current event from BaseRouter (set by whichever resolver runs), not from
+            # the last resolver they were included in.
+            router.api_resolver = None
     built.exception_handler(Exception)(_make_error_handler(built))
-    for router in _ROUTERS:
-        # Routers read the current event from BaseRouter (set by whichever resolver runs), not from
-        # the last resolver they were included in.
-        router.api_resolver = None
     return built
 
 
