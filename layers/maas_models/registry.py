@@ -21,7 +21,6 @@ extends it with publishing, promotion and deletion.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,6 +60,8 @@ def utc_now() -> str:
 
 
 def default_actor() -> str:
+    import getpass  # here: only writers need it, and the predict path's registry is read-only
+
     try:
         return os.environ.get("MAAS_ACTOR") or getpass.getuser()
     except (KeyError, OSError):
