@@ -12,10 +12,10 @@ Figures:
 - 1 JPEG (a 224 x 224 photo, base64 in TF Serving's {"b64": ...}) through the handler, p50, against the
   same steps in TensorFlow (base64 + `tf.io.decode_jpeg` + `tf.image.resize` + the SavedModel's serving
   function). Target: >= 5 x faster, and the handler imports no TensorFlow.
-  Beside it, the floor of any handler: Pillow's decode plus the bare LiteRT invoke, in the predict image's
-  environment, with TF's time over it (the most any handler could reach).
+  Beside it, the floor of any handler: Pillow's decode plus the bare LiteRT invoke, timed interleaved
+  with the handler in its process, with TF's time over it (the most any handler could reach).
 - 1 sentence through the handler, p50, minus the bare model's invoke (LiteRT `set_tensor`/`invoke`/
-  `get_tensor` on the token ids). Target: <= 200 us.
+  `get_tensor` on the token ids, timed interleaved with the handler in its process). Target: <= 200 us.
 - cold start of the text model: process start to the first answer (model preloaded at init, as
   MAAS_PRELOAD does in Lambda), against the import floor (`maas.bench.handler.FLOOR_IMPORTS`).
   Target: <= 300 ms.
@@ -42,6 +42,7 @@ from maas.bench.handler import (
     rest_event,
     run_child,
     time_calls,
+    time_interleaved,
 )
 
 TARGETS = {"jpeg_speedup": 5.0, "sentence_over_us": 200.0, "cold_ms": 300.0}
@@ -130,7 +131,7 @@ def child(mode: str, models_dir: str, out_path: str, n: int) -> None:
     os.dup2(devnull, 1)  # logs and EMF lines are written (their cost is real), to /dev/null
     models = Path(models_dir)
     result: dict[str, Any] = {"mode": mode}
-    if mode in ("image-handler", "text-handler"):
+    if mode in ("image-handler", "text-handler"):  # the handler, and its floor interleaved in its process
         handler = load_predict_handler()
         event = (
             _event("img", _jpeg_body(models))
@@ -142,9 +143,12 @@ def child(mode: str, models_dir: str, out_path: str, n: int) -> None:
         if first["statusCode"] != 200:
             raise SystemExit(f"{mode}: {first['statusCode']}: {first['body'][:300]}")
         if n:
-            result["samples"] = time_calls(lambda: handler(event, LambdaContext()), n)
+            floor = _decode_and_invoke(models) if mode == "image-handler" else _bare_text_invoke(models)
+            result["samples"] = time_interleaved(
+                {"handler": lambda: handler(event, LambdaContext()), "floor": floor}, n
+            )
         result["tensorflow_imported"] = any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
-    elif mode == "image-tf":  # the same steps in TensorFlow: base64, decode_jpeg, resize, SavedModel
+    else:  # image-tf: the same steps in TensorFlow: base64, decode_jpeg, resize, SavedModel
         import orjson
         import tensorflow as tf
 
@@ -158,56 +162,59 @@ def child(mode: str, models_dir: str, out_path: str, n: int) -> None:
             serve(tf.cast(pixels, tf.uint8)[None]).numpy()
 
         result["samples"] = time_calls(with_tf, n)
-    elif mode == "image-bare":  # the floor of any handler: Pillow's decode and the bare LiteRT invoke
-        import io
-
-        import numpy as np
-        from ai_edge_litert.interpreter import Interpreter
-        from PIL import Image
-
-        jpeg = (models / "photo.jpg").read_bytes()
-        interp = Interpreter(model_path=str(models / "image" / "model.tflite"), num_threads=1)
-        interp.allocate_tensors()
-        (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
-
-        def decode_and_invoke() -> None:
-            pixels = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), dtype=inp["dtype"])
-            interp.set_tensor(inp["index"], pixels[None])
-            interp.invoke()
-            interp.get_tensor(out["index"])
-
-        result["samples"] = time_calls(decode_and_invoke, n)
-    else:  # text-bare: the LiteRT model behind the text preprocessing, fed the sentence's token ids
-        import numpy as np
-        from ai_edge_litert.interpreter import Interpreter
-        from maas_models.preprocessing.pipeline import Preprocessing
-
-        meta = json.loads((models / "text" / "metadata.json").read_text())
-        pre = Preprocessing.from_manifest(meta)
-        assert pre is not None
-        ids = next(iter(pre.apply({"review": np.asarray([SENTENCE], dtype=object)}).values()))
-        interp = Interpreter(model_path=str(models / "text" / "model.tflite"), num_threads=1)
-        interp.allocate_tensors()
-        (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
-        ids = np.asarray(ids, dtype=inp["dtype"]).reshape(inp["shape"])
-
-        def bare() -> None:
-            interp.set_tensor(inp["index"], ids)
-            interp.invoke()
-            interp.get_tensor(out["index"])
-
-        result["samples"] = time_calls(bare, n)
     Path(out_path).write_text(json.dumps(result))
 
 
+def _decode_and_invoke(models: Path) -> Any:
+    """The floor of any handler for the JPEG: Pillow's decode and the bare LiteRT invoke."""
+    import io
+
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+    from PIL import Image
+
+    jpeg = (models / "photo.jpg").read_bytes()
+    interp = Interpreter(model_path=str(models / "image" / "model.tflite"), num_threads=1)
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+
+    def decode_and_invoke() -> None:
+        pixels = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), dtype=inp["dtype"])
+        interp.set_tensor(inp["index"], pixels[None])
+        interp.invoke()
+        interp.get_tensor(out["index"])
+
+    return decode_and_invoke
+
+
+def _bare_text_invoke(models: Path) -> Any:
+    """The LiteRT model behind the text preprocessing, fed the sentence's token ids."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+    from maas_models.preprocessing.pipeline import Preprocessing
+
+    meta = json.loads((models / "text" / "metadata.json").read_text())
+    pre = Preprocessing.from_manifest(meta)
+    assert pre is not None
+    ids = next(iter(pre.apply({"review": np.asarray([SENTENCE], dtype=object)}).values()))
+    interp = Interpreter(model_path=str(models / "text" / "model.tflite"), num_threads=1)
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    ids = np.asarray(ids, dtype=inp["dtype"]).reshape(inp["shape"])
+
+    def bare() -> None:
+        interp.set_tensor(inp["index"], ids)
+        interp.invoke()
+        interp.get_tensor(out["index"])
+
+    return bare
+
+
 # -- parent -------------------------------------------------------------------------------------------------
-IN_PREDICT_IMAGE = ("image-handler", "text-handler", "image-bare")  # the rest: the TF baselines' env
-
-
 def _spawn(mode: str, models: Path, env: dict[str, str], n: int) -> dict[str, Any]:
     """One child process: the handler in the predict image's environment, the baselines in this one."""
     return run_child(
-        "maas.bench.raw", [mode, str(models), "{out}", str(n)], env, in_predict_image=mode in IN_PREDICT_IMAGE
+        "maas.bench.raw", [mode, str(models), "{out}", str(n)], env, in_predict_image=mode.endswith("handler")
     )
 
 
@@ -226,7 +233,6 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     try:
         image = _spawn("image-handler", models, env, n)
         with_tf = _spawn("image-tf", models, env, max(20, n // 10))
-        image_floor = _spawn("image-bare", models, env, n)
     finally:
         server.stop()
     server, env = publish_to_moto(models / "text", "text", verify=False)
@@ -234,13 +240,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         text = _spawn("text-handler", models, env, n * 3)
         colds = [text["cold_ms"]] + [_spawn("text-handler", models, env, 0)["cold_ms"] for _ in range(4)]
         floor = statistics.median(import_floor_ms(env) for _ in range(len(colds)))
-        bare = _spawn("text-bare", models, env, n * 3)
     finally:
         server.stop()
     if image["tensorflow_imported"] or text["tensorflow_imported"]:
         raise RuntimeError("the predict handler imported TensorFlow")
-    jpeg, tf_p50, jpeg_floor = _p50(image["samples"]), _p50(with_tf["samples"]), _p50(image_floor["samples"])
-    sentence, bare_p50 = _p50(text["samples"]), _p50(bare["samples"])
+    jpeg, jpeg_floor = _p50(image["samples"]["handler"]), _p50(image["samples"]["floor"])
+    tf_p50 = _p50(with_tf["samples"])
+    sentence, bare_p50 = _p50(text["samples"]["handler"]), _p50(text["samples"]["floor"])
     over, cold, speedup = sentence - bare_p50, statistics.median(colds), tf_p50 / jpeg
     return [
         figure("raw", "1 JPEG 224x224 p50 (handler vs TF decode+resize+SavedModel)", "us", jpeg, tf_p50,
