@@ -273,3 +273,18 @@ def test_framework_floor_answers_the_event_and_calls_are_timed_in_rounds() -> No
     assert order[-2:] == ["a", "a"] and order.count("a") == 3 + 6  # warm-up once, then 2 a round
     with pytest.raises(RuntimeError, match="did not answer 200"):  # another path gets Powertools' 404
         framework_floor(rest_event("/v2/models/m/infer", "{}"))
+
+
+def test_cold_starts_alternate_with_import_floors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from maas.bench import handler
+
+    order: list[str] = []
+    monkeypatch.setattr(handler, "import_floor_ms", lambda env: order.append("floor") or 1.0)
+
+    def cold() -> float:
+        order.append("cold")
+        return 2.0
+
+    colds, floors = handler.cold_starts_and_floors(cold, {}, 3, first=5.0)
+    assert (colds, floors) == ([5.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    assert order == ["floor", "cold", "floor", "cold", "floor"]

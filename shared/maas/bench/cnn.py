@@ -13,7 +13,8 @@ cached under .cache/bench-models.
   `maas.bench.handler.framework_floor`: a Powertools resolver and logger answering a constant, timed in
   the same rounds): what any handler on the mandated Powertools event handler costs at least, so the
   1.5 x target reads against it.
-  The cold start's baseline is the import floor (`maas.bench.handler.FLOOR_IMPORTS`:
+  The cold start's baseline is the import floor, measured alternately with the cold starts
+  (`maas.bench.handler.FLOOR_IMPORTS`:
   numpy, orjson, LiteRT and Powertools imported in a fresh process of the same environment): what maas
   adds on top of the libraries every predict handler needs.
 - batch: `.npy` of images scored end to end (`score_range`: read, check rows, predict, write the
@@ -35,8 +36,8 @@ from typing import Any
 from maas.bench._proc import QUIET_TF_ENV, figure, peak_rss_mb
 from maas.bench.handler import (
     LambdaContext,
+    cold_starts_and_floors,
     framework_floor,
-    import_floor_ms,
     load_predict_handler,
     publish_to_moto,
     rest_event,
@@ -216,10 +217,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     n = 2000 if quick else 20000
     try:
         handler = _spawn("handler", model_dir, env, n)
-        colds = [handler["cold_ms"]] + [
-            _spawn("handler", model_dir, env, 0)["cold_ms"] for _ in range(2 if quick else 6)
-        ]
-        floor = statistics.median(import_floor_ms(env) for _ in range(len(colds)))
+        colds, floors = cold_starts_and_floors(
+            lambda: float(_spawn("handler", model_dir, env, 0)["cold_ms"]), env, 3 if quick else 7,
+            first=handler["cold_ms"],
+        )  # fmt: skip
+        floor = statistics.median(floors)
         keras = _spawn("keras", model_dir, env, 20 if quick else 200)
         batch = _spawn("batch", model_dir, env, 20_000 if quick else 200_000)
     finally:

@@ -266,6 +266,20 @@ def import_floor_ms(env: dict[str, str]) -> float:
     return cold
 
 
+def cold_starts_and_floors(
+    cold_ms: Callable[[], float], env: dict[str, str], runs: int, first: float | None = None
+) -> tuple[list[float], list[float]]:
+    """`runs` cold starts (`cold_ms` spawns one; `first`, when given, is one already measured) and as many
+    import floors, alternating, so both see the same machine load."""
+    colds: list[float] = [] if first is None else [first]
+    floors: list[float] = []
+    for index in range(runs):
+        if index >= len(colds):
+            colds.append(cold_ms())
+        floors.append(import_floor_ms(env))
+    return colds, floors
+
+
 def _floor_child(out_path: str) -> None:
     import importlib
     import json
