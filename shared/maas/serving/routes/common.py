@@ -93,8 +93,9 @@ def record_prediction(protocol: str, name: str, version: int, rows: int, started
     emit_prediction(name, version, rows, latency_ms)
     if DEBUG:
         logger.debug(
-            "prediction", protocol=protocol, model=name, version=version, rows=rows, latency_ms=latency_ms
-        )
+            "prediction", protocol=protocol, model=name, version=version, rows=rows,
+            latency_ms=round(latency_ms, 3),  # to the microsecond, as the audit record's duration
+        )  # fmt: skip
     return latency_ms
 
 
