@@ -14,9 +14,6 @@ from maas.timestamps import utc_now_ms
 MB = 1024 * 1024
 
 
-now_iso = utc_now_ms  # manifests' times: the records' one format
-
-
 @dataclass
 class BatchConfig:
     """Everything the batch path reads from the environment (see ``maas.settings``)."""
