@@ -36,6 +36,7 @@ from typing import Any
 from maas.bench._proc import QUIET_TF_ENV, figure, peak_rss_mb
 from maas.bench.handler import (
     LambdaContext,
+    bare_litert,
     cold_starts_and_floors,
     framework_floor,
     load_predict_handler,
@@ -132,19 +133,9 @@ def _raw_call(model_dir: Path, body: str) -> Any:
     """LiteRT invoke plus the request parse (orjson + numpy): the baseline the handler is measured against."""
     import numpy as np
     import orjson
-    from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(model_dir / "model.tflite"), num_threads=1)
-    interp.allocate_tensors()
-    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
-
-    def raw() -> None:
-        x = np.asarray(orjson.loads(body)["instances"], dtype=np.float32)
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        interp.get_tensor(out["index"])
-
-    return raw
+    run, _ = bare_litert(model_dir / "model.tflite")
+    return lambda: run(np.asarray(orjson.loads(body)["instances"], dtype=np.float32))
 
 
 def _batch(model_dir: Path, rows: int) -> dict[str, float]:

@@ -146,6 +146,23 @@ def framework_floor(event: dict[str, Any]) -> Callable[[], Any]:
     return lambda: handler(event, context)
 
 
+def bare_litert(model_path: Path) -> tuple[Callable[[Any], None], dict[str, Any]]:
+    """(run, the input's details) of a bare LiteRT interpreter on a one-input model: `run(x)` is
+    `set_tensor` + `invoke` + `get_tensor`, nothing else. The baselines the handler is read against."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model_path), num_threads=1)
+    interp.allocate_tensors()
+    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+
+    def run(x: Any) -> None:
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        interp.get_tensor(out["index"])
+
+    return run, inp
+
+
 def time_interleaved(
     calls: Mapping[str, Callable[[], Any]], n: int, rounds: int = 10
 ) -> dict[str, list[float]]:

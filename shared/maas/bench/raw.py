@@ -37,6 +37,7 @@ from typing import Any
 from maas.bench._proc import QUIET_TF_ENV, figure
 from maas.bench.handler import (
     LambdaContext,
+    bare_litert,
     cold_starts_and_floors,
     load_predict_handler,
     publish_to_moto,
@@ -171,44 +172,25 @@ def _decode_and_invoke(models: Path) -> Any:
     import io
 
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
     from PIL import Image
 
     jpeg = (models / "photo.jpg").read_bytes()
-    interp = Interpreter(model_path=str(models / "image" / "model.tflite"), num_threads=1)
-    interp.allocate_tensors()
-    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
-
-    def decode_and_invoke() -> None:
-        pixels = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), dtype=inp["dtype"])
-        interp.set_tensor(inp["index"], pixels[None])
-        interp.invoke()
-        interp.get_tensor(out["index"])
-
-    return decode_and_invoke
+    run, inp = bare_litert(models / "image" / "model.tflite")
+    return lambda: run(np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), dtype=inp["dtype"])[None])
 
 
 def _bare_text_invoke(models: Path) -> Any:
     """The LiteRT model behind the text preprocessing, fed the sentence's token ids."""
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
     from maas_models.preprocessing.pipeline import Preprocessing
 
     meta = json.loads((models / "text" / "metadata.json").read_text())
     pre = Preprocessing.from_manifest(meta)
     assert pre is not None
     ids = next(iter(pre.apply({"review": np.asarray([SENTENCE], dtype=object)}).values()))
-    interp = Interpreter(model_path=str(models / "text" / "model.tflite"), num_threads=1)
-    interp.allocate_tensors()
-    (inp,), (out,) = interp.get_input_details(), interp.get_output_details()
+    run, inp = bare_litert(models / "text" / "model.tflite")
     ids = np.asarray(ids, dtype=inp["dtype"]).reshape(inp["shape"])
-
-    def bare() -> None:
-        interp.set_tensor(inp["index"], ids)
-        interp.invoke()
-        interp.get_tensor(out["index"])
-
-    return bare
+    return lambda: run(ids)
 
 
 # -- parent -------------------------------------------------------------------------------------------------
