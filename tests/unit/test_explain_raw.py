@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from maas.protocols.tensors import Signature, TensorSpec
-from maas.rai.explain_groups import explain_groups
+from maas.rai.explain_groups import ExplainOptions, explain_groups
 from maas.rai.segments import components, slic
 from maas_examples import customer_segments, image_classifier, photos
 from maas_examples import sentiment as sentiment_example
@@ -186,11 +186,13 @@ def test_the_region_that_decides_the_class_wins() -> None:
         red = ((x[..., 0] > 150) & (x[..., 1] < 100)).mean(axis=(1, 2))
         return {"p": np.stack([red, 1 - red], axis=1)}
 
-    kwargs: dict[str, Any] = {"manifest": {}, "fingerprint": None, "target": 0}
-    (grid,) = explain_groups(predict, sig, {"img": img[None]}, grid=(4, 4), **kwargs)
+    kwargs: dict[str, Any] = {"manifest": {}, "fingerprint": None}
+    cells = ExplainOptions(grid=(4, 4), target=0)
+    (grid,) = explain_groups(predict, sig, {"img": img[None]}, options=cells, **kwargs)
     assert grid.feature_names[int(np.argmax(grid.attributions))] == "img[8:16, 8:16]"
     assert grid.completeness_error < 1e-9
-    (sp,) = explain_groups(predict, sig, {"img": img[None]}, segments="superpixels", n_segments=16, **kwargs)
+    superpixels = ExplainOptions(segments="superpixels", n_segments=16, target=0)
+    (sp,) = explain_groups(predict, sig, {"img": img[None]}, options=superpixels, **kwargs)
     labels = np.asarray(sp.extra["segmentation"]["img"]["labels"])
     inside = np.unique(labels[8:16, 8:16])
     assert not np.isin(labels[:8], inside).any() and not np.isin(labels[16:], inside).any()  # follows edges

@@ -31,25 +31,21 @@ category ids), and models whose explained output is not one ``[N, C]`` score per
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from maas.protocols.tensors import Signature
-from maas.rai.explain import (
-    DEFAULT_MAX_BATCH_ROWS,
-    Explanation,
-    Method,
-    explanation_response,
-    manifest_class_labels,
-)
+from maas.rai.explain import Explanation, explanation_response, manifest_class_labels
 from maas.rai.groups import (  # re-exported: the group machinery, shared with maas.rai.explain_raw
     DEFAULT_GRID,
+    DEFAULT_OPTIONS,
     DEFAULT_SUPERPIXELS,
     MAX_GRID_CELLS,
     MAX_SUPERPIXELS,
     SEGMENTATIONS,
+    ExplainOptions,
     Group,
     GroupPlan,
     NamedPredict,
@@ -66,6 +62,7 @@ from maas.rai.groups import (  # re-exported: the group machinery, shared with m
 __all__ = [
     "DEFAULT_GRID",
     "DEFAULT_SUPERPIXELS",
+    "ExplainOptions",
     "Group",
     "GroupPlan",
     "NamedPredict",
@@ -91,17 +88,7 @@ def per_feature(signature: Signature) -> bool:
 
 
 def explain_loaded(
-    model: Any,
-    inputs: Mapping[str, np.ndarray],
-    *,
-    grid: tuple[int, int] = (DEFAULT_GRID, DEFAULT_GRID),
-    segments: Segmentation = "grid",
-    n_segments: int = DEFAULT_SUPERPIXELS,
-    output: str | None = None,
-    target: int | str | Sequence[int | str] | None = None,
-    method: Method = "auto",
-    n_samples: int | None = None,
-    token_baseline: str | None = None,
+    model: Any, inputs: Mapping[str, np.ndarray], options: ExplainOptions = DEFAULT_OPTIONS
 ) -> list[Explanation]:
     """Explain bound inputs of a served model (``maas_models.LoadedModel``): per feature for one
     ``[N, F]`` input, per token / raw input for a model with its own preprocessing
@@ -112,23 +99,18 @@ def explain_loaded(
     if getattr(model, "preprocessing", None) is not None:
         from maas.rai.explain_raw import explain_raw
 
-        return explain_raw(
-            model,
-            inputs,
-            grid=grid,
-            segments=segments,
-            n_segments=n_segments,
-            output=output,
-            target=target,
-            method=method,
-            n_samples=n_samples,
-            absent=token_baseline or "mask",  # type: ignore[arg-type]
-        )
-    if token_baseline is not None:
+        return explain_raw(model, inputs, options)
+    if options.token_baseline is not None:
         raise NotExplainable("'token_baseline' applies to models whose inputs are raw text")
     if per_feature(signature):
         return explain_model(
-            model, inputs[signature.inputs[0].name], target=target, method=method, n_samples=n_samples
+            model,
+            inputs[signature.inputs[0].name],
+            target=options.target,
+            method=options.method,
+            n_samples=options.n_samples,
+            seed=options.seed,
+            max_batch_rows=options.max_batch_rows,
         )
     return explain_groups(
         model.predict_named,
@@ -136,13 +118,7 @@ def explain_loaded(
         inputs,
         manifest=model.manifest,
         fingerprint=model.manifest.fingerprint,
-        grid=grid,
-        segments=segments,
-        n_segments=n_segments,
-        output=output,
-        target=target,
-        method=method,
-        n_samples=n_samples,
+        options=options,
     )
 
 
@@ -221,26 +197,21 @@ def explain_groups(
     *,
     manifest: Any,
     fingerprint: Mapping[str, Any] | None,
-    grid: tuple[int, int] = (DEFAULT_GRID, DEFAULT_GRID),
-    segments: Segmentation = "grid",
-    n_segments: int = DEFAULT_SUPERPIXELS,
-    output: str | None = None,
-    target: int | str | Sequence[int | str] | None = None,
-    method: Method = "auto",
-    n_samples: int | None = None,
-    seed: int = 0,
-    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    options: ExplainOptions = DEFAULT_OPTIONS,
 ) -> list[Explanation]:
     """Explain every row of ``inputs`` (bound, batched) over its groups, for one class of one output."""
-    out_spec = explained_output(signature, output)
+    out_spec = explained_output(signature, options.output)
     row_shapes = {name: tuple(arr.shape[1:]) for name, arr in inputs.items()}
     base, source, warnings = baselines(signature, row_shapes, fingerprint)
-    fixed = None if segments == "superpixels" else plan_groups(signature, row_shapes, grid)
+    grid = options.grid
+    fixed = None if options.segments == "superpixels" else plan_groups(signature, row_shapes, grid)
 
     def planner(_: int, row: Mapping[str, np.ndarray]) -> tuple[GroupPlan, Mapping[str, np.ndarray]]:
         if fixed is not None:
             return fixed, base
-        plan = plan_groups(signature, row_shapes, grid, segments=segments, n_segments=n_segments, row=row)
+        plan = plan_groups(
+            signature, row_shapes, grid, segments=options.segments, n_segments=options.n_segments, row=row
+        )
         return plan, base
 
     labels = list(out_spec.class_labels) or (
@@ -253,11 +224,7 @@ def explain_groups(
         planner,
         out_spec=out_spec,
         labels=labels,
-        target=target,
-        method=method,
-        n_samples=n_samples,
-        seed=seed,
-        max_batch_rows=max_batch_rows,
+        options=options,
         baseline_source=source,
         warnings=warnings,
     )
@@ -276,4 +243,5 @@ def explain_for_queue(
         if not _QUEUE_SETTINGS:
             _QUEUE_SETTINGS.append(RaiSettings())
         settings = _QUEUE_SETTINGS[0]
-    return explanation_response(explain_loaded(model, inputs, n_samples=settings.explain_samples))
+    options = ExplainOptions(n_samples=settings.explain_samples)
+    return explanation_response(explain_loaded(model, inputs, options))

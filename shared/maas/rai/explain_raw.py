@@ -32,9 +32,9 @@ The rule used for every input is in the response (``baselines``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from maas_models.preprocessing.hashing import Hashing
@@ -45,23 +45,21 @@ from maas_models.preprocessing.strings import as_text
 from maas_models.preprocessing.text import TextVectorization
 
 from maas.protocols.tensors import Signature, TensorSpec
-from maas.rai.explain import DEFAULT_MAX_BATCH_ROWS, Explanation, Method, manifest_class_labels
+from maas.rai.explain import Explanation, manifest_class_labels
 from maas.rai.groups import (
-    DEFAULT_GRID,
-    DEFAULT_SUPERPIXELS,
+    ABSENT,
+    DEFAULT_OPTIONS,
+    Absent,
+    ExplainOptions,
     Group,
     GroupPlan,
     NotExplainable,
-    Segmentation,
     _check_explainable,
     baselines,
     explain_rows,
     explained_output,
     image_groups,
 )
-
-Absent = Literal["mask", "oov"]
-ABSENT: tuple[str, ...] = ("mask", "oov")
 
 
 @dataclass(frozen=True)
@@ -74,29 +72,19 @@ class _Fixed:
 
 
 def explain_raw(
-    model: Any,
-    inputs: Mapping[str, np.ndarray],
-    *,
-    grid: tuple[int, int] = (DEFAULT_GRID, DEFAULT_GRID),
-    segments: Segmentation = "grid",
-    n_segments: int = DEFAULT_SUPERPIXELS,
-    output: str | None = None,
-    target: int | str | Sequence[int | str] | None = None,
-    method: Method = "auto",
-    n_samples: int | None = None,
-    absent: Absent = "mask",
-    seed: int = 0,
-    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    model: Any, inputs: Mapping[str, np.ndarray], options: ExplainOptions = DEFAULT_OPTIONS
 ) -> list[Explanation]:
     """Explain raw inputs (bound as for ``:predict``) of a ``LoadedModel`` with preprocessing."""
+    absent: Absent = options.token_baseline or "mask"
     if absent not in ABSENT:
         raise NotExplainable(f"'token_baseline' must be one of {', '.join(ABSENT)}")
+    grid, segments, n_segments = options.grid, options.segments, options.n_segments
     pre: Preprocessing = model.preprocessing
     raw_sig: Signature = model.manifest.signature
     model_sig = pre.model_signature
     checked = raw_sig.check_inputs(inputs)
     model_inputs = pre.apply(checked)  # InvalidInput (a 400) names the raw input and the layer
-    out_spec = explained_output(model_sig, output)
+    out_spec = explained_output(model_sig, options.output)
     labels = list(out_spec.class_labels) or (
         manifest_class_labels(model.manifest) if len(model_sig.outputs) == 1 else []
     )
@@ -164,11 +152,7 @@ def explain_raw(
         planner,
         out_spec=out_spec,
         labels=labels,
-        target=target,
-        method=method,
-        n_samples=n_samples,
-        seed=seed,
-        max_batch_rows=max_batch_rows,
+        options=options,
         baseline_source="per-input",
         warnings=warnings,
     )

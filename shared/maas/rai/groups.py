@@ -22,7 +22,14 @@ import numpy as np
 from maas_models.errors import InvalidInput
 
 from maas.protocols.tensors import Signature, TensorSpec
-from maas.rai.explain import Explanation, Method, _resolve_targets, default_n_samples, resolve_method
+from maas.rai.explain import (
+    DEFAULT_MAX_BATCH_ROWS,
+    Explanation,
+    Method,
+    _resolve_targets,
+    default_n_samples,
+    resolve_method,
+)
 from maas.rai.segments import grid_labels, slic
 from maas.rai.shapley import estimate
 from maas.rai.summary import is_tabular
@@ -35,6 +42,32 @@ DEFAULT_SUPERPIXELS = 16
 MAX_SUPERPIXELS = 256
 SEGMENTATIONS = ("grid", "superpixels")
 Segmentation = Literal["grid", "superpixels"]
+Absent = Literal["mask", "oov"]  # what a switched-off token becomes (``maas.rai.explain_raw``)
+ABSENT: tuple[str, ...] = ("mask", "oov")
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """What one explanation is asked for, passed whole from the route (or the queue) to the estimators.
+
+    ``grid`` / ``segments`` / ``n_segments`` cut image inputs; ``output`` and ``target`` choose the
+    explained scores; ``method`` / ``n_samples`` / ``seed`` / ``max_batch_rows`` drive the estimator
+    (``maas.rai.shapley``); ``token_baseline`` is what a switched-off token becomes (raw text only,
+    default ``"mask"``)."""
+
+    grid: tuple[int, int] = (DEFAULT_GRID, DEFAULT_GRID)
+    segments: Segmentation = "grid"
+    n_segments: int = DEFAULT_SUPERPIXELS
+    output: str | None = None
+    target: int | str | Sequence[int | str] | None = None
+    method: Method = "auto"
+    n_samples: int | None = None
+    token_baseline: Absent | None = None
+    seed: int = 0
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+
+
+DEFAULT_OPTIONS = ExplainOptions()  # frozen, so one shared default is safe
 
 
 class NotExplainable(InvalidInput):
@@ -75,16 +108,13 @@ def explain_rows(
     *,
     out_spec: TensorSpec,
     labels: Sequence[str],
-    target: int | str | Sequence[int | str] | None,
-    method: Method,
-    n_samples: int | None,
-    seed: int,
-    max_batch_rows: int,
+    options: ExplainOptions,
     baseline_source: str,
     warnings: Sequence[str],
 ) -> list[Explanation]:
     """The estimators of ``maas.rai.shapley`` in group space, row by row: ``planner`` gives each row's
     groups and baseline (model inputs); a coalition switches the values of its groups to the row's."""
+    target, method, n_samples = options.target, options.method, options.n_samples
     n = len(next(iter(inputs.values())))
     targets = list(target) if isinstance(target, list) else [target] * n
     if len(targets) != n:
@@ -120,8 +150,8 @@ def explain_rows(
                 np.zeros(d, np.float32),
                 row_method,
                 n_samples,
-                seed,
-                max_batch_rows,
+                options.seed,
+                options.max_batch_rows,
                 select,
             )
         else:  # nothing to switch (e.g. an empty sentence): f(x) = f(baseline), nothing to attribute

@@ -111,7 +111,7 @@ def _explanations(
     """`maas.rai.explain_groups.explain_loaded`; a 400 naming why when an explanation cannot apply."""
     from maas_models.errors import InvalidInput
 
-    from maas.rai.explain_groups import explain_loaded, parse_grid, parse_segments
+    from maas.rai.explain_groups import ExplainOptions, explain_loaded, parse_grid, parse_segments
 
     if tabular:
         for key in ("grid", "segments", "n_segments", "output"):
@@ -127,9 +127,7 @@ def _explanations(
         raise ProtocolError('\'token_baseline\' must be "mask" (padding id 0) or "oov" (the OOV id)')
     try:
         segments, n_segments = parse_segments(body.get("segments"), body.get("n_segments"))
-        return explain_loaded(
-            loaded,
-            inputs,
+        options = ExplainOptions(
             grid=parse_grid(body.get("grid")),
             segments=segments,
             n_segments=n_segments,
@@ -139,6 +137,7 @@ def _explanations(
             method=method,  # type: ignore[arg-type]
             n_samples=STATE.settings.explain_samples,
         )
+        return explain_loaded(loaded, inputs, options)
     except InvalidInput as exc:
         raise ProtocolError(f"cannot explain this request: {exc}") from None
 
