@@ -157,6 +157,27 @@ def test_readme_rows_say_the_run_they_come_from(tmp_path: Path) -> None:
     assert "full run" not in again
 
 
+def test_readme_from_json_labels_rows_with_the_runs_own_time(tmp_path: Path) -> None:
+    """`maas bench --from-json X --update-readme`: the rows say when X was measured, not when it was read."""
+    import argparse
+
+    from maas.cli.bench import main
+
+    results = [AreaResult("predict", figures=[normalise_figure("predict", FIG)], seconds=1.5)]
+    path = report.write_json(tmp_path / "bench.json", results, quick=False)
+    doc = orjson.loads(path.read_bytes())
+    doc["created_at"], doc["machine"]["cpus"] = "2026-01-02T03:04:05Z", 64
+    path.write_bytes(orjson.dumps(doc))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:start -->\n<!-- bench:end -->\n")
+    args = argparse.Namespace(
+        from_json=path, update_readme=True, readme=readme, fail_on_miss=False, area="all"
+    )
+    assert main(args) == 0
+    (row,) = [line for line in readme.read_text().splitlines() if line.startswith("| predict")]
+    assert row.endswith("| 2026-01-02 03:04 UTC, full, 64 CPUs |")
+
+
 def test_readme_without_markers_is_an_error(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")

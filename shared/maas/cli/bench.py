@@ -127,9 +127,9 @@ def main(args: argparse.Namespace) -> int:
 
     if args.from_json is not None:
         results, doc = report.read_json(args.from_json)
-        quick = bool(doc.get("quick"))
+        quick, run = bool(doc.get("quick")), report.run_label_of(doc)
     else:
-        quick = bool(args.quick)
+        quick, run = bool(args.quick), None
         areas = list(AREAS) if args.area == "all" else [args.area]
         results = []
         for area in areas:
@@ -147,7 +147,7 @@ def main(args: argparse.Namespace) -> int:
     print(report.format_table(results))
     if args.update_readme:
         try:
-            changed = report.update_readme(args.readme, results, quick=quick)
+            changed = report.update_readme(args.readme, results, quick=quick, run=run)
         except (OSError, ValueError) as exc:
             print(f"maas bench: cannot update {args.readme}: {exc}", file=sys.stderr)
             return 2
