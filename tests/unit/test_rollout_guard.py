@@ -95,6 +95,8 @@ def _send(client: Client, callers: int, poison_every: int = 0) -> dict[str, list
 
 
 def _decisions(st: Any) -> list[dict[str, Any]]:
+    """The guard's audited decisions in the order they were made: by their `ts` (milliseconds), since
+    audit objects are named to the second and two evaluations in one second list in random order."""
     import orjson
 
     out = []
@@ -102,11 +104,12 @@ def _decisions(st: Any) -> list[dict[str, Any]]:
         for obj in page.get("Contents", ()):
             body = st.s3.get_object(Bucket=st.bucket, Key=obj["Key"])["Body"].read()
             out += [orjson.loads(line) for line in body.splitlines() if line.strip()]
-    return [
+    decisions = [
         r
         for r in out
         if r["kind"] == "rollout" and (r.get("extra") or {}).get("change") == "rollout_decision"
     ]
+    return sorted(decisions, key=lambda r: str(r["ts"]))
 
 
 def test_guard_rolls_back_a_candidate_that_fails(stack: Any) -> None:
@@ -146,7 +149,9 @@ def test_guard_steps_and_completes_a_healthy_canary(stack: Any) -> None:
     record, _ = st.rollouts.read("ref", "production")
     assert record["version"] == 3 and "rollout" not in record
     assert set(_send(st.client, 10)["200"]) == {3}
-    assert [d["extra"]["action"] for d in _decisions(st)] == ["step", "complete"]
+    decisions = _decisions(st)
+    assert [d["extra"]["action"] for d in decisions] == ["step", "complete"]
+    assert [d["extra"]["numbers"]["weight"] for d in decisions] == [20, 60]  # each at the weight it judged
 
 
 def test_guard_never_promotes_on_missing_data(stack: Any) -> None:
