@@ -176,6 +176,14 @@ def test_readme_from_json_labels_rows_with_the_runs_own_time(tmp_path: Path) -> 
     assert main(args) == 0
     (row,) = [line for line in readme.read_text().splitlines() if line.startswith("| predict")]
     assert row.endswith("| 2026-01-02 03:04 UTC, full, 64 CPUs |")
+    del doc["created_at"]  # a hand-made or damaged document: labelled as such, never as today's run
+    assert report.run_label_of(doc) == "time unknown, full, 64 CPUs"
+
+
+def test_readme_block_without_figures_has_a_full_placeholder_row(tmp_path: Path) -> None:
+    block = report.render_markdown([], quick=True)
+    header, placeholder = block.splitlines()[2], block.splitlines()[-1]
+    assert placeholder.startswith("| - | no figures yet |") and placeholder.count("|") == header.count("|")
 
 
 def test_readme_without_markers_is_an_error(tmp_path: Path) -> None:

@@ -173,12 +173,15 @@ def run_label(*, quick: bool, when: str | None = None, cpus: int | None = None) 
 
 
 def run_label_of(doc: Mapping[str, Any]) -> str:
-    """The Run cell of a run read back from its JSON (`read_json`): its own time and machine, not now."""
-    created = dt.datetime.strptime(str(doc["created_at"]), "%Y-%m-%dT%H:%M:%SZ")
+    """The Run cell of a run read back from its JSON (`read_json`): its own time and machine, not now
+    ("time unknown" for a document without a readable `created_at`, rather than today's date)."""
+    try:
+        created = dt.datetime.strptime(str(doc.get("created_at")), "%Y-%m-%dT%H:%M:%SZ")
+        when = created.strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        when = "time unknown"
     machine = doc.get("machine") or {}
-    return run_label(
-        quick=bool(doc.get("quick")), when=created.strftime("%Y-%m-%d %H:%M UTC"), cpus=machine.get("cpus")
-    )
+    return run_label(quick=bool(doc.get("quick")), when=when, cpus=machine.get("cpus"))
 
 
 def render_markdown(
@@ -198,7 +201,7 @@ def render_markdown(
     ]
     rows = [*kept_rows, *(markdown_row([*figure_row(f), run]) for f in all_figures(results))]
     if not rows:
-        rows = ["| - | no figures yet | - | - | - | - | - |"]
+        rows = [markdown_row(["-", "no figures yet", "-", "-", "-", "-", "-", "-"])]
     return "\n".join([*header, *rows])
 
 
