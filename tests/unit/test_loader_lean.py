@@ -25,6 +25,8 @@ HEAVY = ("tensorflow", "keras", "tf_keras", "boto3", "botocore")
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
 print("HEAVY=" + ",".join(heavy))
 print("READER=" + loader.registry.reader.kind)
+# host names reach socket as bytes: a str host makes socket import the "idna" codec (~3 ms cold)
+print("IDNA=" + str("encodings.idna" in sys.modules))
 """
 
 MISSING_TF = r"""
@@ -52,6 +54,7 @@ def test_serving_path_imports_no_tensorflow_keras_or_boto3(published_ref: Regist
     out = _run(SERVE, str(tmp_path / "cache"))
     assert "HEAVY=\n" in out, out
     assert "READER=lite" in out
+    assert "IDNA=False" in out, out
 
 
 def test_serving_path_with_boto3_reader_still_no_tensorflow(
