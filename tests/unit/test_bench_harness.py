@@ -348,3 +348,17 @@ def test_cold_starts_alternate_with_import_floors(monkeypatch: pytest.MonkeyPatc
     colds, floors = handler.cold_starts_and_floors(cold, {}, 3, first=5.0)
     assert (colds, floors) == ([5.0, 2.0, 2.0], [1.0, 1.0, 1.0])
     assert order == ["floor", "cold", "floor", "cold", "floor"]
+
+
+def test_excess_over_floor_is_the_median_of_paired_differences() -> None:
+    from maas.bench.handler import excess_over_floor
+
+    # each cold start is read against the floor measured beside it: here the differences are 100, 20
+    # and 250, so 100; the difference of the medians (300 - 240) would say 60
+    colds, floors = [300.0, 260.0, 500.0], [200.0, 240.0, 250.0]
+    assert excess_over_floor(colds, floors) == 100.0
+    assert excess_over_floor([310.0, 250.0, 260.0], [200.0, 200.0, 200.0]) == 60.0
+    with pytest.raises(ValueError, match="as many cold starts as floors"):
+        excess_over_floor([300.0], [200.0, 210.0])
+    with pytest.raises(ValueError):
+        excess_over_floor([], [])

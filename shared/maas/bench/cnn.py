@@ -15,10 +15,12 @@ cached under .cache/bench-models.
   1.5 x target reads against it.
   The cold start's baseline is the import floor, measured alternately with the cold starts
   (`maas.bench.handler.FLOOR_IMPORTS`:
-  numpy, orjson, LiteRT and Powertools imported in a fresh process of the same environment): what maas
-  adds on top of the libraries every predict handler needs.
+  numpy, orjson, LiteRT and Powertools imported in a fresh process of the same environment); beside it,
+  what maas adds on top of the libraries every predict handler needs (the median of the paired
+  differences, `excess_over_floor`).
 - batch: `.npy` of images scored end to end (`score_range`: read, check rows, predict, write the
-  row-aligned output) vs raw LiteRT on the same array in the same batch size. Target >= 80 %.
+  row-aligned output) vs raw LiteRT on the same array in the same batch size, best of 5 each,
+  interleaved. Target >= 80 %.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from maas.bench.handler import (
     LambdaContext,
     bare_litert,
     cold_starts_and_floors,
+    excess_over_floor,
     framework_floor,
     load_predict_handler,
     publish_to_moto,
@@ -168,9 +171,10 @@ def _batch(model_dir: Path, rows: int) -> dict[str, float]:
             out.commit()
             errors.commit()
 
-        # interleaved, best of 3 each: on a shared machine both see the same load
+        # interleaved, best of 5 each: on a shared machine both see the same load (best of 3 still
+        # read anywhere from 0.80 to 0.93 x raw in consecutive runs)
         raw_runs, e2e_runs = [], []
-        for _ in range(3):
+        for _ in range(5):
             raw_runs.append(_seconds(lambda: backend.predict_named({name: images})))
             e2e_runs.append(_seconds(end_to_end))
         best, best_raw = min(e2e_runs), min(raw_runs)
@@ -235,6 +239,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         figure("cnn", f"cold start p50 of {len(colds)} (vs the import floor)", "ms", cold, floor,
                cold / floor,
                f"<= {TARGETS['cold_ms']:g} ms", cold <= TARGETS["cold_ms"], digits=1),
+        figure("cnn", f"cold start above the import floor (p50 of {len(colds)} paired runs)", "ms",
+               excess_over_floor(colds, floors), None, None, None, None, digits=1),
         figure("cnn", "handler peak RSS", "MB", handler["rss_mb"], None, None,
                f"<= {TARGETS['rss_mb']:g} MB", handler["rss_mb"] <= TARGETS["rss_mb"], digits=1),
         figure("cnn", "batch .npy images/s (end to end vs raw LiteRT)", "images/s", batch["maas_images_s"],

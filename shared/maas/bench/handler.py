@@ -297,6 +297,18 @@ def cold_starts_and_floors(
     return colds, floors
 
 
+def excess_over_floor(colds: list[float], floors: list[float]) -> float:
+    """What maas adds to a cold start: the median of each cold start minus the import floor measured
+    right after it (``cold_starts_and_floors`` pairs them). On a shared machine the floor itself moves
+    by tens of ms between runs; a paired difference cancels most of that, a difference of medians
+    would not."""
+    import statistics  # here, not at the top: a handler child imports this module in its cold start
+
+    if len(colds) != len(floors) or not colds:
+        raise ValueError(f"need as many cold starts as floors, got {len(colds)} and {len(floors)}")
+    return float(statistics.median(cold - floor for cold, floor in zip(colds, floors, strict=True)))
+
+
 def _floor_child(out_path: str) -> None:
     import importlib
     import json

@@ -18,8 +18,8 @@ Figures:
   `get_tensor` on the token ids, timed interleaved with the handler in its process). Target: <= 200 us.
 - cold start of the text model: process start to the first answer (model preloaded at init, as
   MAAS_PRELOAD does in Lambda), against the import floor (`maas.bench.handler.FLOOR_IMPORTS`),
-  measured alternately with the cold starts.
-  Target: <= 300 ms.
+  measured alternately with the cold starts, and what maas adds above that floor (the median of the
+  paired differences). Target: <= 300 ms.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from maas.bench.handler import (
     LambdaContext,
     bare_litert,
     cold_starts_and_floors,
+    excess_over_floor,
     load_predict_handler,
     publish_to_moto,
     rest_event,
@@ -243,6 +244,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         figure("raw", f"text model cold start p50 of {len(colds)} (vs the import floor)", "ms", cold, floor,
                cold / floor,
                f"<= {TARGETS['cold_ms']:g} ms", cold <= TARGETS["cold_ms"], digits=1),
+        figure("raw", f"text model cold start above the import floor (p50 of {len(colds)} paired runs)", "ms",
+               excess_over_floor(colds, floors), None, None, None, None, digits=1),
     ]  # fmt: skip
 
 
